@@ -1,0 +1,73 @@
+"""obembed: text and image embeddings, stored beside scalar data in OceanBase / seekdb vector tables.
+
+Quick start::
+
+    import obembed
+    model = obembed.load()                      # st:all-MiniLM-L6-v2, offline
+    vecs = model.embed_documents(["a cat", "a dog"])
+    obembed.similarity(vecs, vecs)              # 2x2 cosine matrix
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .errors import ObembedError
+from .providers.base import Provider
+from .registry import Registry, default_registry, parse_spec
+from .settings import DEFAULT_MODEL, Settings, get_settings
+from .similarity import similarity
+from .types import Distance, EmbedResult, Kind, Metric, TruncatePolicy, Vector, Vectors
+
+if TYPE_CHECKING:
+    from .store import Store
+
+try:
+    __version__ = version("obembed")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Distance",
+    "EmbedResult",
+    "Kind",
+    "Metric",
+    "ObembedError",
+    "Provider",
+    "Registry",
+    "Settings",
+    "TruncatePolicy",
+    "Vector",
+    "Vectors",
+    "__version__",
+    "connect",
+    "default_registry",
+    "errors",
+    "get_settings",
+    "load",
+    "parse_spec",
+    "similarity",
+]
+
+
+def load(spec: str | None = None, *, settings: Settings | None = None, **options: Any) -> Provider:
+    """Build a provider from a spec such as ``st:BAAI/bge-m3`` or ``dashscope:text-embedding-v3?dimensions=512``.
+
+    With no spec, the configured default (``OBEMBED_MODEL``, else ``st:all-MiniLM-L6-v2``, offline).
+    Keyword options override the spec's query-string options. Models load lazily, on first use.
+    """
+    settings = settings or get_settings()
+    return default_registry().create(spec or settings.model, settings=settings, **options)
+
+
+def connect(dsn: str | None = None, **kwargs: Any) -> Store:
+    """Open the vector store: embedded seekdb in a local folder by default, or a server by DSN.
+
+    See :func:`obembed.store.connect`.
+    """
+    from .store import connect as _connect
+
+    return _connect(dsn, **kwargs)

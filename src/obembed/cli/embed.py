@@ -1,0 +1,188 @@
+"""``obembed embed``, ``obembed similarity``, ``obembed models``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import InvalidInputError
+from ._common import echo_json, load_provider, model_option
+
+__all__ = ["embed", "models", "similarity_cmd"]
+
+
+def read_texts(path: str, field: str = "text") -> list[str]:
+    """One text per line, or JSONL (each line an object with ``field``, or a JSON string)."""
+    if path == "-":
+        raw = sys.stdin.read()
+        name = "<stdin>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidInputError(f"--file {path!r} does not exist or is not a file")
+        raw = p.read_text(encoding="utf-8", errors="replace")
+        name = path
+    lines = [ln for ln in raw.splitlines() if ln.strip()]
+    if path.endswith(".jsonl") or (lines and lines[0].lstrip().startswith(("{", '"'))):
+        out = []
+        for n, ln in enumerate(lines, 1):
+            try:
+                obj = json.loads(ln)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{name} line {n} is not JSON: {exc.msg}; use one text per line or JSONL")\
+                    from exc
+            if isinstance(obj, str):
+                out.append(obj)
+            elif isinstance(obj, dict) and isinstance(obj.get(field), str):
+                out.append(obj[field])
+            else:
+                raise InvalidInputError(f"{name} line {n} has no string field {field!r}; pass --field NAME")
+        return out
+    return lines
+
+
+def _write_vectors(vectors: np.ndarray, texts: list[str], fmt: str, output: str | None,
+                   stats: dict[str, Any]) -> None:
+    if fmt == "npy":
+        if output is None:
+            if sys.stdout.isatty():
+                raise click.UsageError("--format npy writes binary: give --output FILE.npy or redirect stdout")
+            np.save(sys.stdout.buffer, vectors)
+        else:
+            np.save(output, vectors)
+            click.echo(f"wrote {vectors.shape[0]}x{vectors.shape[1]} float32 to {output}", err=True)
+        return
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        if fmt == "jsonl":
+            for t, v in zip(texts, vectors, strict=True):
+                out.write(json.dumps({"text": t, "embedding": [float(x) for x in v]}, ensure_ascii=False) + "\n")
+        else:
+            json.dump({"model": stats["model"], "dimension": int(vectors.shape[1]),
+                       "truncated": stats["truncated"], "embeddings": vectors.tolist()}, out)
+            out.write("\n")
+    finally:
+        if output:
+            out.close()
+
+
+@click.command()
+@click.argument("texts", nargs=-1)
+@click.option("-f", "--file", "file", metavar="FILE", help="Read texts from FILE (one per line, or JSONL); - = stdin.")
+@click.option("--field", default="text", show_default=True, help="JSONL field holding the text.")
+@click.option("--image", "images", multiple=True, metavar="PATH", help="Embed an image (clip: models).")
+@click.option("--query", is_flag=True, help="Embed as search queries (query prompt/prefix) instead of documents.")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "npy"]), default="json", show_default=True)
+@click.option("--output", metavar="FILE", help="Write to FILE instead of stdout.")
+@click.option("--truncate", type=click.Choice(["truncate", "error"]), default=None,
+              help="Long-input policy (default: truncate, counted and reported).")
+@model_option
+def embed(texts: tuple[str, ...], file: str | None, field: str, images: tuple[str, ...], query: bool, fmt: str,
+          output: str | None, truncate: str | None, model: str | None, options: tuple[str, ...]) -> None:
+    """Embed TEXTS (or --file, or --image) and print the vectors.
+
+    \b
+    Examples:
+      obembed embed "What is OceanBase?" "A distributed database"
+      obembed embed --file notes.txt --format npy --output notes.npy
+      obembed embed --model clip:openai/clip-vit-base-patch32 --image cat.jpg
+    """
+    items = list(texts) + (read_texts(file, field) if file else [])
+    if not items and not images:
+        raise click.UsageError("nothing to embed: give TEXT arguments, --file FILE or --image PATH")
+    provider = load_provider(model, options, purpose="oneshot")
+    parts: list[np.ndarray] = []
+    truncated: list[int] = []
+    labels: list[str] = []
+    if items:
+        res = provider.embed(items, kind="query" if query else "document", truncate=truncate)
+        parts.append(res.vectors)
+        truncated = res.truncated
+        labels += items
+        if res.truncated:
+            click.echo(f"note: {len(res.truncated)} of {len(items)} inputs were truncated to "
+                       f"{provider.max_input_tokens} tokens", err=True)
+    if images:
+        parts.append(provider.embed_images(list(images)))
+        labels += list(images)
+    vectors = np.concatenate(parts, axis=0)
+    _write_vectors(vectors, labels, fmt, output, {"model": provider.spec, "truncated": truncated})
+
+
+@click.command("similarity")
+@click.argument("texts", nargs=-1)
+@click.option("--text", "more_texts", multiple=True, metavar="TEXT", help="A text (repeatable).")
+@click.option("--image", "images", multiple=True, metavar="PATH", help="An image (clip: models; repeatable).")
+@click.option("--metric", type=click.Choice(["cosine", "dot", "l2"]), default="cosine", show_default=True)
+@click.option("--plot", metavar="OUT.png", help="Also save a heatmap (PNG or SVG).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@model_option
+def similarity_cmd(texts: tuple[str, ...], more_texts: tuple[str, ...], images: tuple[str, ...], metric: str,
+                   plot: str | None, as_json: bool, model: str | None, options: tuple[str, ...]) -> None:
+    """Similarity matrix between TEXTS (and --image files, for cross-modal models).
+
+    \b
+    Example (the guide's four sentences):
+      obembed similarity "The weather is lovely today." "It's so sunny outside!" \\
+          "He drove to the stadium." "OceanBase stores vectors." --plot sim.png
+    """
+    from ..similarity import similarity
+
+    items = list(texts) + list(more_texts)
+    if len(items) + len(images) < 1:
+        raise click.UsageError("give at least one TEXT or --image")
+    provider = load_provider(model, options, purpose="oneshot")
+    parts = []
+    if items:
+        parts.append(provider.embed_documents(items))
+    if images:
+        parts.append(provider.embed_images(list(images)))
+    vectors = np.concatenate(parts, axis=0)
+    labels = items + [Path(p).name for p in images]
+    matrix = similarity(vectors, vectors, metric=metric)  # type: ignore[arg-type]
+    if as_json:
+        echo_json({"model": provider.spec, "metric": metric, "labels": labels, "matrix": matrix.round(6).tolist()})
+    else:
+        click.echo(format_matrix(matrix, labels))
+    if plot:
+        from ..plots import heatmap
+
+        heatmap(matrix, labels, plot, title=f"{metric} similarity — {provider.spec}")
+        click.echo(f"heatmap written to {plot}", err=True)
+
+
+def format_matrix(matrix: np.ndarray, labels: list[str], width: int = 28) -> str:
+    """A plain-text table: one row per label, numbered columns."""
+    short = [(lb if len(lb) <= width else lb[: width - 1] + "…") for lb in labels]
+    lw = max(len(s) for s in short) + 4
+    head = " " * lw + "".join(f"{j:>9}" for j in range(len(labels)))
+    rows = [f"[{i}] {s}".ljust(lw) + "".join(f"{x:9.4f}" for x in matrix[i]) for i, s in enumerate(short)]
+    return "\n".join([head, *rows])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(as_json: bool) -> None:
+    """List provider backends, their spec form and the default model."""
+    from ..registry import default_registry
+    from ..settings import DEFAULT_MODEL, get_settings
+
+    reg = default_registry()
+    rows = reg.describe()
+    current = get_settings().model
+    if as_json:
+        echo_json({"default": DEFAULT_MODEL, "configured": current, "backends": rows,
+                   "recommended": "st:BAAI/bge-m3"})
+        return
+    click.echo(f"default model: {DEFAULT_MODEL} (offline, bundled)")
+    if current != DEFAULT_MODEL:
+        click.echo(f"configured (OBEMBED_MODEL): {current}")
+    click.echo("recommended for multilingual work: st:BAAI/bge-m3 (1024-d, 8192 tokens)\n")
+    click.echo("backends (spec BACKEND:MODEL):")
+    for name, desc in rows.items():
+        click.echo(f"  {name:<18} {desc}")

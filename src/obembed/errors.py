@@ -1,0 +1,263 @@
+"""The obembed error tree.
+
+Every error obembed raises on purpose derives from :class:`ObembedError`; each message says what
+went wrong *and* how to fix it. The CLI shows them without a traceback and exits 1; the HTTP
+server maps them to ``http_status``.
+
+::
+
+    ObembedError
+      ConfigError                      (bad option, bad spec, bad path)
+        MissingCredentialError         (an API key env var is not set)
+        MissingDependencyError         (an optional package is not installed)
+        UnknownProviderError           (spec names a backend nobody registered)
+        ModelNotFoundError             (local path missing / not in cache while offline / not pulled)
+      InvalidInputError                (None, non-string, empty text, over-long text under policy "error")
+      ProviderError                    (.provider)
+        ProviderConnectionError
+          ProviderTimeoutError
+        ProviderStatusError            (.status_code, .request_id, .body)
+          AuthenticationError          (401 / 403)
+          RateLimitError               (429, transient)
+          QuotaExceededError           (429 insufficient_quota, NOT transient)
+          ProviderServerError          (5xx)
+        ProviderResponseError          (wrong count, wrong dimension, bad JSON, NaN)
+        UnsupportedInputError          (an image sent to a text-only model)
+        PartialBatchError              (some sub-batches failed after retries; .failed, .result)
+      StoreError
+        StoreConnectionError           (DSN refused, wrong password, engine failed to start)
+        CollectionNotFoundError
+        CollectionExistsError
+        DimensionMismatchError         (vector / provider does not match the collection)
+        InvalidFilterError             (filter expression refused)
+
+Rules: translate third-party exceptions at the boundary with ``raise X(...) from exc``; never put a
+secret into a message (use :func:`redact`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "ConfigError",
+    "DimensionMismatchError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "MissingCredentialError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "ObembedError",
+    "PartialBatchError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderResponseError",
+    "ProviderServerError",
+    "ProviderStatusError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "StoreConnectionError",
+    "StoreError",
+    "UnknownProviderError",
+    "UnsupportedInputError",
+    "redact",
+]
+
+
+class ObembedError(Exception):
+    """Base class of every error obembed raises on purpose."""
+
+    http_status: ClassVar[int] = 500
+
+
+class ConfigError(ObembedError):
+    """Configuration is wrong: an option, a spec string, a path."""
+
+    http_status = 400
+
+
+class MissingCredentialError(ConfigError):
+    """A provider needs an API key and none was given."""
+
+    http_status = 401
+
+
+class MissingDependencyError(ConfigError):
+    """An optional package is needed for this feature."""
+
+    def __init__(self, package: str, extra: str, feature: str = "") -> None:
+        what = f" for {feature}" if feature else ""
+        super().__init__(
+            f"the package {package!r} is needed{what}: pip install 'obembed[{extra}]' (or pip install {package})"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class UnknownProviderError(ConfigError):
+    """The spec names a backend that is not registered."""
+
+    def __init__(self, backend: str, known: list[str]) -> None:
+        super().__init__(
+            f"unknown provider backend {backend!r}; known backends: {', '.join(sorted(known))} "
+            f"(spec form: BACKEND:MODEL, e.g. st:all-MiniLM-L6-v2)"
+        )
+        self.backend = backend
+        self.known = sorted(known)
+
+
+class ModelNotFoundError(ConfigError):
+    """The model could not be found locally or on the configured hub."""
+
+    http_status = 404
+
+
+class InvalidInputError(ObembedError, ValueError):
+    """An input item is unusable (None, not a string, empty, too long under policy 'error')."""
+
+    http_status = 400
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class ProviderError(ObembedError):
+    """An embedding provider failed."""
+
+    http_status = 502
+
+    def __init__(self, message: str, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached (transient)."""
+
+
+class ProviderTimeoutError(ProviderConnectionError):
+    """The provider did not answer in time (transient)."""
+
+    http_status = 504
+
+
+class ProviderStatusError(ProviderError):
+    """The provider answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        provider: str | None = None,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ProviderStatusError):
+    """The API key was refused (401/403): check the key's env var."""
+
+    http_status = 401
+
+
+class RateLimitError(ProviderStatusError):
+    """The provider throttled the request (429, transient)."""
+
+    http_status = 429
+
+
+class QuotaExceededError(ProviderStatusError):
+    """The account is out of quota (429 insufficient_quota): retrying will not help."""
+
+    http_status = 429
+
+
+class ProviderServerError(ProviderStatusError):
+    """The provider failed on its side (5xx, transient)."""
+
+
+class ProviderResponseError(ProviderError):
+    """The provider's answer is malformed: wrong count, wrong dimension, bad JSON, NaN."""
+
+
+class UnsupportedInputError(ProviderError):
+    """The provider cannot embed this kind of item (e.g. an image to a text-only model)."""
+
+    http_status = 400
+
+
+class PartialBatchError(ProviderError):
+    """Some sub-batches failed after retries; ``.result`` holds what succeeded, ``.failed`` the item indexes."""
+
+    def __init__(self, message: str, provider: str | None, failed: dict[int, BaseException], result: Any) -> None:
+        super().__init__(message, provider)
+        self.failed = failed
+        self.result = result
+
+
+class StoreError(ObembedError):
+    """The vector store failed."""
+
+
+class StoreConnectionError(StoreError):
+    """The database could not be reached, refused the login, or the embedded engine did not start."""
+
+    http_status = 503
+
+
+class CollectionNotFoundError(StoreError):
+    """No such collection."""
+
+    http_status = 404
+
+
+class CollectionExistsError(StoreError):
+    """A collection of that name exists already."""
+
+    http_status = 409
+
+
+class DimensionMismatchError(StoreError):
+    """The vector or provider does not match the collection's recorded model or dimension."""
+
+    http_status = 400
+
+
+class InvalidFilterError(StoreError, ValueError):
+    """A filter expression was refused (unknown column, bad syntax, not a safe form)."""
+
+    http_status = 400
+
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+"),
+    re.compile(r"(?i)((?:api[_-]?key|password|passwd|token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"),
+    re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"),
+    re.compile(r"\b(sk-)[A-Za-z0-9_\-]{6,}"),
+]
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove secrets from ``text``: the given values, bearer tokens, ``key=...`` pairs, DSN passwords."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    for pat in _SECRET_PATTERNS:
+        if pat.groups == 2:
+            text = pat.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+        else:
+            text = pat.sub(lambda m: m.group(1) + "***", text)
+    return text

@@ -1,0 +1,161 @@
+"""``st:`` — local models through sentence-transformers (the guide's ``SentenceTransformer`` path).
+
+* any hub name or local folder; the bundled ``all-MiniLM-L6-v2`` loads from its package with no network;
+* device auto (cuda > mps > cpu) unless ``device=`` / ``OBEMBED_DEVICE``; float32 on CPU;
+* ``encode_query`` / ``encode_document`` so a model's saved prompts (E5's ``query: `` ...) apply;
+* ``truncate_dim`` slices then re-normalises (sentence-transformers alone would break unit length);
+* inputs over ``max_seq_length`` are counted with the model's own tokenizer, never cut silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, MissingDependencyError
+from ..types import Kind, Vectors
+from ._local import hub_error, hub_offline, quiet_transformers, resolve_model
+from .base import Provider, l2_normalize
+
+__all__ = ["SentenceTransformerProvider"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str | None) -> str:
+    """``device`` if given, else cuda / mps when torch sees one, else cpu."""
+    if device:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class SentenceTransformerProvider(Provider):
+    """sentence-transformers, local (any model name or folder)."""
+
+    name = "st"
+    runtime = "torch"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        truncate_dim: int | None = None,
+        normalize: bool = True,
+        max_seq_length: int | None = None,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim < 1):
+            raise ConfigError(f"truncate_dim={truncate_dim!r} must be a positive integer")
+        self.device = device or self.settings.device
+        self.truncate_dim = truncate_dim
+        self.normalize = bool(normalize)
+        self.normalized = self.normalize
+        self._max_seq_length = max_seq_length
+        self.trust_remote_code = trust_remote_code
+        self.options.update(truncate_dim=truncate_dim, normalize=self.normalize,
+                            max_seq_length=max_seq_length, trust_remote_code=trust_remote_code or None)
+
+    @cached_property
+    def st_model(self) -> Any:
+        """The loaded ``SentenceTransformer`` (on first use)."""
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError("sentence-transformers", "st", "st: models") from exc
+        path = resolve_model(self.model)
+        device = pick_device(self.device)
+        quiet_transformers()
+        try:
+            model = SentenceTransformer(
+                path, device=device, trust_remote_code=self.trust_remote_code,
+                local_files_only=hub_offline(), model_kwargs={"dtype": "float32"} if device == "cpu" else None,
+            )
+        except (OSError, ValueError) as exc:
+            raise hub_error(self.model, exc) from exc
+        except Exception as exc:  # the hub client raises its own tree (HfHubHTTPError, ...)
+            if type(exc).__module__.startswith(("huggingface_hub", "requests", "httpx")):
+                raise hub_error(self.model, exc) from exc
+            raise
+        if self._max_seq_length:
+            model.max_seq_length = self._max_seq_length
+        full = int(model.get_embedding_dimension())
+        if self.truncate_dim and self.truncate_dim > full:
+            raise ConfigError(f"truncate_dim={self.truncate_dim} is larger than {self.model}'s dimension {full}")
+        self._dimension = self.truncate_dim or full
+        self.max_input_tokens = model.max_seq_length
+        prompts = model.prompts or {}
+        self.query_prefix = prompts.get("query", "") or ""
+        self.document_prefix = prompts.get("document", prompts.get("passage", "")) or ""
+        modules = [type(m).__name__ for m in model]
+        self.pooling = next((getattr(m, "pooling_mode", None) for m in model if type(m).__name__ == "Pooling"),
+                            None)
+        if not self.normalize and "Normalize" in modules:
+            self.normalized = True  # the model normalises by itself
+        log.debug("loaded %s on %s (%s)", self.model, device, modules)
+        return model
+
+    def _ensure_loaded(self) -> Any:
+        return self.st_model
+
+    @property
+    def dimension(self) -> int:
+        self._ensure_loaded()
+        assert self._dimension is not None
+        return self._dimension
+
+    def info(self) -> dict[str, Any]:
+        self._ensure_loaded()
+        return super().info()
+
+    @property
+    def space(self) -> str:
+        from ._local import local_space
+
+        dim = self.dimension  # loads the model first, which sets pooling and normalisation
+        return local_space(self.model, self.pooling, self.normalized, dim)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.st_model.tokenizer
+
+    def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
+        model = self._ensure_loaded()
+        prefix = self.query_prefix if kind == "query" else self.document_prefix
+        batch = [prefix + t for t in texts] if prefix else list(texts)
+        enc = model.tokenizer(batch, add_special_tokens=True, truncation=False, padding=False,
+                              return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
+        model = self._ensure_loaded()
+        fn = model.encode_query if kind == "query" else model.encode_document
+        vecs = fn(list(items), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False,
+                  normalize_embeddings=False)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        return self._finish(vecs)
+
+    def _finish(self, vecs: np.ndarray) -> Vectors:
+        if self.truncate_dim:
+            vecs = vecs[:, : self.truncate_dim]
+        if self.normalize:
+            vecs = l2_normalize(vecs)
+        return vecs
+
+    def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
+        # one call: sentence-transformers sorts by length and batches internally
+        return self.embed_batch(texts, kind=kind)
+

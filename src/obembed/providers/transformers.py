@@ -1,0 +1,199 @@
+"""``hf:`` — raw transformers (``AutoTokenizer`` + ``AutoModel``) with the right pooling per model.
+
+The guide's snippet takes the CLS token and stops; this reproduces sentence-transformers exactly when the
+folder has ``modules.json`` (pooling mode, Normalize, ``max_seq_length``, prompts), else uses a family table
+(CLS for BGE, mask-weighted mean for MiniLM/E5/GTE, last token for Qwen3-style), and L2-normalises.
+Inputs are tokenised once, sorted by token length and batched by a padded-token budget; float32 on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, MissingDependencyError
+from ..types import Kind, Vectors
+from ._local import LocalModelConfig, hub_error, hub_offline, quiet_transformers, read_model_config, resolve_model
+from .base import Provider, l2_normalize
+from .sentence_transformers import pick_device
+
+__all__ = ["POOLINGS", "TransformersProvider", "pool"]
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("cls", "mean", "max", "mean_sqrt_len", "lasttoken")
+
+
+def pool(hidden: Any, mask: Any, mode: str) -> Any:
+    """Pool token states ``(b, t, h)`` with attention ``mask`` ``(b, t)`` into ``(b, h)`` (torch tensors)."""
+    import torch
+
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode in ("mean", "mean_sqrt_len"):
+        summed = (hidden * m).sum(1)
+        n = m.sum(1).clamp(min=1e-9)
+        return summed / (n.sqrt() if mode == "mean_sqrt_len" else n)
+    if mode == "max":
+        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(1).values
+    if mode == "lasttoken":
+        # the last position whose mask is 1: right and left padding alike
+        positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0).expand_as(mask)
+        last = (positions * mask).argmax(1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    raise ConfigError(f"pooling {mode!r} is not one of {POOLINGS}")
+
+
+class TransformersProvider(Provider):
+    """raw transformers AutoModel + the model's own pooling, local."""
+
+    name = "hf"
+    runtime = "torch"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_seq_length: int | None = None,
+        token_budget: int = 8192,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if pooling is not None and pooling not in POOLINGS:
+            raise ConfigError(f"pooling={pooling!r} is not one of {POOLINGS}")
+        self.device = device or self.settings.device
+        self._pooling_opt = pooling
+        self._normalize_opt = normalize
+        self._max_len_opt = max_seq_length
+        self.token_budget = int(token_budget)
+        self.trust_remote_code = trust_remote_code
+        self.options.update(pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, Any, LocalModelConfig, str]:
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:
+            raise MissingDependencyError("transformers", "st", "hf: models") from exc
+        path = resolve_model(self.model)
+        device = pick_device(self.device)
+        quiet_transformers()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=hub_offline(),
+                                                      trust_remote_code=self.trust_remote_code)
+            model = AutoModel.from_pretrained(path, local_files_only=hub_offline(), dtype=torch.float32,
+                                              trust_remote_code=self.trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise hub_error(self.model, exc) from exc
+        model.eval().to(device)
+        cfg = read_model_config(path, self.model) if _is_dir(path) else _hub_config(path, self.model)
+        if cfg.dense_layers:
+            raise ConfigError(f"{self.model} has Dense modules after pooling; load it with st: instead of hf:")
+        if self._pooling_opt:
+            cfg.pooling = self._pooling_opt
+        if self._normalize_opt is not None:
+            cfg.normalize = bool(self._normalize_opt)
+        elif cfg.source != "modules.json":
+            cfg.normalize = True
+        max_len = self._max_len_opt or cfg.max_seq_length
+        model_max = getattr(model.config, "max_position_embeddings", None)
+        tok_max = tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None
+        max_len = max_len or tok_max or model_max or 512
+        if model_max and max_len > model_max:
+            max_len = model_max
+        cfg.max_seq_length = int(max_len)
+        if cfg.pooling == "lasttoken" and tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.pooling = cfg.pooling
+        self.normalized = cfg.normalize
+        self.max_input_tokens = cfg.max_seq_length
+        self.query_prefix = cfg.query_prefix
+        self.document_prefix = cfg.document_prefix
+        self._dimension = int(model.config.hidden_size)
+        log.debug("hf:%s pooling=%s normalize=%s max_len=%s (%s)", self.model, cfg.pooling, cfg.normalize,
+                  max_len, cfg.source)
+        return tokenizer, model, cfg, device
+
+    @property
+    def dimension(self) -> int:
+        self._loaded  # noqa: B018 - loads the model, which sets the dimension
+        assert self._dimension is not None
+        return self._dimension
+
+    def info(self) -> dict[str, Any]:
+        self._loaded  # noqa: B018
+        return super().info()
+
+    @property
+    def space(self) -> str:
+        from ._local import local_space
+
+        dim = self.dimension  # loads the model first, which sets pooling and normalisation
+        return local_space(self.model, self.pooling, self.normalized, dim)
+
+    def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
+        tokenizer = self._loaded[0]
+        prefix = self.query_prefix if kind == "query" else self.document_prefix
+        enc = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
+                        return_attention_mask=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
+        return self.embed_many(items, kind=kind, token_counts=self.count_tokens(items, kind=kind))
+
+    def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
+        import torch
+
+        tokenizer, model, cfg, device = self._loaded
+        prefix = self.query_prefix if kind == "query" else self.document_prefix
+        max_len = cfg.max_seq_length or 512
+        lengths = [min(c, max_len) for c in token_counts]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # longest first: memory peak up front
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        start = 0
+        while start < len(order):
+            # padded budget: batch size * longest length in the batch <= token_budget (and <= batch_size * 4)
+            longest = lengths[order[start]]
+            size = max(1, min(self.token_budget // max(longest, 1), self.batch_size * 4))
+            idx = order[start : start + size]
+            enc = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True, max_length=max_len,
+                            return_tensors="pt")
+            enc = {k: v.to(device) for k, v in enc.items()}
+            with torch.inference_mode():
+                hidden = model(**enc).last_hidden_state
+                pooled = pool(hidden, enc["attention_mask"], cfg.pooling)
+            vecs = pooled.float().cpu().numpy()
+            out[idx] = l2_normalize(vecs) if cfg.normalize else vecs
+            start += size
+        return out
+
+
+def _is_dir(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_dir()
+
+
+def _hub_config(repo_id: str, name: str) -> LocalModelConfig:
+    """For hub ids: read the snapshot the tokenizer/model just used from the cache."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(repo_id, local_files_only=True,
+                                   allow_patterns=["*.json", "*/config.json"])
+        return read_model_config(folder, name)
+    except Exception as exc:  # no snapshot with the ST files: use the family table
+        log.debug("no sentence-transformers config for %s (%s); using the family table", name, exc)
+        from ._local import family_config
+
+        return family_config(name)
