@@ -75,6 +75,26 @@ def _looks_like_image(x: Any) -> bool:
     return type(x).__module__.startswith("PIL") or isinstance(x, bytes | bytearray)
 
 
+def _fact(name: str, default: Any) -> Any:
+    """A provider fact stored per instance; reading it before it is set calls ``_load_facts()`` once
+    (local backends load their model there), so ``provider.max_input_tokens`` is right before any embedding."""
+    private = "_fact_" + name
+
+    def getter(self: Provider) -> Any:
+        if private not in self.__dict__ and not self.__dict__.get("_facts_loading"):
+            self.__dict__["_facts_loading"] = True
+            try:
+                self._load_facts()
+            finally:
+                self.__dict__["_facts_loading"] = False
+        return self.__dict__.get(private, default)
+
+    def setter(self: Provider, value: Any) -> None:
+        self.__dict__[private] = value
+
+    return property(getter, setter)
+
+
 class Provider(ABC):
     """Base class of every embedding backend. Subclasses implement :meth:`embed_batch`."""
 
@@ -85,15 +105,15 @@ class Provider(ABC):
     secret_options: ClassVar[frozenset[str]] = frozenset({"api_key", "password", "token"})
     """Options never persisted, logged or shown."""
 
-    # Facts a backend may set on the instance once known.
-    normalized: bool = True
+    # Facts a backend may set on the instance once known (see _fact: reading one loads a lazy model first).
+    normalized: bool = _fact("normalized", True)  # type: ignore[assignment]
     """Whether vectors come out unit length."""
-    pooling: str | None = None
-    max_input_tokens: int | None = None
+    pooling: str | None = _fact("pooling", None)  # type: ignore[assignment]
+    max_input_tokens: int | None = _fact("max_input_tokens", None)  # type: ignore[assignment]
+    query_prefix: str = _fact("query_prefix", "")  # type: ignore[assignment]
+    document_prefix: str = _fact("document_prefix", "")  # type: ignore[assignment]
     max_batch_items: int | None = None
     max_batch_tokens: int | None = None
-    query_prefix: str = ""
-    document_prefix: str = ""
     runtime: str = ""
     """Which execution path produced the vectors (``torch``, ``onnx-fp32``, ``http`` ...); part of the vector space."""
 
@@ -121,6 +141,10 @@ class Provider(ABC):
         """Embed one batch (already validated, within limits); rows in input order."""
 
     # ----------------------------------------------------------------- facts
+    def _load_facts(self) -> None:
+        """Hook: load whatever sets the facts (a local model); remote backends know them from config."""
+        return None
+
     @property
     def spec(self) -> str:
         return f"{self.name}:{self.model}"

@@ -111,6 +111,9 @@ class SentenceTransformerProvider(Provider):
     def _ensure_loaded(self) -> Any:
         return self.st_model
 
+    def _load_facts(self) -> None:
+        self.st_model  # noqa: B018 - loading sets the facts
+
     @property
     def dimension(self) -> int:
         self._ensure_loaded()

@@ -124,6 +124,9 @@ class TransformersProvider(Provider):
                   max_len, cfg.source)
         return tokenizer, model, cfg, device
 
+    def _load_facts(self) -> None:
+        self._loaded  # noqa: B018 - loading sets the facts
+
     @property
     def dimension(self) -> int:
         self._loaded  # noqa: B018 - loads the model, which sets the dimension
