@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InvalidInputError, ProviderResponseError, UnsupportedInputError
+from ..errors import ConfigError, InvalidInputError, ProviderResponseError, UnsupportedInputError
 from ..settings import Settings, get_settings
 from ..types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors
 
@@ -104,6 +104,8 @@ class Provider(ABC):
     supports_image: ClassVar[bool] = False
     secret_options: ClassVar[frozenset[str]] = frozenset({"api_key", "password", "token"})
     """Options never persisted, logged or shown."""
+    extra_options: ClassVar[bool] = False
+    """Whether unknown keyword options are accepted (kept in ``self.options``) instead of refused."""
 
     # Facts a backend may set on the instance once known (see _fact: reading one loads a lazy model first).
     normalized: bool = _fact("normalized", True)  # type: ignore[assignment]
@@ -132,6 +134,11 @@ class Provider(ABC):
         self.truncate: TruncatePolicy = truncate
         self.settings = settings or get_settings()
         self.batch_size = int(batch_size or self.settings.batch_size)
+        if options and not self.extra_options:
+            raise ConfigError(
+                f"bad option for {self.name}:{model}: unknown option(s) {sorted(options)}; "
+                f"see `obembed models` and docs/providers.md for {self.name}:'s options"
+            )
         self.options: dict[str, Any] = dict(options)
         self._dimension: int | None = None
 
