@@ -1,0 +1,119 @@
+"""Render an evaluation report: terminal table, JSON, PNG chart, self-contained HTML page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import plots
+
+__all__ = ["format_table", "write_html", "write_json", "write_png"]
+
+
+def _cell(m: dict[str, float]) -> str:
+    half = (m["ci_high"] - m["ci_low"]) / 2
+    return f"{m['mean']:.3f}±{half:.3f}"
+
+
+def _mb(n: int | None) -> str:
+    return "" if not n else f"{n / 1e6:.2f}"
+
+
+def rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per (model, search path): the table's cells as strings."""
+    out = []
+    for m in report["models"]:
+        for i, r in enumerate(m["runs"]):
+            lat = r.get("latency", {})
+            ms = lat.get("p50_ms", lat.get("mean_ms"))
+            out.append([
+                m["label"] if i == 0 else "", r["search"], str(r["queries"]),
+                *[_cell(r["metrics"][k]) for k in report["metrics"]],
+                f"{m['encode']['docs_per_s']:.1f}{'*' if m['encode']['cached'] else ''}" if i == 0 else "",
+                "" if ms is None else f"{ms:.2f}",
+                f"{r['overlap_with_exact@10']:.3f}" if "overlap_with_exact@10" in r else "",
+                _mb(m["index_bytes"]["vectors"]) if i == 0 else _mb(r.get("store_bytes")),
+            ])
+    return out
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table (metrics as mean ± half the confidence interval)."""
+    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "index MB"]
+    body = rows(report)
+    widths = [max(len(str(r[c])) for r in [head, *body]) for c in range(len(head))]
+    line = "  ".join("-" * w for w in widths)
+    fmt = [(str.ljust if c < 2 else str.rjust) for c in range(len(head))]
+    text = ["  ".join(f(h, w) for f, h, w in zip(fmt, head, widths, strict=True)), line]
+    text += ["  ".join(f(x, w) for f, x, w in zip(fmt, r, widths, strict=True)) for r in body]
+    ds = report["dataset"]
+    b = report["bootstrap"]
+    notes = [f"dataset {ds['name']}: {ds['documents']} documents, {ds['queries']} queries"
+             + (f" ({ds['dropped_queries']} without judgements left out)" if ds["dropped_queries"] else ""),
+             f"± = half of the {b['confidence']:.0%} bootstrap interval over queries ({b['resamples']} resamples, "
+             f"seed {b['seed']}); ms/query: numpy = batched mean, store = median of single queries; "
+             "index MB: raw float32 vectors (store rows: the store's own figure when it reports one)"]
+    if any(m["encode"]["cached"] for m in report["models"]):
+        notes.append("* vectors from the cache: docs/s is the speed measured when they were encoded")
+    for p in report.get("paired", []):
+        deltas = ", ".join(f"{k} {v['delta']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
+                           for k, v in p.items() if isinstance(v, dict))
+        notes.append(f"{p['label']} vs {p['versus']} (paired): {deltas}")
+    return "\n".join([*text, "", *notes])
+
+
+def write_json(report: dict[str, Any], out: str | Path, *, per_query: bool = True) -> Path:
+    data = report if per_query else {**report, "models": [{k: v for k, v in m.items() if k != "per_query"}
+                                                          for m in report["models"]]}
+    out = Path(out)
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    return out
+
+
+def _series(report: dict[str, Any]) -> list[tuple[str, list[float], list[tuple[float, float]]]]:
+    """One bar series per model: its exact (numpy) metrics with their intervals."""
+    out = []
+    for m in report["models"]:
+        r = m["runs"][0]["metrics"]
+        out.append((m["label"], [r[k]["mean"] for k in report["metrics"]],
+                    [(r[k]["ci_low"], r[k]["ci_high"]) for k in report["metrics"]]))
+    return out
+
+
+def write_png(report: dict[str, Any], out: str | Path) -> Path:
+    """A PNG: metrics per model (with intervals) and the encoding speed per model."""
+    labels = [m["label"] for m in report["models"]]
+    extra = {"title": "encoding speed", "xlabel": "documents / s", "labels": labels,
+             "values": [m["encode"]["docs_per_s"] for m in report["models"]]}
+    return plots.grouped_bars(report["metrics"], _series(report), out,
+                              title=f"retrieval quality — {report['dataset']['name']}", ylabel="score",
+                              extra=extra)
+
+
+def write_html(report: dict[str, Any], out: str | Path) -> Path:
+    """A self-contained page: chart (inline SVG), the table, the store runs; the report embedded as JSON."""
+    from html import escape
+
+    series = _series(report)
+    ds = report["dataset"]
+    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "index MB"]
+    table = "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
+    for r in rows(report):
+        table += "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>"
+    table += "</table>"
+    speed = plots.svg_grouped_bars(["documents / s"], [(m["label"], [m["encode"]["docs_per_s"]], [])
+                                                       for m in report["models"]],
+                                   width=380, height=220,
+                                   ymax=max([m["encode"]["docs_per_s"] for m in report["models"]] + [1e-9]) * 1.1)
+    body = (f"<h1>obembed eval — {escape(str(ds['name']))}</h1>"
+            f"<p><small>{ds['documents']} documents, {ds['queries']} queries · {escape(report['created'])} · "
+            f"bars: exact (numpy) search, whiskers: {report['bootstrap']['confidence']:.0%} bootstrap interval "
+            "over queries</small></p>"
+            f"<div>{plots.legend_html([s[0] for s in series])}</div>"
+            f"{plots.svg_grouped_bars(report['metrics'], series)}"
+            f"<h2>All runs</h2>{table}<p><small>metric cells: mean ± half the interval. ms/query: numpy = batched "
+            "mean; store = median single-query latency.</small></p><h2>Encoding speed</h2>" + speed)
+    out = Path(out)
+    out.write_text(plots.html_page(f"obembed eval — {ds['name']}", body, report), encoding="utf-8")
+    return out

@@ -1,0 +1,285 @@
+"""Run an evaluation: every model variant × every search path, on one retrieval set.
+
+A *variant* is a spec string as ``obembed.load`` takes it, plus a few options that belong to the
+evaluation rather than the provider (they are removed before the provider is built):
+
+* ``label=NAME``: the name shown in tables and charts (default: the spec);
+* ``query_prefix=TEXT`` / ``document_prefix=TEXT``: text prepended to queries / documents by the
+  evaluation (to measure what an instruction prefix is worth on a model that has none);
+* ``prompts=off``: disable the model's own saved prompts (E5's ``query: `` ...), to compare on/off.
+
+Search paths: brute-force numpy (the exact reference, always), and through the real store when asked:
+the store's exact scan and its approximate index (``index`` types × ``ef_search`` values).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+
+from ..errors import ConfigError, InvalidInputError
+from .data import Dataset
+from .encode import encode
+from .metrics import METRICS, per_query_metrics, summarize
+from .search import exact_search
+
+__all__ = ["EVAL_OPTIONS", "StoreOptions", "Variant", "evaluate", "parse_variant"]
+
+log = logging.getLogger(__name__)
+
+EVAL_OPTIONS = ("label", "query_prefix", "document_prefix", "prompts")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model configuration to evaluate."""
+
+    label: str
+    spec: str
+    """What ``obembed.load`` receives (the evaluation's own options removed)."""
+    query_prefix: str = ""
+    document_prefix: str = ""
+    prompts: bool = True
+
+
+def parse_variant(text: str) -> Variant:
+    """``st:all-MiniLM-L6-v2?truncate_dim=128&label=mini128`` -> :class:`Variant`."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("a --model spec is empty; use BACKEND:MODEL[?option=value&...]")
+    text = text.strip()
+    base, _, query = text.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    own = {k: v for k, v in pairs if k in EVAL_OPTIONS}
+    rest = [(k, v) for k, v in pairs if k not in EVAL_OPTIONS]
+    spec = base + ("?" + urlencode(rest) if rest else "")
+    prompts = own.get("prompts", "on").lower()
+    if prompts not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+        raise ConfigError(f"prompts={own['prompts']!r} in {text!r}: use prompts=on or prompts=off")
+    return Variant(label=own.get("label") or text, spec=spec, query_prefix=own.get("query_prefix", ""),
+                   document_prefix=own.get("document_prefix", ""),
+                   prompts=prompts in ("on", "true", "yes", "1"))
+
+
+@dataclass
+class StoreOptions:
+    """How to exercise the real store: which index types and ef_search values; ``None`` store = skip."""
+
+    store: Any = None
+    """An open :class:`obembed.store.Store` (the caller owns and closes it)."""
+    indexes: Sequence[str] = ("hnsw",)
+    ef_search: Sequence[int] = (64,)
+    exact: bool = True
+    max_queries: int | None = None
+    """Time the store on at most this many queries (seeded sample); metrics use the same subset."""
+    keep: bool = False
+    """Keep the evaluation collections (``eval_<n>_<index>``) instead of dropping them."""
+    prefix: str = "eval"
+
+
+@dataclass
+class _Run:
+    name: str
+    rankings: dict[str, list[str]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _disable_prompts(provider: Any) -> None:
+    provider.query_prefix = ""
+    provider.document_prefix = ""
+    st = provider.__dict__.get("st_model") or (getattr(provider, "st_model", None)
+                                                if hasattr(type(provider), "st_model") else None)
+    if st is not None:
+        st.prompts = {}
+        st.default_prompt_name = None
+
+
+def _latency(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples, dtype=np.float64) * 1000.0
+    return {"p50_ms": float(np.percentile(a, 50)), "p95_ms": float(np.percentile(a, 95)),
+            "mean_ms": float(a.mean()), "n": len(samples)}
+
+
+def _store_runs(opts: StoreOptions, vi: int, variant: Variant, provider: Any, dataset: Dataset,
+                doc_vecs: np.ndarray, query_vecs: np.ndarray, k: int, qidx: np.ndarray,
+                ref: dict[str, list[str]]) -> list[_Run]:
+    store = opts.store
+    runs: list[_Run] = []
+    ids = [d.id for d in dataset.corpus]
+    base = re.sub(r"[^a-z0-9_]", "_", f"{opts.prefix}_{vi}")
+    for n_index, index in enumerate(opts.indexes):
+        name = f"{base}_{re.sub(r'[^a-z0-9]', '', index.lower())}"
+        if name in {c["name"] for c in store.list_collections()}:
+            store.drop_collection(name)
+        t0 = time.perf_counter()
+        coll = store.create_collection(name, provider, index=index)
+        rows = [{"id": i, "vector": v, "content": d.text} for i, v, d in zip(ids, doc_vecs, dataset.corpus,
+                                                                               strict=True)]
+        coll.upsert(rows)
+        load_s = time.perf_counter() - t0
+        size = _store_size(store, coll)
+        try:
+            paths: list[tuple[str, dict[str, Any]]] = []
+            if opts.exact and n_index == 0:
+                paths.append(("store exact", {"exact": True}))
+            paths += [(f"{index} ef={ef}", {"ef_search": int(ef)}) for ef in opts.ef_search]
+            for run_name, kw in paths:
+                rankings: dict[str, list[str]] = {}
+                times: list[float] = []
+                for qi in qidx:
+                    q = dataset.queries[qi]
+                    t = time.perf_counter()
+                    hits = coll.search(query_vecs[qi], k=k, **kw)
+                    times.append(time.perf_counter() - t)
+                    rankings[q.id] = [h.id for h in hits]
+                agree = np.mean([len(set(rankings[q][:10]) & set(ref[q][:10])) / max(1, min(10, len(ref[q])))
+                                 for q in rankings])
+                extra: dict[str, Any] = {"latency": _latency(times), "overlap_with_exact@10": float(agree)}
+                if "exact" not in kw:
+                    extra |= {"index": index, "ef_search": kw["ef_search"], "load_seconds": load_s,
+                              "store_bytes": size}
+                runs.append(_Run(run_name, rankings, extra))
+        finally:
+            if not opts.keep:
+                store.drop_collection(name)
+    return runs
+
+
+def _store_size(store: Any, coll: Any) -> int | None:
+    """Bytes the store reports for the collection, when it can tell (``Collection.stats()``/``size_bytes()``)."""
+    for attr in ("size_bytes", "stats"):
+        fn = getattr(coll, attr, None)
+        if callable(fn):
+            try:
+                val = fn()
+            except Exception as exc:  # a size is a nice-to-have; never fail the evaluation for it
+                log.info("could not read the store size of %s: %s", coll.name, exc)
+                return None
+            if isinstance(val, dict):
+                val = val.get("bytes", val.get("size_bytes", val.get("data_bytes")))
+            return int(val) if isinstance(val, int | float) else None
+    return None
+
+
+def evaluate(
+    dataset: Dataset,
+    variants: Iterable[Variant | str],
+    *,
+    metrics: Sequence[str] = METRICS,
+    store: StoreOptions | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    provider_factory: Callable[..., Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate every variant on ``dataset``; returns a JSON-serialisable report (see docs/eval.md)."""
+    import obembed
+
+    factory = provider_factory or obembed.load
+    say = progress or (lambda msg: log.info("%s", msg))
+    vs = [parse_variant(v) if isinstance(v, str) else v for v in variants]
+    if not vs:
+        raise ConfigError("no model to evaluate: give at least one --model SPEC")
+    labels = [v.label for v in vs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two variants share a label ({labels}); add &label=NAME to tell them apart")
+    k_max = max(int(m.partition("@")[2]) for m in metrics)
+    k_search = min(k_max, len(dataset.corpus))
+    qrels = {q.id: dataset.qrels[q.id] for q in dataset.queries}
+    rng = np.random.default_rng(seed)
+    n_q = len(dataset.queries)
+    if store is not None and store.max_queries and store.max_queries < n_q:
+        qidx = np.sort(rng.choice(n_q, size=store.max_queries, replace=False))
+    else:
+        qidx = np.arange(n_q)
+    report: dict[str, Any] = {
+        "dataset": dataset.summary(), "metrics": list(metrics),
+        "bootstrap": {"resamples": n_resamples, "confidence": confidence, "seed": seed},
+        "store_queries": len(qidx) if store is not None else 0,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "models": [],
+    }
+    for vi, v in enumerate(vs):
+        say(f"[{vi + 1}/{len(vs)}] {v.label}: loading {v.spec}")
+        provider = factory(v.spec)
+        if not v.prompts:
+            provider.dimension  # noqa: B018 - load first, then clear the prompts it read
+            _disable_prompts(provider)
+        doc_texts = [v.document_prefix + d.text for d in dataset.corpus]
+        query_texts = [v.query_prefix + q.text for q in dataset.queries]
+        say(f"[{vi + 1}/{len(vs)}] {v.label}: encoding {len(doc_texts)} documents")
+        docs_enc = encode(provider, doc_texts, "document", cache_dir=cache_dir)
+        say(f"[{vi + 1}/{len(vs)}] {v.label}: encoding {len(query_texts)} queries")
+        q_enc = encode(provider, query_texts, "query", cache_dir=cache_dir)
+        distance = provider.distance
+        t0 = time.perf_counter()
+        top, _ = exact_search(docs_enc.vectors, q_enc.vectors, k_search, distance=distance)
+        exact_s = time.perf_counter() - t0
+        ids = [d.id for d in dataset.corpus]
+        ref = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(dataset.queries)}
+        runs = [_Run("numpy exact", ref, {"latency": {"mean_ms": exact_s * 1000 / max(1, n_q), "batched": True}})]
+        if store is not None and store.store is not None:
+            say(f"[{vi + 1}/{len(vs)}] {v.label}: loading the store and searching ({len(qidx)} queries)")
+            runs += _store_runs(store, vi, v, provider, dataset, docs_enc.vectors, q_enc.vectors, k_search,
+                                qidx, ref)
+        info = provider.info()
+        dim = int(docs_enc.vectors.shape[1])
+        entry: dict[str, Any] = {
+            "label": v.label, "spec": v.spec, "provider": info,
+            "query_prefix": v.query_prefix, "document_prefix": v.document_prefix, "prompts": v.prompts,
+            "dimension": dim, "distance": distance,
+            "encode": {"documents": len(doc_texts), "doc_seconds": docs_enc.seconds,
+                       "docs_per_s": docs_enc.per_second, "queries": len(query_texts),
+                       "query_seconds": q_enc.seconds, "queries_per_s": q_enc.per_second,
+                       "truncated_docs": docs_enc.n_truncated, "tokens": docs_enc.n_tokens,
+                       "cached": docs_enc.cached},
+            "index_bytes": {"vectors": len(doc_texts) * dim * 4},
+            "runs": [],
+        }
+        for run in runs:
+            sub = qrels if len(run.rankings) == n_q else {qid: qrels[qid] for qid in run.rankings}
+            pq = per_query_metrics(run.rankings, sub, metrics)
+            summary = summarize(pq, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            entry["runs"].append({"search": run.name, "queries": len(sub), "metrics": summary, **run.extra})
+            if run.extra.get("store_bytes"):
+                entry["index_bytes"]["store"] = run.extra["store_bytes"]
+        entry["per_query"] = {m: [round(float(x), 6) for x in vals]
+                              for m, vals in per_query_metrics(ref, qrels, metrics).items()}
+        report["models"].append(entry)
+        say(f"[{vi + 1}/{len(vs)}] {v.label}: recall@10 {entry['runs'][0]['metrics'].get('recall@10', {})}")
+    if len(report["models"]) > 1:
+        report["paired"] = _paired(report["models"], metrics, n_resamples, confidence, seed)
+    return report
+
+
+def _paired(models: list[dict[str, Any]], metrics: Sequence[str], n_resamples: int, confidence: float,
+            seed: int) -> list[dict[str, Any]]:
+    """Each model minus the first, per metric, with a paired bootstrap interval over the same queries."""
+    from .metrics import bootstrap_ci
+
+    base = models[0]
+    out = []
+    for m in models[1:]:
+        row: dict[str, Any] = {"label": m["label"], "versus": base["label"]}
+        for name in metrics:
+            diff = np.asarray(m["per_query"][name]) - np.asarray(base["per_query"][name])
+            lo, hi = bootstrap_ci(diff, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            row[name] = {"delta": float(diff.mean()), "ci_low": lo, "ci_high": hi}
+        out.append(row)
+    return out
+
+
+def check_variants(variants: Sequence[str]) -> list[Variant]:
+    """Parse every spec up front so a typo fails before any encoding starts."""
+    out = [parse_variant(v) for v in variants]
+    if not out:
+        raise InvalidInputError("give at least one --model SPEC")
+    return out
