@@ -45,3 +45,67 @@ def minilm():
     provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
     provider.dimension  # noqa: B018 - load now
     return provider
+
+
+# ============================================================================================ STORE
+# One embedded seekdb runtime per test session, in a tmp folder; OBEMBED_TEST_DSN=mysql://... runs the same
+# tests against a seekdb server / OceanBase instead. Read here, at import, because clean_environ removes
+# every OBEMBED_* variable before each test.
+_STORE_TEST_DSN = os.environ.get("OBEMBED_TEST_DSN") or None
+
+
+@pytest.fixture(scope="session")
+def store_test_dsn() -> str | None:
+    """The DSN the store tests run against (None: embedded seekdb in a tmp folder)."""
+    return _STORE_TEST_DSN
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    """One open :class:`obembed.store.Store` for the whole session (embedded seekdb, or OBEMBED_TEST_DSN).
+
+    Text queries rebuild providers with ``obembed.load``. Give every test its own collection
+    (``collection_name``) so tests never see each other's rows.
+    """
+    import obembed
+    from obembed.store import connect
+
+    if _STORE_TEST_DSN:
+        s = connect(_STORE_TEST_DSN, provider_factory=obembed.load)
+    else:
+        s = connect(path=tmp_path_factory.mktemp("seekdb") / "obembed.db", provider_factory=obembed.load)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_collection_name(request: pytest.FixtureRequest):
+    """A callable giving unique, safe collection names (``make_collection_name("docs")`` -> ``docs_1a2b3c4d``);
+    collections made with these names are dropped after the test when the session ``store`` is in use."""
+    import re
+    import uuid
+
+    made: list[str] = []
+
+    def make(prefix: str | None = None) -> str:
+        base = prefix or re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40]
+        if not base[:1].isalpha():
+            base = "c_" + base
+        name = f"{base}_{uuid.uuid4().hex[:8]}"
+        made.append(name)
+        return name
+
+    yield make
+    if made and "store" in request.fixturenames:
+        s = request.getfixturevalue("store")
+        for name in made:
+            try:
+                s.drop_collection(name, missing_ok=True)
+            except Exception:  # cleanup must not mask the test's own result
+                pass
+
+
+@pytest.fixture
+def collection_name(make_collection_name) -> str:
+    """A unique collection name for this test (dropped afterwards when the session ``store`` is used)."""
+    return make_collection_name()

@@ -70,4 +70,5 @@ def connect(dsn: str | None = None, **kwargs: Any) -> Store:
     """
     from .store import connect as _connect
 
+    kwargs.setdefault("provider_factory", load)  # text queries rebuild the collection's model from its metadata
     return _connect(dsn, **kwargs)
