@@ -39,14 +39,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from starlette.requests import Request
+from starlette.responses import Response
 
 from ..errors import CollectionNotFoundError, ConfigError, InvalidInputError, ObembedError, redact
 from ..providers.base import l2_normalize, validate_texts
 from .batcher import Batcher, BatchResult, ServerBusyError
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI, Request
-    from starlette.responses import Response
+    from fastapi import FastAPI
 
 __all__ = ["ServedModel", "ServerConfig", "create_app", "model_names"]
 
@@ -181,8 +182,6 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403:
 
 def _error_response(path: str, status: int, message: str, code: str | None = None, param: str | None = None,
                     headers: dict[str, str] | None = None) -> Response:
-    from starlette.responses import Response
-
     message = redact(message)
     body: dict[str, Any]
     if path.startswith("/api/"):
@@ -196,8 +195,6 @@ def _error_response(path: str, status: int, message: str, code: str | None = Non
 
 
 def _json(obj: Any, status: int = 200) -> Response:
-    from starlette.responses import Response
-
     return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), status_code=status,
                     media_type="application/json")
 
@@ -357,7 +354,7 @@ def create_app(
     from fastapi.exceptions import RequestValidationError
     from fastapi.security import HTTPBearer
     from starlette.exceptions import HTTPException as StarletteHTTPException
-    from starlette.responses import FileResponse, Response
+    from starlette.responses import FileResponse
 
     import obembed
 
