@@ -272,6 +272,13 @@ def _sniff(data: bytes) -> str:
             "WebP, BMP, TIFF, AVIF, ICO, PPM, TGA ...")
 
 
+def _corrupt(exc: BaseException) -> str:
+    msg = str(exc)
+    if "truncat" in msg.lower() or isinstance(exc, EOFError):
+        return "is truncated (the file ends before the image data does); re-export or re-download it"
+    return f"is corrupt ({msg or type(exc).__name__}); re-export or re-download it"
+
+
 def _to_rgb(img: PILImage) -> PILImage:
     """Any mode → RGB; transparency composited on white; 16/32-bit and float scaled, not clipped."""
     Image = _pil()
@@ -345,8 +352,8 @@ def load_image(
         raise _bad(name, f"is too large to decode safely ({exc}); downscale it first", index) from exc
     except UnidentifiedImageError:
         raise _bad(name, _sniff(data), index) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise _bad(name, f"is corrupt ({exc}); re-export or re-download it", index) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _bad(name, _corrupt(exc), index) from exc
     try:
         fmt = img.format or "UNKNOWN"
         orig_mode = img.mode
@@ -382,11 +389,7 @@ def load_image(
     except InvalidInputError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        msg = str(exc)
-        why = ("is truncated (the file ends before the image data does); re-export or re-download it"
-               if "truncated" in msg or isinstance(exc, EOFError)
-               else f"is corrupt ({msg or type(exc).__name__}); re-export or re-download it")
-        raise _bad(name, why, index) from exc
+        raise _bad(name, _corrupt(exc), index) from exc
     finally:
         img.close()
     facts = ImageFacts(uri=uri, width=shown_w, height=shown_h, format=fmt, bytes=len(data), mode=orig_mode,

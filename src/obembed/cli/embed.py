@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ._common import echo_json, load_provider, model_option
 
-__all__ = ["embed", "models", "similarity_cmd"]
+__all__ = ["embed", "embed_image_files", "models", "similarity_cmd"]
 
 
 def read_texts(path: str, field: str = "text") -> list[str]:
@@ -64,7 +64,8 @@ def _write_vectors(vectors: np.ndarray, texts: list[str], fmt: str, output: str 
                 out.write(json.dumps({"text": t, "embedding": [float(x) for x in v]}, ensure_ascii=False) + "\n")
         else:
             json.dump({"model": stats["model"], "dimension": int(vectors.shape[1]),
-                       "truncated": stats["truncated"], "embeddings": vectors.tolist()}, out)
+                       "truncated": stats["truncated"], **stats.get("extra", {}),
+                       "embeddings": vectors.tolist()}, out)
             out.write("\n")
     finally:
         if output:
@@ -107,11 +108,34 @@ def embed(texts: tuple[str, ...], file: str | None, field: str, images: tuple[st
         if res.truncated:
             click.echo(f"note: {len(res.truncated)} of {len(items)} inputs were truncated to "
                        f"{provider.max_input_tokens} tokens", err=True)
+    extra: dict[str, Any] = {}
     if images:
-        parts.append(provider.embed_images(list(images)))
-        labels += list(images)
+        vecs, kept, skipped = embed_image_files(provider, images)
+        parts.append(vecs)
+        labels += kept
+        extra["images"] = kept
+        if skipped:
+            extra["skipped"] = skipped
     vectors = np.concatenate(parts, axis=0)
-    _write_vectors(vectors, labels, fmt, output, {"model": provider.spec, "truncated": truncated})
+    _write_vectors(vectors, labels, fmt, output, {"model": provider.spec, "truncated": truncated, "extra": extra})
+
+
+def embed_image_files(provider: Any, paths: tuple[str, ...] | list[str]) -> tuple[np.ndarray, list[str],
+                                                                                 list[dict[str, str]]]:
+    """Embed ``--image`` files: ``(vectors, kept paths, skipped [{image, error}])``.
+
+    A bad file (missing, empty, not an image, truncated ...) is reported on stderr and skipped; the rest go on.
+    """
+    paths = list(paths)
+    if not hasattr(provider, "embed_images_result"):
+        return provider.embed_images(paths), paths, []  # text-only: raises UnsupportedInputError
+    res = provider.embed_images_result(paths, on_error="skip")
+    skipped = [{"image": paths[i], "error": why} for i, why in sorted(res.failed.items())]
+    for s in skipped:
+        click.echo(f"skipped: {s['error']}", err=True)
+    if len(res) == 0:
+        raise click.ClickException(f"none of the {len(paths)} images could be read (see the messages above)")
+    return res.vectors, [paths[i] for i in res.extra["indices"]], skipped
 
 
 @click.command("similarity")
@@ -130,6 +154,8 @@ def similarity_cmd(texts: tuple[str, ...], more_texts: tuple[str, ...], images: 
     Example (the guide's four sentences):
       obembed similarity "The weather is lovely today." "It's so sunny outside!" \\
           "He drove to the stadium." "OceanBase stores vectors." --plot sim.png
+    Cross-modal, with a CLIP model (texts and images in one matrix):
+      obembed similarity -m clip:openai/clip-vit-base-patch32 --image dog.jpg --text "a dog" --text "a cat"
     """
     from ..similarity import similarity
 
@@ -140,10 +166,12 @@ def similarity_cmd(texts: tuple[str, ...], more_texts: tuple[str, ...], images: 
     parts = []
     if items:
         parts.append(provider.embed_documents(items))
+    kept: list[str] = []
     if images:
-        parts.append(provider.embed_images(list(images)))
+        vecs, kept, _ = embed_image_files(provider, images)
+        parts.append(vecs)
     vectors = np.concatenate(parts, axis=0)
-    labels = items + [Path(p).name for p in images]
+    labels = items + [Path(p).name for p in kept]
     matrix = similarity(vectors, vectors, metric=metric)  # type: ignore[arg-type]
     if as_json:
         echo_json({"model": provider.spec, "metric": metric, "labels": labels, "matrix": matrix.round(6).tolist()})

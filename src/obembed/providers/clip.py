@@ -209,6 +209,9 @@ class ClipProvider(Provider):
     def _ensure_loaded(self) -> tuple[Any, Any, Any, str]:
         return self._loaded
 
+    def _load_facts(self) -> None:
+        self._loaded  # noqa: B018 - loading sets max_input_tokens and the dimension
+
     # ----------------------------------------------------------------- facts
     @property
     def dimension(self) -> int:
