@@ -89,6 +89,12 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
     q = parse_qs(parts.query)
     if "connect_timeout" in q:
         opts["connect_timeout"] = float(q["connect_timeout"][0])
+    if "unix_socket" in q:  # a seekdb on this machine by its socket: mysql://root@localhost/db?unix_socket=/x.sock
+        opts["unix_socket"] = q["unix_socket"][0]
+    unknown = set(q) - {"connect_timeout", "unix_socket"}
+    if unknown:
+        raise ConfigError(f"DSN {redact(dsn)!r}: unknown option(s) {sorted(unknown)}; known: connect_timeout, "
+                          "unix_socket")
     return opts
 
 
@@ -332,7 +338,8 @@ class Store:
             args.pop("database", None)
             self.mode = "dsn"
             self.path: Path | None = None
-            label = f"seekdb/OceanBase at {args['host']}:{args['port']}"
+            where = args.get("unix_socket") or "{}:{}".format(args["host"], args["port"])
+            label = f"seekdb/OceanBase at {where}"
         else:
             self.path = Path(path if path is not None else self.settings.db_path).expanduser().resolve()
             self._embedded = _Embedded(self.path)
@@ -350,7 +357,8 @@ class Store:
             raise
         self._session.execute(schema.meta_table_ddl(), what="create the metadata table", fetch=False)
         self.engine_version = str(self._session.execute("SELECT version()")[0][0][0])
-        self._collections: dict[str, Collection] = {}
+        self.stats: dict[str, int] = {"searches": 0, "exact_fallbacks": 0}
+        """Counters: approximate searches run, and how often a short approximate result fell back to exact."""
         log.info("store open: %s, engine %s", label, self.engine_version)
 
     # -------------------------------------------------------------------- plumbing
@@ -890,8 +898,10 @@ class Collection:
         approx = not exact and self.has_index
         sql, params = self.search_sql(k, where=where, exact=not approx, ef_search=ef_search)
         rows, _ = self.store.execute(sql, [qvec, *params], what=f"search {self.name!r}")
+        self.store.stats["searches"] += 1
         if approx and len(rows) < k:
             # the index found too few (filtered HNSW at low selectivity, or a small table): exact over the filter
+            self.store.stats["exact_fallbacks"] += 1
             sql, params = self.search_sql(k, where=where, exact=True)
             exact_rows, _ = self.store.execute(sql, [qvec, *params], what=f"search {self.name!r}")
             if len(exact_rows) > len(rows):
