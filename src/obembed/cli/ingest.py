@@ -1,0 +1,354 @@
+"""``obembed ingest``, ``obembed search``, ``obembed collections``: thin layers over :mod:`obembed.ingest`
+and :mod:`obembed.store`."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import ConfigError, DimensionMismatchError
+from ._common import echo_json, load_provider, model_option
+
+__all__ = ["collections", "ingest", "search"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_options(f: F) -> F:
+    """``--db PATH`` / ``--dsn DSN``: which store (default: $OBEMBED_DSN, else $OBEMBED_DB_PATH or ./obembed.db)."""
+    f = click.option("--dsn", metavar="DSN", default=None,
+                     help="mysql://user:pass@host:port/db of a seekdb server / OceanBase (default: $OBEMBED_DSN).")(f)
+    return click.option("--db", "db", metavar="PATH", default=None,
+                        help="Folder of the embedded seekdb (default: $OBEMBED_DB_PATH or ./obembed.db).")(f)
+
+
+def open_store(db: str | None, dsn: str | None) -> Any:
+    import obembed
+
+    if db and dsn:
+        raise click.UsageError("give --db (embedded) or --dsn (server), not both")
+    return obembed.connect(dsn, path=db, provider_factory=obembed.load)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size; use e.g. 20MB, 512KB, 1GB", param_hint="--max-file-size")
+    unit = (m.group(2) or "").lower().rstrip("b").rstrip("i")
+    mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    return int(float(m.group(1)) * mult)
+
+
+def parse_columns(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        name, sep, typ = p.partition("=")
+        if not sep or not name.strip() or not typ.strip():
+            raise click.BadParameter(f"{p!r} is not NAME=TYPE (e.g. lang=varchar(8), year=int)",
+                                     param_hint="--column")
+        out[name.strip()] = typ.strip()
+    return out
+
+
+class _Bars:
+    """rich progress bars (stderr): files, chunks embedded, rate, ETA."""
+
+    def __init__(self, total_files: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self.files = self.progress.add_task("files", total=total_files or None, rate="")
+        self.chunks = self.progress.add_task("chunks embedded", total=0, rate="")
+        self.queued = 0
+        self.skipped = 0
+        self.failed = 0
+        import time
+
+        self._t0 = time.perf_counter()
+        self._time = time.perf_counter
+
+    def __call__(self, event: str, n: int) -> None:
+        p = self.progress
+        if event == "file":
+            p.advance(self.files, n)
+        elif event == "queued":
+            self.queued += n
+            p.update(self.chunks, total=self.queued)
+        elif event == "embedded":
+            p.advance(self.chunks, n)
+            done = p.tasks[self.chunks].completed
+            rate = done / max(1e-9, self._time() - self._t0)
+            p.update(self.chunks, rate=f"{rate:.1f}/s")
+        elif event == "skipped":
+            self.skipped += n
+            p.update(self.files, rate=f"{self.skipped} unchanged")
+        elif event == "failed":
+            self.failed += n
+
+    def __enter__(self) -> _Bars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("-c", "--collection", required=True, metavar="NAME", help="Collection (table) to ingest into.")
+@model_option
+@click.option("--glob", "include", multiple=True, metavar="PATTERN",
+              help="Only files matching PATTERN (relative path or file name; repeatable). Default: every supported "
+                   "type.")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip files matching PATTERN (repeatable).")
+@click.option("--column", "columns", multiple=True, metavar="NAME=TYPE",
+              help="Declare a scalar column filled from the records' field NAME, e.g. --column lang=varchar(8) "
+                   "--column year=int (repeatable; other fields go to the JSON metadata).")
+@click.option("--text-field", default="text", show_default=True, help="Records (.jsonl/.json/.csv): the text field.")
+@click.option("--id-field", default="id", show_default=True,
+              help="Records: the field giving a stable key (else the line number).")
+@click.option("--truncate", "policy", type=click.Choice(["chunk", "truncate", "error"]), default="chunk",
+              show_default=True, help="Documents longer than the model's input: split into chunks, cut (counted), "
+                                      "or report as failed.")
+@click.option("--chunk-tokens", type=click.IntRange(8, None), default=None,
+              help="Tokens per chunk (default: the model's limit, at most 512).")
+@click.option("--overlap", type=click.IntRange(0, None), default=32, show_default=True,
+              help="Tokens shared by consecutive chunks.")
+@click.option("--prune", is_flag=True, help="Delete the rows of files under PATH that no longer exist.")
+@click.option("--batch-size", type=click.IntRange(1, None), default=512, show_default=True,
+              help="Texts per model call (large batches let the model sort by length).")
+@click.option("--max-file-size", default="20MB", show_default=True,
+              help="Skip single-document files (txt/md/html/pdf) larger than this (records files stream).")
+@click.option("--no-fulltext", is_flag=True, help="Create the collection without a FULLTEXT index (no --hybrid).")
+@db_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bars).")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any file, record or chunk failed.")
+def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...],
+           include: tuple[str, ...], exclude: tuple[str, ...], columns: tuple[str, ...], text_field: str,
+           id_field: str, policy: str, chunk_tokens: int | None, overlap: int, prune: bool, batch_size: int,
+           max_file_size: str, no_fulltext: bool, db: str | None, dsn: str | None, as_json: bool,
+           progress: bool | None, strict: bool) -> None:
+    """Ingest files and folders (PATH...) into a collection: load, chunk, embed, store.
+
+    Reruns embed only new or changed chunks; a run killed at any point can simply be rerun.
+
+    \b
+    Examples:
+      obembed ingest docs/ --collection docs
+      obembed ingest corpus.jsonl -c debian --column lang=varchar(8) --text-field text
+      obembed ingest notes/ -c notes --glob '*.md' --exclude 'drafts/*' --prune
+    """
+    from ..ingest.loaders import LoadOptions
+    from ..ingest.pipeline import Ingestor, count_files, open_collection
+
+    cols = parse_columns(columns)
+    max_bytes = parse_size(max_file_size)
+    provider = load_provider(model, options, purpose="bulk")
+    show = progress if progress is not None else (not as_json and sys.stderr.isatty())
+    store = open_store(db, dsn)
+    try:
+        coll = open_collection(store, collection, provider, columns=cols, fulltext=not no_fulltext)
+        opts = LoadOptions(text_field=text_field, id_field=id_field or None, columns=dict(coll.columns),
+                           include=include, exclude=exclude, max_file_bytes=max_bytes)
+        kwargs: dict[str, Any] = {"options": opts, "policy": policy, "chunk_tokens": chunk_tokens, "overlap": overlap,
+                                      "batch_size": batch_size, "prune": prune}
+        if show:
+            with _Bars(count_files(paths, opts)) as bars:
+                report = Ingestor(coll, provider, progress=bars, **kwargs).run(list(paths))
+        else:
+            report = Ingestor(coll, provider, **kwargs).run(list(paths))
+    finally:
+        store.close()
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.summary())
+    if strict and not report.ok:
+        sys.exit(1)
+
+
+def _short_source(hit: Any) -> str:
+    src = hit.source or ""
+    try:
+        rel = os.path.relpath(src)
+        if not rel.startswith(".."):
+            src = rel
+    except ValueError:
+        pass
+    key = hit.metadata.get("id") if isinstance(hit.metadata, dict) else None
+    if key is None and isinstance(hit.metadata, dict) and "line" in hit.metadata:
+        key = f"L{hit.metadata['line']}"
+    return f"{src}#{key}" if key is not None else src
+
+
+def format_hits(hits: list[Any], width: int = 100) -> str:
+    """A readable table: rank, score, source (#record), chunk, snippet."""
+    if not hits:
+        return "no results"
+    rows = []
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join((h.content or "").split())
+        rows.append((str(i), f"{h.score:.4f}", _short_source(h), str(h.chunk if h.chunk is not None else ""), snippet))
+    src_w = min(48, max(6, *(len(r[2]) for r in rows)))
+    head = f"{'#':>3}  {'score':>7}  {'source':<{src_w}}  {'chunk':>5}  text"
+    lines = [head, "-" * min(width + src_w, len(head) + 60)]
+    for r in rows:
+        src = r[2] if len(r[2]) <= src_w else "…" + r[2][-(src_w - 1):]
+        room = max(20, width - 20)
+        snip = r[4] if len(r[4]) <= room else r[4][: room - 1] + "…"
+        lines.append(f"{r[0]:>3}  {r[1]:>7}  {src:<{src_w}}  {r[3]:>5}  {snip}")
+    return "\n".join(lines)
+
+
+def _query_provider(store: Any, collection: str, model: str | None, options: tuple[str, ...]) -> Any:
+    """The model for the query: --model, else the collection's recorded one (fast-start path)."""
+    import obembed
+
+    coll = store.collection(collection)
+    if model:
+        return load_provider(model, options, purpose="oneshot")
+    spec = coll.spec
+    if not spec:
+        raise ConfigError(f"collection {collection!r} has no model recorded; pass --model SPEC")
+    recorded = dict((coll.metadata.get("provider") or {}).get("options") or {})
+    opts = tuple(f"{k}={v}" for k, v in recorded.items()) + options
+    provider = load_provider(spec, opts, purpose="oneshot")
+    try:
+        coll.check_provider(provider)
+    except DimensionMismatchError:  # the fast path gave another runtime: use the recorded one exactly
+        provider = obembed.load(spec, **recorded)
+    return provider
+
+
+@click.command()
+@click.argument("query")
+@click.option("-c", "--collection", required=True, metavar="NAME", help="Collection to search.")
+@click.option("-k", "--k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Results.")
+@click.option("--where", metavar="EXPR",
+              help="Filter, e.g. \"lang = 'ja' AND year >= 2020\" (validated, bound parameters).")
+@click.option("--hybrid", is_flag=True, help="Fuse full-text and vector search (reciprocal rank fusion).")
+@model_option
+@db_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object with the hits).")
+def search(query: str, collection: str, k: int, where: str | None, hybrid: bool, model: str | None,
+           options: tuple[str, ...], db: str | None, dsn: str | None, as_json: bool) -> None:
+    """Search a collection with a text QUERY: vector search, optionally filtered or hybrid.
+
+    \b
+    Examples:
+      obembed search "how do I install it" -c docs
+      obembed search "画像編集" -c debian --where "lang = 'ja'" -k 5
+      obembed search "tiling window manager" -c debian --hybrid --json
+    """
+    from ..ingest.search import search as run_search
+
+    store = open_store(db, dsn)
+    try:
+        provider = _query_provider(store, collection, model, options)
+        hits = run_search(store, collection, query, k=k, where=where, hybrid=hybrid, provider=provider)
+    finally:
+        store.close()
+    if as_json:
+        echo_json({"query": query, "collection": collection, "k": k, "where": where, "hybrid": hybrid,
+                   "hits": [h.to_dict() for h in hits]})
+    else:
+        click.echo(format_hits(hits))
+
+
+@click.group()
+def collections() -> None:
+    """List, show or drop collections."""
+
+
+@collections.command("list")
+@db_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(db: str | None, dsn: str | None, as_json: bool) -> None:
+    """List collections with their model, dimension and row count."""
+    store = open_store(db, dsn)
+    try:
+        rows = store.list_collections()
+    finally:
+        store.close()
+    if as_json:
+        echo_json([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows])
+        return
+    if not rows:
+        click.echo("no collections (create one with `obembed ingest PATH --collection NAME`)")
+        return
+    w = max(4, *(len(r["name"]) for r in rows))
+    click.echo(f"{'name':<{w}}  {'rows':>8}  {'dim':>5}  {'distance':<8}  model")
+    for r in rows:
+        click.echo(f"{r['name']:<{w}}  {r.get('count') if r.get('count') is not None else '?':>8}  "
+                   f"{r['dimension']:>5}  {r['distance']:<8}  {r.get('spec') or '-'}")
+
+
+@collections.command("show")
+@click.argument("name")
+@db_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
+    """Show one collection: model, columns, index, rows, sources."""
+    store = open_store(db, dsn)
+    try:
+        coll = store.collection(name)
+        info = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in coll.metadata.items()}
+        info["count"] = coll.count()
+        sources = coll.sources()
+        info["sources"] = len(sources)
+    finally:
+        store.close()
+    if as_json:
+        echo_json(info)
+        return
+    prov = info.get("provider") or {}
+    click.echo(f"collection {name}")
+    click.echo(f"  model      {info.get('spec') or '-'}  ({info['dimension']}-d, {info['distance']})")
+    if prov.get("space"):
+        click.echo(f"  space      {prov['space']}")
+    click.echo(f"  rows       {info['count']} from {info['sources']} source(s)")
+    click.echo(f"  columns    {', '.join(f'{k} {v}' for k, v in (info.get('columns') or {}).items()) or '-'}")
+    click.echo(f"  index      {info.get('index_type') or 'none'}; full-text: {info.get('fulltext') or 'no'}")
+    click.echo(f"  created    {info.get('created_at')}")
+
+
+@collections.command("drop")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
+@db_options
+def drop_cmd(name: str, yes: bool, db: str | None, dsn: str | None) -> None:
+    """Drop a collection (its table and metadata)."""
+    store = open_store(db, dsn)
+    try:
+        coll = store.collection(name)  # CollectionNotFoundError names the known ones
+        n = coll.count()
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError(f"dropping {name!r} ({n} rows) needs confirmation: pass --yes")
+            click.confirm(f"drop collection {name!r} with {n} rows?", abort=True)
+        store.drop_collection(name)
+    finally:
+        store.close()
+    click.echo(f"dropped collection {name} ({n} rows)")

@@ -1,0 +1,658 @@
+"""The ingest pipeline: producer (walk, load, chunk, hash) → embedder → writer, with bounded queues.
+
+::
+
+    walk/load/chunk ──q1 (bounded)──► embed (large batches) ──q2 (bounded)──► upsert / delete stale rows
+       thread "producer"                 thread "embedder"                      thread "writer"
+
+* Idempotent by construction: a chunk's id is ``sha256(source, record key, chunk index)`` and its
+  content hash covers the text, metadata and column values. At the start the collection's ``{id: hash}``
+  and ``{source: rows}`` are read once; a chunk whose id holds the same hash is skipped (not embedded).
+* Changed files: when a source has more rows stored than this run produces for it, the writer deletes the
+  stored ids this run no longer produces (after the file's new rows are written). ``prune=True`` deletes
+  every row of sources under the ingested folders that no longer exist.
+* Crash-safe: rows are written with upserts by id; every decision is recomputed from the table at the next
+  start, so a run killed at any point and rerun ends with exactly the table an uninterrupted run makes.
+* Failures (a bad file, a bad line, a chunk the model refused) are collected in the report; the run goes on.
+  A source with a failure keeps its stored rows (nothing stored is lost because of bad input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError, InvalidInputError, ObembedError
+from .chunking import Chunk, Chunker
+from .loaders import Document, Failure, LoadOptions, Notice, load_file, walk
+
+__all__ = ["IngestReport", "Ingestor", "chunk_id", "content_hash", "ingest"]
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["truncate", "chunk", "error"]
+ProgressFn = Callable[[str, int], None]
+"""``progress(event, n)``; events: ``file`` (done), ``chunks`` (found), ``queued`` (to embed), ``embedded``,
+``skipped`` (unchanged), ``failed``. Called from the pipeline's threads."""
+
+MAX_FAILURES_KEPT = 10_000
+_WRITE_DELAY_ENV = "OBEMBED_INGEST_WRITE_DELAY"  # test hook: seconds to sleep before each write (crash tests)
+
+
+def chunk_id(source: str, key: str, index: int) -> str:
+    """Stable id of a chunk: the same file, record and position give the same id on every run."""
+    h = hashlib.sha256(f"{source}\x00{key}\x00{index}".encode("utf-8", "surrogatepass")).hexdigest()
+    return h[:40]
+
+
+def content_hash(text: str, metadata: Mapping[str, Any], columns: Mapping[str, Any]) -> str:
+    """Hash of everything a row stores besides its vector: a changed hash means re-embed and rewrite."""
+    payload = json.dumps([text, metadata, columns], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``chunks_*`` count chunks; a chunk is one stored row."""
+
+    collection: str
+    model: str = ""
+    files_seen: int = 0
+    files_changed: int = 0
+    """Files with at least one chunk embedded or deleted."""
+    files_failed: int = 0
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    """Chunks embedded and stored in this run (new or changed)."""
+    chunks_skipped: int = 0
+    """Chunks already stored with the same content hash: not embedded again."""
+    chunks_truncated: int = 0
+    """Chunks the model cut to its max input tokens (policy ``truncate``)."""
+    chunks_failed: int = 0
+    chunks_deleted: int = 0
+    """Rows of chunks that no longer exist in changed files."""
+    sources_pruned: int = 0
+    rows_pruned: int = 0
+    records_failed: int = 0
+    policy: str = "chunk"
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    write_seconds: float = 0.0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    failures_not_listed: int = 0
+
+    def add_failure(self, f: Failure) -> None:
+        if len(self.failures) < MAX_FAILURES_KEPT:
+            self.failures.append(f.to_dict())
+        else:
+            self.failures_not_listed += 1
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.failures_not_listed
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        d["embed_seconds"] = round(self.embed_seconds, 3)
+        d["write_seconds"] = round(self.write_seconds, 3)
+        return d
+
+    def summary(self) -> str:
+        """Human-readable, several lines."""
+        lines = [
+            f"collection {self.collection} ({self.model}), {self.seconds:.1f} s",
+            f"files: {self.files_seen} seen, {self.files_changed} changed, {self.files_failed} failed",
+            f"chunks: {self.chunks_total} total, {self.chunks_embedded} embedded+stored, {self.chunks_skipped} "
+            f"unchanged (skipped), {self.chunks_truncated} truncated, {self.chunks_failed} failed, "
+            f"{self.chunks_deleted} stale rows deleted",
+        ]
+        if self.records_failed:
+            lines.append(f"records failed: {self.records_failed}")
+        if self.sources_pruned:
+            lines.append(f"pruned: {self.rows_pruned} rows of {self.sources_pruned} deleted files")
+        for f in self.failures:
+            where = f"{f['source']}" + (f":{f['line']}" if f.get("line") is not None else "")
+            lines.append(f"  FAILED {where}: {f['reason']}")
+        if self.failures_not_listed:
+            lines.append(f"  ... and {self.failures_not_listed} more failures")
+        for n in self.notices:
+            lines.append(f"  note {n['source']}: {n['message']}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- queue items
+@dataclass
+class _Task:
+    id: str
+    hash: str
+    text: str
+    source: str
+    index: int
+    metadata: dict[str, Any]
+    columns: dict[str, Any]
+    image: bool = False
+
+
+@dataclass
+class _FileDone:
+    source: str
+    new_ids: set[str] | None
+    """Ids this run produces for the source; None = don't touch its stored rows (it had failures)."""
+    changed: bool
+
+
+@dataclass
+class _Rows:
+    rows: list[dict[str, Any]]
+
+
+_STOP = object()
+
+
+class _Aborted(Exception):
+    pass
+
+
+class Ingestor:
+    """One ingest run into one collection (see :func:`ingest`)."""
+
+    def __init__(
+        self,
+        coll: Any,
+        provider: Any,
+        *,
+        options: LoadOptions | None = None,
+        policy: Policy = "chunk",
+        chunk_tokens: int | None = None,
+        overlap: int = 32,
+        batch_size: int = 512,
+        prune: bool = False,
+        progress: ProgressFn | None = None,
+        queue_batches: int = 2,
+    ) -> None:
+        if policy not in ("truncate", "chunk", "error"):
+            raise ConfigError(f"truncate={policy!r} is not a policy; use truncate, chunk or error")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size} must be ≥ 1")
+        self.coll = coll
+        self.provider = provider
+        self.opts = options or LoadOptions()
+        self.policy = policy
+        self.batch_size = batch_size
+        self.prune = prune
+        self.progress = progress or (lambda event, n: None)
+        self._counter: Callable[[Sequence[str]], list[int]] | None = None
+        limit = getattr(provider, "max_input_tokens", None)
+        self.limit: int | None = int(limit) if limit else None
+        size = chunk_tokens or min(self.limit or 512, 512)
+        if self.limit and size > self.limit:
+            raise ConfigError(f"chunk_tokens={size} is more than {provider.spec}'s limit of {self.limit} tokens")
+        self.chunker = Chunker(max_tokens=size, overlap=min(overlap, size // 2 - 1), count=self._count)
+        self.report = IngestReport(collection=coll.name, model=getattr(provider, "spec", str(provider)),
+                                   policy=policy)
+        self.q1: queue.Queue[Any] = queue.Queue(maxsize=batch_size * queue_batches)
+        self.q2: queue.Queue[Any] = queue.Queue(maxsize=queue_batches)
+        self.abort = threading.Event()
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.write_delay = float(os.environ.get(_WRITE_DELAY_ENV, "0") or 0)
+
+    # ------------------------------------------------------------------ helpers
+    def _count(self, texts: Sequence[str]) -> list[int]:
+        if self._counter is None:
+            self._counter = make_token_counter(self.provider)
+        return self._counter(texts)
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+        while True:
+            if self.abort.is_set():
+                raise _Aborted
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            if self.abort.is_set():
+                raise _Aborted
+            try:
+                return q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+
+    def _fail(self, f: Failure) -> None:
+        with self.lock:
+            self.report.add_failure(f)
+        log.info("ingest: %s", f)
+        self.progress("failed", 1)
+
+    # ------------------------------------------------------------------ run
+    def run(self, paths: Sequence[str | os.PathLike[str]]) -> IngestReport:
+        t0 = time.perf_counter()
+        self.roots = [os.path.abspath(os.fspath(p)) for p in paths]
+        # the table's state, read once: what is stored, per id and per source
+        self.existing: dict[str, str | None] = self.coll.hashes()
+        self.existing_sources: dict[str | None, int] = self.coll.sources()
+        self.seen_sources: set[str] = set()
+        threads = [threading.Thread(target=self._guard, args=(fn,), name=f"ingest-{fn.__name__.strip('_')}",
+                                    daemon=True) for fn in (self._producer, self._embedder, self._writer)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except BaseException:
+            self.abort.set()
+            raise
+        self.report.seconds = time.perf_counter() - t0
+        if self.errors:
+            raise self.errors[0]
+        return self.report
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except _Aborted:
+            pass
+        except BaseException as exc:
+            log.debug("ingest thread %s failed", fn.__name__, exc_info=True)
+            self.errors.append(exc)
+            self.abort.set()
+
+    # ------------------------------------------------------------------ producer
+    def _producer(self) -> None:
+        try:
+            for item in walk(self.roots, self.opts):
+                if isinstance(item, Failure):
+                    self.report.files_failed += 1
+                    self._fail(item)
+                    continue
+                self._file(item)
+        finally:
+            if not self.abort.is_set():
+                self._put(self.q1, _STOP)
+
+    def _file(self, path: Path) -> None:
+        source = str(path)
+        self.report.files_seen += 1
+        self.seen_sources.add(source)
+        new_ids: set[str] = set()
+        matched = 0
+        had_failure = False
+        changed = False
+        n_docs = 0
+        for item in load_file(path, self.opts):
+            if isinstance(item, Notice):
+                with self.lock:
+                    self.report.notices.append(item.to_dict())
+                continue
+            if isinstance(item, Failure):
+                had_failure = True
+                if item.line is None:
+                    self.report.files_failed += 1
+                else:
+                    self.report.records_failed += 1
+                self._fail(item)
+                continue
+            n_docs += 1
+            try:
+                tasks = list(self._tasks(item))
+            except InvalidInputError as exc:
+                had_failure = True
+                self.report.records_failed += item.line is not None
+                self.report.files_failed += item.line is None
+                self._fail(Failure(source, str(exc), item.line))
+                continue
+            self.report.chunks_total += len(tasks)
+            self.progress("chunks", len(tasks))
+            for t in tasks:
+                new_ids.add(t.id)
+                old = self.existing.get(t.id, False)
+                if old is not False:
+                    matched += 1
+                if old == t.hash:
+                    self.report.chunks_skipped += 1
+                    self.progress("skipped", 1)
+                    continue
+                changed = True
+                self._put(self.q1, t)
+                self.progress("queued", 1)
+        stale = self.existing_sources.get(source, 0) > matched
+        if had_failure and stale:
+            with self.lock:
+                self.report.notices.append({"source": source, "message": "stored rows of this file kept because "
+                                            "some of it failed to load; fix it and rerun to clean up"})
+        keep = had_failure or n_docs == 0
+        if changed or (stale and not keep):
+            self.report.files_changed += 1
+        self._put(self.q1, _FileDone(source, None if keep or not stale else new_ids, changed))
+        self.progress("file", 1)
+
+    def _tasks(self, doc: Document) -> Iterator[_Task]:
+        if doc.kind == "image":
+            if not getattr(self.provider, "supports_image", False):
+                raise InvalidInputError(
+                    f"image file, but {getattr(self.provider, 'spec', 'the model')} embeds text only; ingest images "
+                    "with an image model (--model clip:openai/clip-vit-base-patch32) into their own collection, or "
+                    "exclude them (--exclude '*.jpg')")
+            meta = dict(doc.metadata)
+            h = content_hash(doc.source, meta, doc.columns) + _file_stamp(doc.source)
+            yield _Task(chunk_id(doc.source, "", 0), h, doc.source, doc.source, 0, meta, doc.columns, image=True)
+            return
+        for chunk in self._chunks(doc):
+            meta = dict(doc.metadata)
+            meta.update(chunk.meta)
+            if chunk.heading:
+                meta["heading"] = chunk.heading
+            text = chunk.text
+            yield _Task(chunk_id(doc.source, doc.key, chunk.index), content_hash(text, meta, doc.columns), text,
+                        doc.source, chunk.index, meta, doc.columns)
+
+    def _chunks(self, doc: Document) -> Iterator[Chunk]:
+        if self.policy == "chunk":
+            if doc.sections is not None:
+                n = 0
+                for heading, text, extra in doc.sections:
+                    for c in self.chunker.chunk_stream([text], heading=heading, start_index=n):
+                        c.meta.update(extra)
+                        n += 1
+                        yield c
+            elif doc.kind == "markdown":
+                yield from self.chunker.chunk_markdown(doc.text or "")
+            elif doc.blocks is not None:
+                yield from self.chunker.chunk_stream(doc.blocks)
+            else:
+                yield from self.chunker.chunk_stream([doc.text or ""])
+            return
+        # truncate / error: the document is one chunk
+        if doc.sections is not None:
+            text = "\n\n".join(t for _, t, _ in doc.sections)
+        elif doc.blocks is not None:
+            text = _head(doc.blocks, 256 * 1024)
+        else:
+            text = doc.text or ""
+        text = text.strip()
+        n = self._count([text])[0]
+        if self.policy == "error" and self.limit is not None and n > self.limit:
+            raise InvalidInputError(
+                f"{'record ' + doc.key + ' ' if doc.key else ''}has {n} tokens, more than the model's limit of "
+                f"{self.limit}; rerun with --truncate chunk (split) or --truncate truncate (cut)")
+        yield Chunk(text, 0, n)
+
+    # ------------------------------------------------------------------ embedder
+    def _embedder(self) -> None:
+        pending: list[Any] = []
+        n_tasks = 0
+        while True:
+            item = self._get(self.q1)
+            if item is _STOP:
+                self._flush(pending)
+                self._put(self.q2, _STOP)
+                return
+            pending.append(item)
+            if isinstance(item, _Task):
+                n_tasks += 1
+                if n_tasks >= self.batch_size:
+                    self._flush(pending)
+                    pending, n_tasks = [], 0
+            elif n_tasks == 0:  # only markers: pass them on at once
+                self._flush(pending)
+                pending = []
+
+    def _flush(self, pending: list[Any]) -> None:
+        tasks = [t for t in pending if isinstance(t, _Task)]
+        vectors: dict[int, Any] = {}
+        if tasks:
+            t0 = time.perf_counter()
+            vectors = self._embed(tasks)
+            self.report.embed_seconds += time.perf_counter() - t0
+            self.progress("embedded", len(vectors))
+        out: list[Any] = []
+        rows: list[dict[str, Any]] = []
+        for item in pending:
+            if isinstance(item, _Task):
+                v = vectors.get(id(item))
+                if v is None:
+                    continue
+                row = {"id": item.id, "vector": v, "content": item.text, "source": item.source,
+                       "chunk": item.index, "content_hash": item.hash, "metadata": item.metadata}
+                row.update(item.columns)
+                rows.append(row)
+            else:
+                if rows:
+                    out.append(_Rows(rows))
+                    rows = []
+                out.append(item)
+        if rows:
+            out.append(_Rows(rows))
+        for o in out:
+            self._put(self.q2, o)
+
+    def _embed(self, tasks: list[_Task]) -> dict[int, Any]:
+        """Vectors by ``id(task)``; identical texts in a batch are embedded once; bad items are isolated."""
+        out: dict[int, Any] = {}
+        images = [t for t in tasks if t.image]
+        texts = [t for t in tasks if not t.image]
+        if texts:
+            uniq: dict[str, int] = {}
+            for t in texts:
+                uniq.setdefault(t.text, len(uniq))
+            order = list(uniq)
+            vecs, truncated, failed = self._embed_texts(order)
+            self.report.chunks_truncated += sum(1 for t in texts if uniq[t.text] in truncated)
+            for t in texts:
+                i = uniq[t.text]
+                if i in failed:
+                    self.report.chunks_failed += 1
+                    self._fail(Failure(t.source, f"chunk {t.index}: {failed[i]}"))
+                else:
+                    out[id(t)] = vecs[i]
+        for t in images:
+            try:
+                out[id(t)] = self.provider.embed_images([t.text])[0]
+            except ObembedError as exc:
+                self.report.chunks_failed += 1
+                self._fail(Failure(t.source, f"image: {exc}"))
+        return out
+
+    def _embed_texts(self, texts: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
+        """Embed with isolation: a batch refused for one input is split until the bad input is alone."""
+        from ..errors import InvalidInputError as _Bad
+        from ..errors import UnsupportedInputError
+
+        try:
+            res = self.provider.embed(texts, kind="document", truncate="truncate")
+            return dict(enumerate(res.vectors)), set(res.truncated), {}
+        except (_Bad, UnsupportedInputError) as exc:
+            if len(texts) == 1:
+                return {}, set(), {0: str(exc)}
+            idx = getattr(exc, "index", None)
+            if isinstance(idx, int) and 0 <= idx < len(texts):
+                rest = [t for j, t in enumerate(texts) if j != idx]
+                v, tr, fl = self._embed_texts(rest)
+                remap = [j for j in range(len(texts)) if j != idx]
+                return ({remap[k]: x for k, x in v.items()}, {remap[k] for k in tr},
+                        {**{remap[k]: m for k, m in fl.items()}, idx: str(exc)})
+            mid = len(texts) // 2
+            v1, t1, f1 = self._embed_texts(texts[:mid])
+            v2, t2, f2 = self._embed_texts(texts[mid:])
+            return ({**v1, **{k + mid: x for k, x in v2.items()}}, t1 | {k + mid for k in t2},
+                    {**f1, **{k + mid: m for k, m in f2.items()}})
+
+    # ------------------------------------------------------------------ writer
+    def _writer(self) -> None:
+        while True:
+            item = self._get(self.q2)
+            if item is _STOP:
+                break
+            if self.write_delay:
+                time.sleep(self.write_delay)
+            t0 = time.perf_counter()
+            if isinstance(item, _Rows):
+                self.coll.upsert(item.rows)
+                self.report.chunks_embedded += len(item.rows)
+            elif isinstance(item, _FileDone) and item.new_ids is not None:
+                stale = [i for i in self.coll.hashes(item.source) if i not in item.new_ids]
+                if stale:
+                    self.report.chunks_deleted += self.coll.delete(ids=stale)
+            self.report.write_seconds += time.perf_counter() - t0
+        if self.prune:
+            self._prune()
+
+    def _prune(self) -> None:
+        roots = [r.rstrip(os.sep) for r in self.roots]
+        for source in list(self.existing_sources):
+            if source is None or source in self.seen_sources:
+                continue
+            if not any(source == r or source.startswith(r + os.sep) for r in roots):
+                continue
+            if os.path.exists(source):  # still there, but excluded/failed this time: keep
+                continue
+            ids = list(self.coll.hashes(source))
+            if ids:
+                self.report.rows_pruned += self.coll.delete(ids=ids)
+                self.report.sources_pruned += 1
+
+
+def make_token_counter(provider: Any) -> Callable[[Sequence[str]], list[int]]:
+    """Token counts of documents as ``provider`` sees them, safe to call beside a running ``embed``.
+
+    Hugging Face fast tokenizers are not safe to share between threads (the embedding call reconfigures
+    truncation while the producer counts: "Already borrowed"), so the producer counts with its own copy of
+    the provider's tokenizer; providers without one use their own ``count_tokens`` (an estimate).
+    """
+    import copy
+
+    def by_provider(texts: Sequence[str]) -> list[int]:
+        return list(provider.count_tokens(list(texts)))
+
+    try:
+        tok = getattr(provider, "tokenizer", None)
+    except Exception:
+        tok = None
+    if tok is None or not callable(tok):
+        return by_provider
+    try:
+        tok = copy.deepcopy(tok)
+    except Exception:
+        return by_provider
+    prefix = getattr(provider, "document_prefix", "") or ""
+
+    def by_tokenizer(texts: Sequence[str]) -> list[int]:
+        enc = tok([prefix + t for t in texts], add_special_tokens=True, truncation=False, padding=False,
+                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    try:
+        probe = ["a probe sentence", "もう一つ"]
+        if by_tokenizer(probe) != by_provider(probe):
+            return by_provider
+    except Exception:
+        return by_provider
+    return by_tokenizer
+
+
+def _head(blocks: Any, limit: int) -> str:
+    parts: list[str] = []
+    n = 0
+    for b in blocks:
+        parts.append(b)
+        n += len(b)
+        if n >= limit:
+            break
+    return "".join(parts)[:limit]
+
+
+def _file_stamp(path: str) -> str:
+    """Images: the hash covers size and mtime (re-embed when the file changes)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f":{st.st_size}:{int(st.st_mtime)}"
+
+
+def count_files(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> int:
+    """How many files an ingest of ``paths`` will look at (for a progress bar's total)."""
+    return sum(1 for x in walk([os.path.abspath(os.fspath(p)) for p in paths], options) if not isinstance(x, Failure))
+
+
+def open_collection(store: Any, name: str, provider: Any, *, columns: Mapping[str, str] | None = None,
+                    fulltext: bool | str = True) -> Any:
+    """The collection to ingest into: opened (model checked, declared columns must exist) or created."""
+    cols = dict(columns or {})
+    if store.has_collection(name):
+        coll = store.collection(name, provider=provider)
+        missing = [c for c in cols if c not in coll.columns]
+        if missing:
+            raise ConfigError(
+                f"collection {name!r} has no column(s) {missing} (it has: {sorted(coll.columns) or 'none'}); "
+                "columns are fixed when a collection is created: drop it or ingest into a new collection")
+        return coll
+    return store.create_collection(name, provider, columns=cols or None, fulltext=fulltext)
+
+
+def ingest(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    collection: str,
+    store: Any = None,
+    provider: Any = None,
+    model: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    text_field: str = "text",
+    id_field: str | None = "id",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    truncate: Policy = "chunk",
+    chunk_tokens: int | None = None,
+    overlap: int = 32,
+    prune: bool = False,
+    batch_size: int = 512,
+    max_file_bytes: int = 20 * 1024 * 1024,
+    fulltext: bool | str = True,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Ingest files and folders into ``collection`` (created on first use); returns the report.
+
+    ``store``: an open :class:`obembed.store.Store` (default: :func:`obembed.connect` from settings).
+    ``provider`` / ``model``: the embedding model (default: the configured one). ``columns``: scalar columns
+    ``{name: sql_type}`` filled from records' fields of that name. ``truncate``: what to do with documents
+    longer than the model's input: ``chunk`` (split, default), ``truncate`` (one chunk, cut by the model,
+    counted) or ``error`` (reported as a failure). See ``docs/ingest.md``.
+    """
+    import obembed
+
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not paths:
+        raise InvalidInputError("ingest needs at least one path (a file or a folder)")
+    own_store = store is None
+    if store is None:
+        store = obembed.connect(provider_factory=obembed.load)
+    try:
+        if provider is None:
+            provider = obembed.load(model)
+        coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext)
+        opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
+                           include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
+        run = Ingestor(coll, provider, options=opts, policy=truncate, chunk_tokens=chunk_tokens, overlap=overlap,
+                       batch_size=batch_size, prune=prune, progress=progress)
+        return run.run(list(paths))
+    finally:
+        if own_store:
+            store.close()
