@@ -11,7 +11,7 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["echo_json", "load_provider", "model_option", "option_pairs"]
+__all__ = ["echo_json", "load_provider", "model_option", "option_pairs", "provider_factory"]
 
 
 def model_option(f: F) -> F:
@@ -39,12 +39,40 @@ def option_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def load_provider(spec: str | None, options: tuple[str, ...] = (), *, purpose: str = "oneshot") -> Any:
+def load_provider(spec: str | None, options: tuple[str, ...] | dict[str, Any] = (), *,
+                  purpose: str = "oneshot") -> Any:
     """Build the provider for a command. ``purpose`` is ``oneshot`` (embed/search/similarity: fast start
-    matters) or ``bulk`` (ingest/eval/serve: throughput matters)."""
+    matters) or ``bulk`` (ingest/eval/serve: throughput matters).
+
+    For a local ``st:``/``hf:`` model on the CPU, both purposes get the verified fp32 ONNX export of the same
+    model when it reproduces torch (cosine >= 0.9999, checked when the export was made): the same vector
+    space, a first vector in ~0.5 s instead of ~10 s (no torch import), and the faster path for long jobs on
+    this machine (docs/performance.md). ``OBEMBED_FAST_START=0`` turns it off, ``cached`` uses an existing
+    export only. Anything else, or any failure, falls back to the spec as written.
+    """
     import obembed
 
-    return obembed.load(spec, **option_pairs(options))
+    from ..settings import get_settings
+
+    opts = dict(options) if isinstance(options, dict) else option_pairs(options)
+    settings = get_settings()
+    resolved = spec or settings.model
+    if purpose in ("oneshot", "bulk"):
+        from ..providers.onnx import fast_provider
+
+        fast = fast_provider(resolved, opts, purpose=purpose, settings=settings)
+        if fast is not None:
+            return fast
+    return obembed.load(resolved, settings=settings, **opts)
+
+
+def provider_factory(purpose: str = "oneshot") -> Callable[..., Any]:
+    """A ``provider_factory(spec, **options)`` for :func:`obembed.store.connect` that takes the fast path too."""
+
+    def factory(spec: str, **options: Any) -> Any:
+        return load_provider(spec, options, purpose=purpose)
+
+    return factory
 
 
 def echo_json(obj: Any) -> None:

@@ -159,6 +159,45 @@ class SentenceTransformerProvider(Provider):
         return vecs
 
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
-        # one call: sentence-transformers sorts by length and batches internally
-        return self.embed_batch(texts, kind=kind)
+        """Token-sorted batches across the whole input (see :mod:`._batching`), results in input order.
+
+        sentence-transformers alone sorts by *character* length and only inside one ``encode()`` call; here
+        the token counts the base class already made for truncation accounting order the whole input, and
+        each ``encode()`` call gets one pre-sorted batch within a padded-token budget
+        (option ``token_budget``, default 8192). ``sorted_batching=False`` restores one plain ``encode()`` call.
+        """
+        from ._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, run_sorted
+
+        model = self._ensure_loaded()
+        self._apply_threads()
+        if not self.options.get("sorted_batching", True):
+            return self.embed_batch(texts, kind=kind)
+        fn = model.encode_query if kind == "query" else model.encode_document
+        limit = self.max_input_tokens or 512
+        lengths = [min(int(c), limit) for c in token_counts]
+
+        def encode(idx: list[int]) -> np.ndarray:
+            batch = [texts[i] for i in idx]
+            return fn(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False,
+                      normalize_embeddings=False)
+
+        vecs = run_sorted(lengths, encode, dimension=self._dimension,
+                          token_budget=int(self.options.get("token_budget") or DEFAULT_TOKEN_BUDGET),
+                          max_items=int(self.options.get("max_batch") or DEFAULT_MAX_ITEMS))
+        return self._finish(vecs)
+
+    def _apply_threads(self) -> None:
+        """torch intra-op threads for this job: ``threads=`` option, ``OBEMBED_THREADS``, else free cores."""
+        if pick_device(self.device) != "cpu":
+            return
+        from ._batching import resolve_threads
+
+        advisor = self.__dict__.get("_thread_advisor")
+        if advisor is None:
+            advisor = self.__dict__["_thread_advisor"] = resolve_threads(self.options.get("threads"))
+        n = advisor.threads()
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
