@@ -42,11 +42,15 @@ def test_path_str_pathlib_file_url_bytes_data_uri_and_pil_give_the_same_pixels(t
         assert np.array_equal(np.asarray(li.image), ref)
         assert (li.facts.width, li.facts.height) == (40, 30)
     f = loaded[0].facts
-    assert f.format == "PNG" and f.bytes == len(data) and f.mode == "RGB" and f.frames == 1
+    assert f.format == "PNG"
+    assert f.bytes == len(data)
+    assert f.mode == "RGB"
+    assert f.frames == 1
     assert f.uri == str(path.resolve())
     assert loaded[2].facts.uri == str(path.resolve())  # file:// URL → the path
     assert loaded[3].facts.sha256 == f.sha256 == loaded[5].facts.sha256
-    assert loaded[6].facts.format == "RAW" and loaded[6].facts.bytes == 0
+    assert loaded[6].facts.format == "RAW"
+    assert loaded[6].facts.bytes == 0
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:
@@ -63,8 +67,8 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert (li.facts.width, li.facts.height) == (20, 40)
     px = np.asarray(li.image).astype(int)
     top, bottom = px[2, 10], px[-3, 10]  # after rotating CW the red (left) half is on top
-    assert top[0] > 200 and top[2] < 60, top
-    assert bottom[2] > 200 and bottom[0] < 60, bottom
+    assert (top[0] > 200, top[2] < 60) == (True, True), top
+    assert (bottom[2] > 200, bottom[0] < 60) == (True, True), bottom
     # and the same file with orientation 1 stays landscape
     plain = tmp_path / "plain.jpg"
     Image.fromarray(arr).save(plain, quality=95)
@@ -87,7 +91,8 @@ def test_palette_with_and_without_transparency(tmp_path: Path) -> None:
     p = Image.new("P", (8, 8), 1)
     p.putpalette([0, 0, 0, 0, 200, 0] + [0] * 762)
     li = load_image(_png_bytes(p))
-    assert li.facts.mode == "P" and tuple(np.asarray(li.image)[0, 0]) == (0, 200, 0)
+    assert li.facts.mode == "P"
+    assert tuple(np.asarray(li.image)[0, 0]) == (0, 200, 0)
     gif = tmp_path / "t.gif"
     p.save(gif, transparency=1)
     assert tuple(np.asarray(load_image(gif).image)[0, 0]) == (255, 255, 255)
@@ -98,12 +103,15 @@ def test_grayscale_16bit_and_cmyk_become_rgb(tmp_path: Path) -> None:
     assert tuple(np.asarray(load_image(_png_bytes(gray)).image)[0, 0]) == (77, 77, 77)
     deep = Image.fromarray(np.full((6, 6), 32768, np.uint16))  # mid-grey in 16 bits: scaled, not clipped to white
     px = np.asarray(load_image(_png_bytes(deep)).image)[0, 0]
-    assert 120 <= px[0] <= 135 and px[0] == px[1] == px[2]
+    assert 120 <= px[0] <= 135
+    assert px[0] == px[1] == px[2]
     cmyk = Image.new("CMYK", (6, 6), (0, 255, 255, 0))  # red in CMYK
     li = load_image(_png_bytes(cmyk, "JPEG", quality=95))
     assert li.facts.mode == "CMYK"
     r, g, b = np.asarray(li.image)[3, 3].astype(int)
-    assert r > 200 and g < 60 and b < 60
+    assert r > 200
+    assert g < 60
+    assert b < 60
 
 
 def test_animated_gif_uses_first_frame(tmp_path: Path) -> None:
@@ -111,14 +119,18 @@ def test_animated_gif_uses_first_frame(tmp_path: Path) -> None:
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
     li = load_image(path)
-    assert li.facts.frames == 3 and li.facts.format == "GIF"
+    assert li.facts.frames == 3
+    assert li.facts.format == "GIF"
     r, g, b = np.asarray(li.image)[6, 6].astype(int)
-    assert r > 200 and g < 50 and b < 50
+    assert r > 200
+    assert g < 50
+    assert b < 50
     # a PIL image left on frame 2 is rewound too
     with Image.open(path) as im:
         im.seek(2)
         r, g, b = np.asarray(load_image(im).image)[6, 6].astype(int)
-    assert r > 200 and b < 50
+    assert r > 200
+    assert b < 50
 
 
 def test_images_are_shrunk_to_max_size_keeping_aspect() -> None:
@@ -246,14 +258,16 @@ def test_load_images_skip_reports_every_bad_item_and_keeps_going(bad_files: dict
     assert sorted(failed) == list(range(1, len(items) - 1))
     for i, why in failed.items():
         assert Path(items[i]).name in why
-    with pytest.raises(InvalidInputError, match="nope.jpg"):
+    with pytest.raises(InvalidInputError, match=r"nope\.jpg"):
         load_images(items, on_error="raise")
     with pytest.raises(InvalidInputError, match="on_error"):
         load_images(items, on_error="ignore")  # type: ignore[arg-type]
 
 
 def test_helpers() -> None:
-    assert is_image_path("a/B.JPG") and is_image_path("x.webp") and not is_image_path("notes.txt")
+    assert is_image_path("a/B.JPG")
+    assert is_image_path("x.webp")
+    assert not is_image_path("notes.txt")
     assert describe_item(b"abc", 2) == "<bytes #2, 3 bytes>"
     assert describe_item("data:image/png;base64,AAAA").startswith("<data URI")
     assert set(IMAGE_COLUMNS) == {"width", "height", "format", "bytes"}

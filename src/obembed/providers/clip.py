@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InvalidInputError, MissingDependencyError
+from ..errors import ConfigError, InvalidInputError, MissingDependencyError, ModelNotFoundError
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, ImageFacts, OnError, load_images
 from ..types import EmbedResult, Kind, Vector, Vectors
 from ._local import canonical_name, hub_error, hub_offline, quiet_transformers, resolve_model
@@ -132,21 +132,35 @@ class ClipProvider(Provider):
                 where["subfolder"] = sub
         device = pick_device(self.device)
         quiet_transformers()
+        local = Path(path).is_dir()
+
+        def failed(exc: BaseException, what: str) -> Exception:
+            if local:
+                cause = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                return ModelNotFoundError(f"{self.model}: could not load the {what} from {path} ({cause}); "
+                                          "is it a saved CLIP model folder (save_pretrained)?")
+            return hub_error(self.model, exc)
+
         try:
             model = AutoModel.from_pretrained(path, dtype=torch.float32, trust_remote_code=self.trust_remote_code,
                                               **where)
-            processor_kw: dict[str, Any] = {"backend": self.image_backend} if self.image_backend else {}
-            image_processor = AutoImageProcessor.from_pretrained(path, **processor_kw, **where)
-            tokenizer = AutoTokenizer.from_pretrained(path, **where) if not self.text_model else None
-        except (OSError, ValueError) as exc:
-            raise hub_error(self.model, exc) from exc
-        except Exception as exc:  # the hub client raises its own tree
-            if type(exc).__module__.startswith(("huggingface_hub", "requests", "httpx")):
-                raise hub_error(self.model, exc) from exc
+        except Exception as exc:  # OSError/ValueError, or the hub client's own tree
+            if isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith(("huggingface_hub",
+                                                                                          "requests", "httpx")):
+                raise failed(exc, "model") from exc
             raise
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ConfigError(f"{self.model} is a {type(model).__name__}, not a CLIP-style text+image model "
                               "(it has no get_image_features); use st: or hf: for text-only models")
+        try:
+            processor_kw: dict[str, Any] = {"backend": self.image_backend} if self.image_backend else {}
+            image_processor = AutoImageProcessor.from_pretrained(path, **processor_kw, **where)
+            tokenizer = AutoTokenizer.from_pretrained(path, **where) if not self.text_model else None
+        except Exception as exc:
+            if isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith(("huggingface_hub",
+                                                                                          "requests", "httpx")):
+                raise failed(exc, "image processor / tokenizer") from exc
+            raise
         model.eval().to(device)
         cfg = model.config
         dim = getattr(cfg, "projection_dim", None)
