@@ -194,8 +194,21 @@ def _error_response(path: str, status: int, message: str, code: str | None = Non
                     headers=headers)
 
 
+def _jsonable(o: Any) -> Any:
+    """json.dumps fallback for what the store returns: datetimes, decimals, numpy scalars and arrays."""
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, bytes | bytearray):
+        return base64.b64encode(o).decode()
+    return str(o)
+
+
 def _json(obj: Any, status: int = 200) -> Response:
-    return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), status_code=status,
+    return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_jsonable), status_code=status,
                     media_type="application/json")
 
 
