@@ -480,8 +480,9 @@ def image_rows(
     ``content`` (the path/URI), ``source`` (the path/URI), ``chunk`` 0, ``content_hash`` (sha256 of the
     bytes), ``metadata`` (``kind: image``, width, height, format, bytes, mode, frames), plus the
     :data:`IMAGE_COLUMNS` values at top level when ``columns=True`` (the collection must declare them),
-    plus ``extra[i]`` merged in (scalar columns of your own). Bad items are skipped and reported in
-    ``ImageRows.failed`` (``on_error="raise"`` stops at the first one instead).
+    plus ``extra[i]`` merged in (scalar columns of your own; its ``metadata`` dict is merged into the
+    image's). Bad items are skipped and reported in ``ImageRows.failed`` (``on_error="raise"`` stops at the
+    first one instead).
 
     ``coll.upsert(result.rows)``; then ``coll.search("a red square")`` finds images by text.
     """
@@ -515,6 +516,9 @@ def image_rows(
         if columns:
             row.update(width=f.width, height=f.height, format=f.format, bytes=f.bytes)
         if extra is not None:
-            row.update(extra[i])
+            more = dict(extra[i])
+            if isinstance(more.get("metadata"), dict):
+                more["metadata"] = {**meta, **more["metadata"]}
+            row.update(more)
         rows.append(row)
     return ImageRows(rows=rows, failed=dict(res.failed), items=names)
