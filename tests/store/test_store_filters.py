@@ -34,6 +34,8 @@ COLS = ["id", "content", "source", "chunk", "lang", "year"]
         ("lang IS NOT NULL", "`lang` IS NOT NULL", []),
         ("metadata.score > 0.5", "JSON_EXTRACT(`metadata`, %s) > %s", ["$.score", 0.5]),
         ("LANG = 'ja'", "`lang` = %s", ["ja"]),
+        ({"metadata.ok": True}, "JSON_EXTRACT(`metadata`, %s) = CAST(%s AS JSON)", ["$.ok", "true"]),
+        ("metadata.ok = FALSE", "JSON_EXTRACT(`metadata`, %s) = CAST(%s AS JSON)", ["$.ok", "false"]),
     ],
 )
 def test_compile(where, sql, params):

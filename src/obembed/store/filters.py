@@ -90,7 +90,8 @@ def _cmp(cols: _Columns, key: str, op: str, value: Any) -> tuple[str, list[Any]]
         if len(vals) > _MAX_IN:
             raise InvalidFilterError(f"filter on {key!r}: {op} with {len(vals)} values (at most {_MAX_IN})")
         lhs, lp = cols.expr(key, vals[0])
-        return f"{lhs} {sql_op} ({', '.join(['%s'] * len(vals))})", lp + vals
+        rhs = [_rhs(lhs, v) for v in vals]
+        return f"{lhs} {sql_op} ({', '.join(r for r, _ in rhs)})", lp + [v for _, v in rhs]
     if sql_op in ("IS NULL", "EXISTS"):
         lhs, lp = cols.expr(key)
         want_null = bool(value) if sql_op == "IS NULL" else not bool(value)
@@ -105,7 +106,15 @@ def _cmp(cols: _Columns, key: str, op: str, value: Any) -> tuple[str, list[Any]]
         raise InvalidFilterError(f"filter on {key!r}: {op} NULL is never true; use IS NULL / IS NOT NULL")
     if sql_op in ("LIKE", "NOT LIKE") and not isinstance(value, str):
         raise InvalidFilterError(f"filter on {key!r}: {op} needs a string pattern")
-    return f"{lhs} {sql_op} %s", [*lp, value]
+    rhs, value = _rhs(lhs, value)
+    return f"{lhs} {sql_op} {rhs}", [*lp, value]
+
+
+def _rhs(lhs: str, value: Any) -> tuple[str, Any]:
+    """Placeholder and parameter for a value; a JSON boolean compares only with a JSON true/false."""
+    if isinstance(value, bool) and lhs.startswith("JSON_EXTRACT("):
+        return "CAST(%s AS JSON)", "true" if value else "false"
+    return "%s", value
 
 
 def _compile_dict(cols: _Columns, where: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any]]:

@@ -911,11 +911,13 @@ class Collection:
         return self._hits(rows)
 
     def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
-                      vector: Any = None) -> list[Hit]:
+                      vector: Any = None, weights: tuple[float, float] = (1.0, 1.0)) -> list[Hit]:
         """Full-text (MATCH ... AGAINST) and vector search fused with reciprocal rank fusion (k=60).
 
         Needs a collection created with ``fulltext=True``. ``candidates`` rows are taken from each side
-        (default ``max(4k, 40)``). ``score`` is the RRF score; ``distance`` the vector distance when known.
+        (default ``max(4k, 40)``); ``weights`` = (vector, full-text) multiply each side's RRF terms (raise the
+        full-text weight for a model that is weak in the corpus language). ``vector`` skips embedding ``text``.
+        ``score`` is the fused RRF score; ``distance`` the vector distance when the vector side found the row.
         """
         self.store._check_open()
         if not isinstance(text, str) or not text.strip():
@@ -935,11 +937,12 @@ class Collection:
         text_hits = self._hits(rows)
         fused: dict[str, float] = {}
         by_id: dict[str, Hit] = {}
+        wv, wt = (float(w) for w in weights)
         for rank, h in enumerate(vec_hits):
-            fused[h.id] = fused.get(h.id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[h.id] = fused.get(h.id, 0.0) + wv / (RRF_K + rank + 1)
             by_id[h.id] = h
         for rank, h in enumerate(text_hits):
-            fused[h.id] = fused.get(h.id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[h.id] = fused.get(h.id, 0.0) + wt / (RRF_K + rank + 1)
             if h.id not in by_id:
                 h.distance = None
                 by_id[h.id] = h
