@@ -1,0 +1,208 @@
+"""Remote-provider benchmark: the ``dashscope:`` preset vs the guide's sequential ``RemoteEmbedding`` logic.
+
+usage:
+  python benchmarks/remote.py [--n 10000] [--latency 0.05] [--max-items 10] [--concurrency 8,16] [--repeat 3]
+  python benchmarks/remote.py --quick          # n=2000, repeat 1
+
+A local DashScope compatible-mode server (tests/providers/fakeapi.py: the documented reply shape, data in
+reversed index order, 400 "should not be larger than 10" above 10 inputs) runs in a *separate process* (as a
+real service would: its CPU is not ours) and sleeps ``--latency`` per request. In ONE process, against it:
+
+* baseline — the guide's ``RemoteEmbedding`` logic: one request per 10-item batch, one after another,
+  ``dimensions`` always sent, ``data`` read in reply order (requests.Session, so keep-alive is not the
+  difference);
+* obembed  — ``obembed.load("dashscope:text-embedding-v3").embed_documents(texts)``: split by items and tokens,
+  ``concurrency`` requests in flight, order by ``index``, retries.
+
+Both results are checked against the vectors the server derives from each text: "wrong rows" counts vectors that
+are not the right vector for their text (the baseline's reply-order bug shows up there). Ratio = baseline wall /
+obembed wall (median of ``--repeat`` runs; the baseline runs once: it is the slow one). The CPU time other
+processes used meanwhile is recorded from /proc/stat minus this process tree (server included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "providers"))
+
+TICK = os.sysconf("SC_CLK_TCK")
+KEY = "sk-bench-0123456789abcdef"
+MODEL = "text-embedding-v3"
+
+
+# ---------------------------------------------------------------------------------------------- CPU accounting
+def _busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return (sum(vals[:8]) - idle) / TICK
+
+
+def _tree_seconds(root: int) -> float:
+    procs: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        procs[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        p = todo.pop()
+        if p in seen or p not in procs:
+            continue
+        seen.add(p)
+        total += procs[p][1]
+        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
+    return total
+
+
+class Load:
+    """Wall time, this process tree's CPU, other processes' CPU during the block."""
+
+    def __enter__(self) -> Load:
+        self.t0, self.b0, self.o0 = time.perf_counter(), _busy_seconds(), _tree_seconds(os.getpid())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.ours = _tree_seconds(os.getpid()) - self.o0
+        self.others = max(0.0, _busy_seconds() - self.b0 - self.ours)
+
+    def describe(self) -> str:
+        return (f"wall {self.wall:.2f}s, ours {self.ours:.2f} CPU-s, others {self.others:.2f} CPU-s "
+                f"({self.others / self.wall:.2f} cores busy elsewhere)")
+
+
+# ---------------------------------------------------------------------------------------------- server process
+def _serve(texts: list[str], latency: float, max_items: int, conn: Any) -> None:
+    from fakeapi import FakeAPI, _float_json
+
+    for t in texts:  # the server's own cost (vector + JSON per text) is paid before timing, for both sides
+        _float_json(t, MODEL, 1024)
+    api = FakeAPI("dashscope", api_key=KEY, latency=latency, max_items=max_items, record=False).start()
+    conn.send(api.port)
+    conn.recv()  # wait for "stop"
+    api.stop()
+
+
+# ---------------------------------------------------------------------------------------------- the guide's way
+class GuideRemoteEmbedding:
+    """The guide's RemoteEmbedding, batched at 10 so DashScope accepts it: sequential, no retries, no ordering."""
+
+    def __init__(self, base_url: str, api_key: str, model: str, dimensions: int, batch: int = 10) -> None:
+        import requests
+
+        self.url, self.model, self.dimensions, self.batch = base_url, model, dimensions, batch
+        self.session = requests.Session()
+        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.batch):
+            resp = self.session.post(self.url, headers=self.headers, json={
+                "model": self.model, "input": texts[i:i + self.batch], "dimensions": self.dimensions})
+            data = resp.json()
+            out.extend(d["embedding"][: self.dimensions] for d in data["data"])
+        return out
+
+
+def make_texts(n: int) -> list[str]:
+    words = ("vector database embedding OceanBase seekdb hybrid search 向量 检索 文档 埋め込み 検索 "
+             "chunk token batch retry latency throughput").split()
+    rng = np.random.default_rng(7)
+    return [f"text {i}: " + " ".join(rng.choice(words, size=int(rng.integers(5, 40)))) for i in range(n)]
+
+
+def wrong_rows(vectors: Any, texts: list[str]) -> int:
+    from fakeapi import vector_for
+
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.shape != (len(texts), 1024):
+        return len(texts)
+    want = np.stack([vector_for(t, MODEL, 1024) for t in texts])
+    return int((np.abs(arr - want).max(axis=1) > 1e-5).sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--max-items", type=int, default=10)
+    ap.add_argument("--concurrency", default="8,16", help="comma list; 8 is the dashscope: preset's default")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="n=2000, repeat 1")
+    args = ap.parse_args()
+    if args.quick:
+        args.n, args.repeat = 2000, 1
+    import obembed
+
+    texts = make_texts(args.n)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(texts, args.latency, args.max_items, child), daemon=True)
+    server.start()
+    port = parent.recv()
+    base = f"http://127.0.0.1:{port}/compatible-mode/v1"
+    print(f"n={args.n} texts, server latency {args.latency * 1000:.0f} ms/request, {args.max_items} items/request, "
+          f"server pid {server.pid} (separate process)")
+    try:
+        guide = GuideRemoteEmbedding(base + "/embeddings", KEY, MODEL, 1024, batch=args.max_items)
+        guide.embed_documents(texts[:20])  # warm the connection
+        with Load() as lb:
+            base_vecs = guide.embed_documents(texts)
+        base_wrong = wrong_rows(base_vecs, texts)
+        print(f"baseline (guide, sequential): {lb.describe()}; wrong rows {base_wrong}/{args.n}")
+        rows = []
+        for conc in [int(c) for c in args.concurrency.split(",")]:
+            p = obembed.load("dashscope:text-embedding-v3", base_url=base, api_key=KEY, concurrency=conc)
+            p.embed_documents(texts[:20])  # warm the pool
+            walls, errors, wrong, loads = [], 0, 0, []
+            for _ in range(args.repeat):
+                with Load() as lo:
+                    try:
+                        vecs = p.embed_documents(texts)
+                        wrong = max(wrong, wrong_rows(vecs, texts))
+                    except obembed.errors.ObembedError as exc:
+                        errors += 1
+                        print(f"  error: {exc}")
+                walls.append(lo.wall)
+                loads.append(lo)
+            med = statistics.median(walls)
+            mid = loads[walls.index(med)] if med in walls else loads[0]
+            rows.append((conc, med, walls, errors, wrong, mid))
+            print(f"obembed dashscope: concurrency={conc}: median {med:.2f}s of {[round(w, 2) for w in walls]}; "
+                  f"{lb.wall / med:.1f}x baseline; errors {errors}, wrong rows {wrong}/{args.n}; {mid.describe()}")
+            p.close()
+        print("\n| run | wall (s) | vs baseline | requests/s | errors | wrong rows | other processes' CPU |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        n_req = -(-args.n // args.max_items)
+        print(f"| guide RemoteEmbedding, sequential | {lb.wall:.2f} | 1.0x | {n_req / lb.wall:.0f} | 0 | "
+              f"{base_wrong} | {lb.others / lb.wall:.2f} cores |")
+        for conc, med, _walls, errors, wrong, mid in rows:
+            print(f"| dashscope: concurrency={conc} (median of {args.repeat}) | {med:.2f} | {lb.wall / med:.1f}x | "
+                  f"{n_req / med:.0f} | {errors} | {wrong} | {mid.others / mid.wall:.2f} cores |")
+    finally:
+        parent.send("stop")
+        server.join(5)
+        if server.is_alive():
+            server.terminate()
+
+
+if __name__ == "__main__":
+    main()
