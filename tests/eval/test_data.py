@@ -47,7 +47,8 @@ def test_qrels_without_header_trec_and_gzip(tmp_path):
 
 def test_debian_form_relevant_in_queries():
     ds = load_dataset(DEBIAN / "ja_corpus.jsonl.gz", DEBIAN / "ja_queries.jsonl.gz")
-    assert len(ds.corpus) == 2820 and len(ds.queries) == 500
+    assert len(ds.corpus) == 2820
+    assert len(ds.queries) == 500
     assert all(len(v) == 1 for v in ds.qrels.values())
     assert ds.missing_docs == 0
     assert ds.name == "ja_queries"

@@ -112,7 +112,8 @@ def test_bootstrap_contains_the_mean_and_is_seeded():
     mrr_like = rng.random(200)  # continuous values: another seed gives other resamples, another interval
     assert bootstrap_ci(mrr_like, seed=2) != bootstrap_ci(mrr_like, seed=1)
     lo99, hi99 = bootstrap_ci(values, seed=1, confidence=0.99)
-    assert lo99 <= lo and hi99 >= hi  # a higher confidence is never narrower
+    assert lo99 <= lo
+    assert hi99 >= hi
 
 
 def test_bootstrap_degenerate_and_bad_input():
