@@ -304,12 +304,12 @@ def load_file(path: Path, options: LoadOptions | None = None) -> Iterator[LoadIt
         yield Failure(source, f"unsupported file type {ext or '(no extension)'!r}")
         return
     if kind in DOCUMENT_TYPES.values() and kind != "text" and st.st_size > opts.max_file_bytes:
-        yield Failure(source, f"file is {st.st_size / 1e6:.1f} MB, over the {opts.max_file_bytes / 1e6:.0f} MB limit "
-                              "for one document; raise --max-file-size or split it")
+        yield Failure(source, f"file is {st.st_size / 2**20:.1f} MiB, over the {opts.max_file_bytes / 2**20:g} MiB "
+                              "limit for one document; raise --max-file-size or split it")
         return
     if kind == "text" and st.st_size > opts.max_file_bytes:
-        yield Failure(source, f"file is {st.st_size / 1e6:.1f} MB, over the {opts.max_file_bytes / 1e6:.0f} MB limit "
-                              "for one document; raise --max-file-size (text files are streamed) or split it")
+        yield Failure(source, f"file is {st.st_size / 2**20:.1f} MiB, over the {opts.max_file_bytes / 2**20:g} MiB "
+                              "limit for one document; raise --max-file-size (text files are streamed) or split it")
         return
     try:
         if kind == "pdf":

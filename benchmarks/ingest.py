@@ -1,0 +1,254 @@
+"""Ingest benchmark: pipeline throughput vs the model alone, no-change rerun, retrieval quality.
+
+usage:
+  python benchmarks/ingest.py speed [--n 2000] [--repeat 1] [--batch-size 512]
+  python benchmarks/ingest.py quality [--sets en,ja] [--en-docs 3000]
+
+speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
+          the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
+          the model) and the end-to-end ingest pipeline (``Ingestor``, the code ``obembed ingest`` runs: read,
+          chunk, hash, embed in batches, upsert into embedded seekdb with an HNSW index) into a fresh collection.
+          Then a rerun with nothing changed (must embed nothing). Ratio = model time / pipeline time (goal ≥ 0.9).
+quality : the BASELINES.md slices (en 3000 docs + en/xl queries; ja whole corpus + ja queries), ingested with
+          ``--truncate truncate`` (the reference cut texts at 256 tokens), queried through the code
+          ``obembed search`` runs (``obembed.ingest.search``, HNSW index), recall@1/@10, MRR@10, nDCG@10 beside
+          the exact brute-force reference in BASELINES.md (goal ≥ 0.99× its recall@10).
+
+Every phase records the CPU time other processes used meanwhile (from /proc/stat minus this process tree),
+so a busy run can be told from an idle one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
+SLICE = ROOT.parent / "shared" / "tools" / "debian_slice.py"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------- CPU accounting
+def _busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    vals = [int(x) for x in parts]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return (sum(vals[:8]) - idle) / TICK
+
+
+def _tree_seconds(root: int) -> float:
+    """CPU seconds of process ``root`` and all its descendants (the embedded seekdb server included)."""
+    procs: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        procs[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
+    total = 0.0
+    todo = [root]
+    seen = set()
+    while todo:
+        p = todo.pop()
+        if p in seen or p not in procs:
+            continue
+        seen.add(p)
+        total += procs[p][1]
+        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
+    return total
+
+
+class Load:
+    """Context manager: wall time, our CPU, other processes' CPU during the block."""
+
+    def __enter__(self) -> Load:
+        self.t0, self.b0, self.o0 = time.perf_counter(), _busy_seconds(), _tree_seconds(os.getpid())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.ours = _tree_seconds(os.getpid()) - self.o0
+        self.others = max(0.0, _busy_seconds() - self.b0 - self.ours)
+
+    def describe(self) -> str:
+        return f"{self.wall:.1f} s wall, ours {self.ours:.1f} CPU-s, others {self.others:.1f} CPU-s " \
+               f"({self.others / max(self.wall, 1e-9):.2f} cores busy elsewhere)"
+
+
+# ---------------------------------------------------------------------------------------------- data
+def load_gz(name: str) -> list[dict]:
+    with gzip.open(DATA / name, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def make_store(tmp: Path):
+    import obembed
+
+    return obembed.connect(path=tmp / "db", provider_factory=obembed.load)
+
+
+def run_ingest(store, provider, coll_name: str, path: Path, policy: str, batch_size: int):
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor, open_collection
+
+    coll = open_collection(store, coll_name, provider)
+    opts = LoadOptions(columns=dict(coll.columns))
+    return Ingestor(coll, provider, options=opts, policy=policy, batch_size=batch_size).run([str(path)])
+
+
+# ---------------------------------------------------------------------------------------------- speed
+def speed(args: argparse.Namespace) -> None:
+    import obembed
+
+    corpus = load_gz("en_corpus.jsonl.gz")
+    random.Random(11).shuffle(corpus)
+    docs = corpus[: args.n]
+    texts = [d["text"].strip() for d in docs]
+    provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    provider.embed(texts[:16])  # load + warm up
+    with tempfile.TemporaryDirectory(prefix="obembed-bench-") as tmpd:
+        tmp = Path(tmpd)
+        path = tmp / "dev.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        store = make_store(tmp)
+        model_t, pipe_t, rows = [], [], []
+        try:
+            for r in range(args.repeat):
+                with Load() as lm:
+                    res = provider.embed(texts)
+                assert len(res) == len(texts)
+                model_t.append(lm.wall)
+                print(f"[{r}] model only: {len(texts) / lm.wall:.2f} texts/s; {lm.describe()}", flush=True)
+                name = f"bench_ingest_{r}_{os.getpid()}"
+                with Load() as lp:
+                    rep = run_ingest(store, provider, name, path, args.policy, args.batch_size)
+                pipe_t.append(lp.wall)
+                print(f"[{r}] pipeline  : {rep.chunks_embedded / lp.wall:.2f} chunks/s ({rep.chunks_embedded} chunks, "
+                      f"embed {rep.embed_seconds:.1f} s, write {rep.write_seconds:.1f} s); {lp.describe()}", flush=True)
+                rows.append((lm, lp, rep))
+            with Load() as lr:
+                rerun = run_ingest(store, provider, name, path, args.policy, args.batch_size)
+            print(f"no-change rerun: {lr.wall:.2f} s, embedded {rerun.chunks_embedded}, skipped {rerun.chunks_skipped};"
+                  f" {lr.describe()}", flush=True)
+            for r in range(args.repeat):
+                store.drop_collection(f"bench_ingest_{r}_{os.getpid()}", missing_ok=True)
+        finally:
+            store.close()
+    m, p = statistics.median(model_t), statistics.median(pipe_t)
+    print(f"\nRESULT n={args.n} repeat={args.repeat} batch={args.batch_size} policy={args.policy}: model-only "
+          f"{args.n / m:.2f} texts/s, pipeline {args.n / p:.2f} texts/s, ratio {m / p:.3f}; rerun {lr.wall:.2f} s "
+          f"(embedded {rerun.chunks_embedded})")
+
+
+# ---------------------------------------------------------------------------------------------- quality
+def read_baselines() -> dict[str, dict[str, float]]:
+    text = (DATA / "BASELINES.md").read_text(encoding="utf-8")
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and re.match(r"^(en|xl|ja)\b", cells[0]):
+            try:
+                out[cells[0][:2]] = {"recall@1": float(cells[3]), "recall@10": float(cells[4]),
+                                     "mrr@10": float(cells[5]), "ndcg@10": float(cells[6])}
+            except ValueError:
+                continue
+    return out
+
+
+def metrics(ranked: list[list[str]], relevant: list[set[str]]) -> dict[str, float]:
+    r1 = r10 = mrr = ndcg = 0.0
+    for got, rel in zip(ranked, relevant, strict=True):
+        for rank, doc in enumerate(got[:10], 1):
+            if doc in rel:
+                r10 += 1
+                r1 += rank == 1
+                mrr += 1 / rank
+                ndcg += 1 / math.log2(rank + 1)
+                break
+    n = len(ranked)
+    return {"recall@1": r1 / n, "recall@10": r10 / n, "mrr@10": mrr / n, "ndcg@10": ndcg / n}
+
+
+def quality(args: argparse.Namespace) -> None:
+    import obembed
+    from obembed.ingest.search import search
+
+    base = read_baselines()
+    provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="obembed-quality-") as tmpd:
+        tmp = Path(tmpd)
+        store = make_store(tmp)
+        try:
+            for lang in args.sets.split(","):
+                out = tmp / lang
+                n_docs = args.en_docs if lang == "en" else 0
+                subprocess.run([sys.executable, str(SLICE), lang, str(n_docs), str(out)], check=True)
+                name = f"quality_{lang}_{os.getpid()}"
+                with Load() as li:
+                    rep = run_ingest(store, provider, name, out / "corpus.jsonl", "truncate", args.batch_size)
+                print(f"{lang}: ingested {rep.chunks_embedded} docs ({rep.chunks_truncated} truncated, "
+                      f"{len(rep.failures)} failures); {li.describe()}", flush=True)
+                for qset in ["en", "xl"] if lang == "en" else ["ja"]:
+                    qs = [json.loads(x) for x in (out / f"{qset}_queries.jsonl").read_text("utf-8").splitlines()]
+                    ranked = []
+                    with Load() as lq:
+                        for q in qs:
+                            hits = search(store, name, q["text"], k=10, provider=provider)
+                            ranked.append([h.metadata.get("id") for h in hits])
+                    m = metrics(ranked, [set(q["relevant"]) for q in qs])
+                    ref = base.get(qset, {})
+                    results.append((qset, rep.chunks_embedded, len(qs), m, ref, lq))
+                    print(f"  {qset}: " + ", ".join(f"{k} {v:.3f} (ref {ref.get(k, float('nan')):.3f})"
+                                                    for k, v in m.items())
+                          + f"; recall@10 ratio {m['recall@10'] / ref['recall@10']:.3f}; queries: {lq.describe()}",
+                          flush=True)
+                store.drop_collection(name, missing_ok=True)
+        finally:
+            store.close()
+    print("\n| set | corpus | queries | recall@1 | recall@10 | MRR@10 | nDCG@10 | reference recall@10 | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for qset, nd, nq, m, ref, _ in results:
+        print(f"| {qset} | {nd:,} | {nq} | {m['recall@1']:.3f} | {m['recall@10']:.3f} | {m['mrr@10']:.3f} | "
+              f"{m['ndcg@10']:.3f} | {ref['recall@10']:.3f} | {m['recall@10'] / ref['recall@10']:.3f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--n", type=int, default=2000)
+    s.add_argument("--repeat", type=int, default=1)
+    s.add_argument("--batch-size", type=int, default=512)
+    s.add_argument("--policy", default="truncate", choices=["truncate", "chunk"])
+    q = sub.add_parser("quality")
+    q.add_argument("--sets", default="en,ja")
+    q.add_argument("--en-docs", type=int, default=3000)
+    q.add_argument("--batch-size", type=int, default=512)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    speed(args) if args.cmd == "speed" else quality(args)
+
+
+if __name__ == "__main__":
+    main()
