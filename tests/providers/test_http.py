@@ -78,7 +78,7 @@ def test_status_error_from_a_real_response():
     err = status_error(resp, "openai:m")
     assert type(err) is RateLimitError
     assert (err.status_code, err.request_id, err.retry_after) == (429, "req-9", 2.0)
-    assert "HTTP 429 rate_limit_exceeded: slow down" in str(err)
+    assert "HTTP 429 (rate_limit_exceeded): slow down" in str(err)
     assert err.body["error"]["message"] == "slow down"
     resp = httpx.Response(502, request=req, text="<html>bad gateway</html>")
     err = status_error(resp, "openai:m")

@@ -231,7 +231,8 @@ def make_status_error(
     """Build the error for an error reply; the message says what and how to fix it, with secrets removed."""
     secrets = tuple(s for s in secrets if s)
     cls = classify_status(status, code, message)
-    detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+    # "(code)" rather than "code:": a code such as invalid_api_key followed by ":" would read as key=value to redact()
+    detail = f"HTTP {status}" + (f" ({code})" if code else "") + (f": {message}" if message else "")
     hint = _HINTS.get(cls, "").format(key_env=key_env or "the provider's API key variable")
     text = f"{provider}: {detail}" + (f" ({hint})" if hint else "") + (f" [request id {request_id}]" if request_id
                                                                         else "")
