@@ -587,8 +587,8 @@ class RemoteProvider(Provider):
                 futures = [pool.submit(work, a, b) for a, b in ranges]
                 outcomes = []
                 for f in futures:
-                    exc = f.exception()
-                    outcomes.append(exc if exc is not None else f.result())
+                    error = f.exception()
+                    outcomes.append(error if error is not None else f.result())
         first_fatal: BaseException | None = None
         for (a, b), outcome in zip(ranges, outcomes, strict=True):
             if isinstance(outcome, BaseException):

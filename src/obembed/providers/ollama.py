@@ -150,7 +150,7 @@ class OllamaProvider(RemoteProvider):
             "there (see `ollama list` for the models it has)"
         )
 
-    def _http_error(self, resp: httpx.Response) -> ProviderError:
+    def _http_error(self, resp: httpx.Response) -> ProviderError | ModelNotFoundError:
         err = status_error(resp, self.spec)
         message = err.body.get("error", "") if isinstance(err.body, dict) else str(err.body or "")
         if _is_model_missing(resp.status_code, str(message)):
@@ -244,8 +244,11 @@ class OllamaProvider(RemoteProvider):
                 self.legacy = True
         rows = []
         for t in texts:
-            resp = self._sdk_call(lambda t=t: client.embeddings(model=self.model, prompt=t, options=self.model_options,
-                                                                keep_alive=self.keep_alive))
+            def legacy_call(t: str = t) -> Any:
+                return client.embeddings(model=self.model, prompt=t, options=self.model_options,
+                                         keep_alive=self.keep_alive)
+
+            resp = self._sdk_call(legacy_call)
             rows.append(list(resp.embedding or []))
         if any(not r for r in rows):
             raise ProviderResponseError(f"{self.spec}: /api/embeddings returned an empty embedding", self.name)

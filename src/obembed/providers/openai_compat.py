@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -294,14 +295,14 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     @classmethod
     def model_facts(cls, model: str) -> ModelFacts:
-        common = {"max_items": 2048, "max_input_tokens": 8191, "max_batch_tokens": 300_000}
+        limits = ModelFacts(max_items=2048, max_input_tokens=8191, max_batch_tokens=300_000)
         if model == "text-embedding-3-small":
-            return ModelFacts(default_dim=1536, max_dim=1536, **common)
+            return dataclasses.replace(limits, default_dim=1536, max_dim=1536)
         if model == "text-embedding-3-large":
-            return ModelFacts(default_dim=3072, max_dim=3072, **common)
+            return dataclasses.replace(limits, default_dim=3072, max_dim=3072)
         if model == "text-embedding-ada-002":
-            return ModelFacts(default_dim=1536, dims_mode="fixed", **common)
-        return ModelFacts(**common)
+            return dataclasses.replace(limits, default_dim=1536, dims_mode="fixed")
+        return limits
 
 
 class BaichuanProvider(OpenAICompatibleProvider):
