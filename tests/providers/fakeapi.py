@@ -106,6 +106,16 @@ class Fault:
     """Only for requests whose body (as JSON) contains this string, e.g. one input text."""
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that timed out and hung up is expected
+            super().handle_error(request, client_address)
+
+
 class FakeAPI:
     """A local embedding API; ``with FakeAPI("openai") as api: api.url``."""
 
@@ -133,8 +143,7 @@ class FakeAPI:
         class Handler(_Handler):
             owner = api
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 

@@ -293,8 +293,9 @@ def request(
     try:
         return client.request(method, url, json=json_body, headers=headers)
     except httpx.TimeoutException as exc:
+        limit = client.timeout.read if client.timeout.read is not None else client.timeout.connect
         raise ProviderTimeoutError(
-            redact(f"{provider}: no answer from {url} within the timeout ({type(exc).__name__}); "
+            redact(f"{provider}: no answer from {url} within the timeout ({limit}s, {type(exc).__name__}); "
                    "the server is slow or overloaded: raise timeout= or lower concurrency=", *secrets), provider
         ) from exc
     except httpx.TransportError as exc:
@@ -586,9 +587,13 @@ class RemoteProvider(Provider):
                                     thread_name_prefix=f"obembed-{self.name}") as pool:
                 futures = [pool.submit(work, a, b) for a, b in ranges]
                 outcomes = []
-                for f in futures:
-                    error = f.exception()
-                    outcomes.append(error if error is not None else f.result())
+                try:
+                    for f in futures:
+                        error = f.exception()
+                        outcomes.append(error if error is not None else f.result())
+                except BaseException:  # Ctrl-C: don't send what is still queued
+                    stop.set()
+                    raise
         first_fatal: BaseException | None = None
         for (a, b), outcome in zip(ranges, outcomes, strict=True):
             if isinstance(outcome, BaseException):
