@@ -631,7 +631,9 @@ class Collection:
         return self._provider
 
     # -------------------------------------------------------------------- writing
-    def _row_values(self, i: int, row: Any, seen: set[str]) -> tuple[list[Any], bytes]:
+    def _row_values(self, i: int, row: Any, seen: set[str], *, vector: bool = True) -> tuple[list[Any], bytes]:
+        """Check one row; return its column values (without the vector) and its float32 vector bytes
+        (``b""`` with ``vector=False``, when the caller checked all vectors at once)."""
         if not isinstance(row, Mapping):
             raise InvalidInputError(f"row {i} is a {type(row).__name__}, not a dict with 'id' and 'vector'", index=i)
         rid = row.get("id")
@@ -649,7 +651,7 @@ class Collection:
                 "(put free-form fields into 'metadata', or declare columns at create_collection)", index=i)
         if "vector" not in row or row["vector"] is None:
             raise InvalidInputError(f"row {i} (id {rid!r}) has no 'vector'; embed its content first", index=i)
-        vec = _as_vector(row["vector"], self.dimension, f"row {i} (id {rid!r})")
+        vec = _as_vector(row["vector"], self.dimension, f"row {i} (id {rid!r})") if vector else None
         content = row.get("content")
         if content is not None and not isinstance(content, str):
             raise InvalidInputError(f"row {i} (id {rid!r}): 'content' must be a string or None", index=i)
@@ -678,7 +680,29 @@ class Collection:
                 v = v.item()
             values.append(v)
         values.append(meta)
-        return values, np.ascontiguousarray(vec, dtype="<f4").tobytes()
+        return values, (np.ascontiguousarray(vec, dtype="<f4").tobytes() if vec is not None else b"")
+
+    def _prepare(self, rows: list[Any]) -> list[tuple[list[Any], bytes]]:
+        """Check every row before any SQL; vectors are checked in one numpy pass when they stack cleanly."""
+        seen: set[str] = set()
+        bulk: np.ndarray | None = None
+        raw = [r.get("vector") if isinstance(r, Mapping) else None for r in rows]
+        if all(v is not None for v in raw):
+            try:
+                arr = np.asarray(raw, dtype=np.float32)
+            except (TypeError, ValueError):
+                arr = None
+            if arr is not None and arr.ndim == 2 and arr.shape[1] == self.dimension and np.isfinite(arr).all():
+                bulk = np.ascontiguousarray(arr, dtype="<f4")
+        if bulk is None:  # something is off: the per-row path names the first bad row
+            return [self._row_values(i, r, seen) for i, r in enumerate(rows)]
+        buf = bulk.tobytes()
+        step = 4 * self.dimension
+        out = []
+        for i, r in enumerate(rows):
+            values, _ = self._row_values(i, r, seen, vector=False)
+            out.append((values, buf[i * step:(i + 1) * step]))
+        return out
 
     @property
     def _writable(self) -> set[str]:
@@ -707,8 +731,7 @@ class Collection:
             raise InvalidInputError("upsert() got no rows; pass a non-empty list of dicts with 'id' and 'vector'")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size={batch_size} must be ≥ 1")
-        seen: set[str] = set()
-        prepared = [self._row_values(i, r, seen) for i, r in enumerate(rows)]
+        prepared = self._prepare(rows)
         written = 0
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start:start + batch_size]
