@@ -310,7 +310,7 @@ def _export(name: str, facts: ModelFacts, out: Path, precision: str, manifest: d
     }
     manifest.setdefault("files", {})
     tok_path = _tokenizer_json(facts, out)
-    ref = _TorchReference(facts)
+    ref = _reference(facts)
     fp32 = out / "model.onnx"
     if "fp32" not in manifest["files"] or not fp32.exists():
         t0 = time.perf_counter()
@@ -355,6 +355,17 @@ def _tokenizer_json(facts: ModelFacts, out: Path) -> Path:
         raise ConfigError(f"{facts.folder} has no fast tokenizer (tokenizer.json); onnx: needs one; use st:")
     tok.save_pretrained(str(out / "tokenizer"))
     return out / "tokenizer" / "tokenizer.json"
+
+
+_REFERENCES: dict[tuple[str, int], _TorchReference] = {}
+
+
+def _reference(facts: ModelFacts) -> _TorchReference:
+    """One torch reference per model folder and process (an int8 export after the fp32 one reuses it)."""
+    key = (str(facts.folder), facts.max_seq_length)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _TorchReference(facts)
+    return _REFERENCES[key]
 
 
 class _TorchReference:
@@ -644,7 +655,7 @@ class OnnxProvider(Provider):
 
 # ------------------------------------------------------------------------------------------ fast start
 _FAST_OPTIONS = {"device", "truncate", "batch_size", "threads", "token_budget", "max_seq_length", "settings",
-                 "sorted_batching", "max_batch", "normalize", "trust_remote_code"}
+                 "sorted_batching", "normalize", "trust_remote_code"}
 
 
 def fast_provider(spec: str, options: dict[str, Any] | None = None, *, purpose: str = "oneshot",
@@ -678,7 +689,7 @@ def fast_provider(spec: str, options: dict[str, Any] | None = None, *, purpose: 
         ensure_export(parsed.model, "fp32", cache_dir=getattr(settings, "cache_dir", None),
                       create=mode != "cached", max_seq_length=opts.get("max_seq_length"))
         kwargs = {k: v for k, v in opts.items()
-                  if k not in ("device", "sorted_batching", "max_batch", "trust_remote_code", "normalize")}
+                  if k not in ("device", "sorted_batching", "trust_remote_code", "normalize")}
         # the same unit-length rule as the backend it stands in for: st: normalises unless normalize=False
         # (then only a Normalize module does); hf: follows the model's files unless told otherwise
         normalize = opts.get("normalize")

@@ -55,9 +55,15 @@ class SentenceTransformerProvider(Provider):
         normalize: bool = True,
         max_seq_length: int | None = None,
         trust_remote_code: bool = False,
+        threads: int | str | None = None,
+        token_budget: int | None = None,
+        sorted_batching: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        # speed options (issue 9, see embed_many / docs/performance.md); they never change the vectors
+        self.options.update(threads=threads, token_budget=token_budget,
+                            sorted_batching=None if sorted_batching else False)
         if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim < 1):
             raise ConfigError(f"truncate_dim={truncate_dim!r} must be a positive integer")
         self.device = device or self.settings.device
@@ -170,7 +176,7 @@ class SentenceTransformerProvider(Provider):
 
         model = self._ensure_loaded()
         self._apply_threads()
-        if not self.options.get("sorted_batching", True):
+        if self.options.get("sorted_batching") is False:
             return self.embed_batch(texts, kind=kind)
         fn = model.encode_query if kind == "query" else model.encode_document
         limit = self.max_input_tokens or 512
@@ -183,7 +189,7 @@ class SentenceTransformerProvider(Provider):
 
         vecs = run_sorted(lengths, encode, dimension=self._dimension,
                           token_budget=int(self.options.get("token_budget") or DEFAULT_TOKEN_BUDGET),
-                          max_items=int(self.options.get("max_batch") or DEFAULT_MAX_ITEMS))
+                          max_items=DEFAULT_MAX_ITEMS)
         return self._finish(vecs)
 
     def _apply_threads(self) -> None:

@@ -1,0 +1,146 @@
+"""The export cache and the fast-start choice of ``load_provider``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from obembed.cli._common import load_provider
+from obembed.providers import onnx as onnx_mod
+from obembed.providers.onnx import OnnxProvider, model_key
+
+from .conftest import cosines
+
+
+@pytest.fixture
+def cached_env(monkeypatch: pytest.MonkeyPatch, onnx_cache: Path, onnx_fp32) -> Path:
+    """OBEMBED_CACHE_DIR pointing at the session's export (made by the onnx_fp32 fixture)."""
+    from obembed.settings import get_settings
+
+    monkeypatch.setenv("OBEMBED_CACHE_DIR", str(onnx_cache))
+    get_settings.cache_clear()
+    return onnx_cache
+
+
+def test_export_recorded_with_its_verification(onnx_fp32, onnx_cache) -> None:
+    manifests = list((onnx_cache / "onnx").glob("*/manifest.json"))
+    assert len(manifests) == 1
+    manifest = json.loads(manifests[0].read_text())
+    check = manifest["files"]["fp32"]["verified"]
+    assert check["min_cosine"] >= 0.9999
+    assert check["reference"] == "sentence-transformers"
+    assert check["n_probe"] >= 10
+    assert manifest["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert onnx_fp32.verification == check
+
+
+def test_second_load_reuses_the_export(onnx_fp32, onnx_cache, monkeypatch: pytest.MonkeyPatch, texts) -> None:
+    model_file = next((onnx_cache / "onnx").glob("*/model.onnx"))
+    mtime = model_file.stat().st_mtime_ns
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_mod, "_export", no_export)
+    monkeypatch.setattr(onnx_mod, "_TorchReference", no_export)
+    again = OnnxProvider("all-MiniLM-L6-v2", cache_dir=str(onnx_cache)).load()
+    assert model_file.stat().st_mtime_ns == mtime
+    assert cosines(again.embed_documents(texts[:3]), onnx_fp32.embed_documents(texts[:3])).min() >= 0.99999
+    # export=False never makes one
+    empty = OnnxProvider("all-MiniLM-L6-v2", cache_dir=str(onnx_cache / "elsewhere"), export=False)
+    with pytest.raises(onnx_mod.ModelNotFoundError, match="no cached ONNX export"):
+        empty.load()
+
+
+def test_model_key_follows_content_and_skips_rehashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"hidden_size": 8}')
+    (folder / "model.safetensors").write_bytes(b"\x00" * 1000)
+    (folder / "README.md").write_text("docs do not matter")
+    root = tmp_path / "cache"
+    key = model_key(folder, root)
+    assert model_key(folder, root) == key
+    (folder / "README.md").write_text("edited docs")
+    assert model_key(folder, root) == key
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("re-hashed unchanged files")
+
+    monkeypatch.setattr(onnx_mod.hashlib, "file_digest", no_hashing)
+    assert model_key(folder, root) == key  # memoised by fingerprint
+    monkeypatch.undo()
+    (folder / "model.safetensors").write_bytes(b"\x01" * 1000)
+    assert model_key(folder, root) != key
+
+
+def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
+    code = (
+        "import json, sys\n"
+        "from obembed.cli._common import load_provider\n"
+        "p = load_provider('st:all-MiniLM-L6-v2', (), purpose='oneshot')\n"
+        "v = p.embed_query('Which package checks ext4 file systems?')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers', 'sentence_transformers'))\n"
+        "print(json.dumps({'type': type(p).__name__, 'space': p.space, 'heavy': heavy, 'vec': v.tolist()}))\n"
+    )
+    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["type"] == "OnnxProvider"
+    assert got["heavy"] == []
+    assert got["space"] == minilm.space
+    want = minilm.embed_query("Which package checks ext4 file systems?")
+    assert cosines(np.array([got["vec"]], np.float32), want[None])[0] >= 0.9999
+
+
+def test_cli_embed_takes_the_fast_path(cached_env: Path, minilm) -> None:
+    exe = Path(sys.executable).with_name("obembed")
+    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([str(exe), "embed", "OceanBase stores vectors."], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    assert data["model"] == "onnx:all-MiniLM-L6-v2"
+    want = minilm.embed_documents(["OceanBase stores vectors."])
+    assert cosines(np.array(data["embeddings"], np.float32), want)[0] >= 0.9999
+
+
+def test_oneshot_choice(cached_env: Path, minilm, hf, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = load_provider("st:all-MiniLM-L6-v2", ("threads=1",), purpose="oneshot")
+    assert isinstance(fast, OnnxProvider)
+    assert fast.space == minilm.space
+    via_hf = load_provider("hf:all-MiniLM-L6-v2", (), purpose="oneshot")
+    assert isinstance(via_hf, OnnxProvider)
+    assert via_hf.space == hf.space
+    # options that change the vectors keep the torch path
+    assert type(load_provider("st:all-MiniLM-L6-v2", ("truncate_dim=128",))).__name__ == "SentenceTransformerProvider"
+    assert type(load_provider("hf:all-MiniLM-L6-v2", ("pooling=cls",))).__name__ == "TransformersProvider"
+    # remote / other backends are untouched
+    assert type(load_provider("onnx:all-MiniLM-L6-v2?precision=int8", ())).__name__ == "OnnxProvider"
+    monkeypatch.setenv("OBEMBED_FAST_START", "0")
+    assert type(load_provider("st:all-MiniLM-L6-v2", ())).__name__ == "SentenceTransformerProvider"
+
+
+def test_cached_mode_never_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from obembed.settings import get_settings
+
+    monkeypatch.setenv("OBEMBED_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("OBEMBED_FAST_START", "cached")
+    get_settings.cache_clear()
+    provider = load_provider("st:all-MiniLM-L6-v2", ())
+    assert type(provider).__name__ == "SentenceTransformerProvider"
+    assert not list(tmp_path.rglob("*.onnx"))
+
+
+def test_bulk_follows_the_measured_choice(cached_env: Path) -> None:
+    provider = load_provider("st:all-MiniLM-L6-v2", (), purpose="bulk")
+    want = "OnnxProvider" if onnx_mod._bulk_prefers_onnx() else "SentenceTransformerProvider"
+    assert type(provider).__name__ == want
