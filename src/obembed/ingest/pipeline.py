@@ -505,10 +505,12 @@ class Ingestor:
             if isinstance(item, _Rows):
                 self.coll.upsert(item.rows)
                 self.report.chunks_embedded += len(item.rows)
+                log.info("ingest: wrote %d rows (%d so far)", len(item.rows), self.report.chunks_embedded)
             elif isinstance(item, _FileDone) and item.new_ids is not None:
                 stale = [i for i in self.coll.hashes(item.source) if i not in item.new_ids]
                 if stale:
                     self.report.chunks_deleted += self.coll.delete(ids=stale)
+                    log.info("ingest: deleted %d stale rows of %s", len(stale), item.source)
             self.report.write_seconds += time.perf_counter() - t0
         if self.prune:
             self._prune()
