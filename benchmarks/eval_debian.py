@@ -122,6 +122,7 @@ def main() -> int:
     ap.add_argument("--ef-search", default="32,64,128,256")
     ap.add_argument("--index", default="hnsw", help="hnsw,hnsw_sq,hnsw_bq")
     ap.add_argument("--no-store", action="store_true")
+    ap.add_argument("--store-k", type=int, default=None, help="neighbours per store query (default 100)")
     ap.add_argument("--cache", default=None, help="vector cache folder (reuse encodings between runs)")
     ap.add_argument("--work", default=None, help="where the slices go (default: a temp folder)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "eval"))
@@ -165,8 +166,8 @@ def main() -> int:
             variants = [BASE] + (extra if name == "en" else [])
             load = CpuLoad()
             load.start()
-            report = evaluate(ds, variants, store=StoreOptions(store=store, indexes=indexes, ef_search=efs)
-                              if store else None, cache_dir=args.cache, provider_factory=factory,
+            sopts = StoreOptions(store=store, indexes=indexes, ef_search=efs, k=args.store_k) if store else None
+            report = evaluate(ds, variants, store=sopts, cache_dir=args.cache, provider_factory=factory,
                               progress=lambda m: print(m, file=sys.stderr, flush=True))
             cpu = load.stop()
             report["cpu"] = cpu
@@ -174,7 +175,7 @@ def main() -> int:
             print(format_table(report))
             print(f"load: other processes kept {cpu['others_busy_cores']:.2f} of {cpu['cores']} cores busy "
                   f"(this run {cpu['own_cores']:.2f}) over {cpu['wall_s']:.0f} s")
-            stem = f"{name}{'-quick' if args.quick else ''}"
+            stem = f"{name}{'-quick' if args.quick else ''}{f'-k{args.store_k}' if args.store_k else ''}"
             write_json(report, out / f"{stem}.json", per_query=False)
             write_png(report, out / f"{stem}.png")
             write_html(report, out / f"{stem}.html")

@@ -22,7 +22,8 @@ from obembed.eval import METRICS, StoreOptions, evaluate, load_dataset
 DATA = Path(__file__).parent / "data"
 
 
-def _reference_metrics(minilm_path: Path, corpus: list[dict], queries: list[dict]) -> dict[str, list[float]]:
+def _reference(minilm_path: Path, corpus: list[dict], queries: list[dict]
+               ) -> tuple[dict[str, list[float]], list[list[str]]]:
     """What BASELINES.md describes, computed without obembed: ST encode (normalised), cosine, full sort."""
     from sentence_transformers import SentenceTransformer
 
@@ -32,8 +33,10 @@ def _reference_metrics(minilm_path: Path, corpus: list[dict], queries: list[dict
     scores = q.astype(np.float64) @ d.astype(np.float64).T
     ids = [x["id"] for x in corpus]
     out: dict[str, list[float]] = {m: [] for m in METRICS}
+    top10 = []
     for i, query in enumerate(queries):
         ranked = [ids[j] for j in np.argsort(-scores[i], kind="stable")]
+        top10.append(ranked[:10])
         rel = set(query["relevant"])
         first = next((r for r, doc in enumerate(ranked, 1) if doc in rel), None)
         for k in (1, 10, 100):
@@ -41,7 +44,7 @@ def _reference_metrics(minilm_path: Path, corpus: list[dict], queries: list[dict
         out["mrr@10"].append(1 / first if first and first <= 10 else 0.0)
         # one relevant document per query (binary grade 1): nDCG@10 = 1 / log2(rank + 1)
         out["ndcg@10"].append(1 / math.log2(first + 1) if first and first <= 10 else 0.0)
-    return out
+    return out, top10
 
 
 def test_pipeline_equals_independent_reference(debian_small, minilm, minilm_path, store):
@@ -51,9 +54,9 @@ def test_pipeline_equals_independent_reference(debian_small, minilm, minilm_path
     ds = load_dataset(corpus_path, queries_path)
     assert (len(ds.corpus), len(ds.queries)) == (120, 30)
 
-    report = evaluate(ds, ["st:all-MiniLM-L6-v2"], provider_factory=lambda spec: minilm,
+    report = evaluate(ds, ["st:all-MiniLM-L6-v2"], provider_factory=lambda spec: minilm, keep_rankings=True,
                       store=StoreOptions(store=store, indexes=("hnsw",), ef_search=(64,), prefix="evaltest"))
-    ref = _reference_metrics(minilm_path, corpus, queries)
+    ref, ref_top10 = _reference(minilm_path, corpus, queries)
 
     model = report["models"][0]
     exact = model["runs"][0]
@@ -63,9 +66,13 @@ def test_pipeline_equals_independent_reference(debian_small, minilm, minilm_path
         assert model["per_query"][m] == pytest.approx(ref[m], abs=1e-6), m
         assert exact["metrics"][m]["mean"] == pytest.approx(float(np.mean(ref[m])), abs=1e-9), m
         assert exact["metrics"][m]["ci_low"] <= exact["metrics"][m]["mean"] <= exact["metrics"][m]["ci_high"]
-    # the task is not trivial at this size, and MiniLM is good at it (BASELINES: recall@10 0.954 on 3,000 docs)
-    assert 0.8 <= exact["metrics"]["recall@10"]["mean"] <= 1.0
-    assert exact["metrics"]["recall@1"]["mean"] < 1.0
+    # not just the metrics: the whole top 10 of every query is the reference's (as sets: the provider batches
+    # differently from a plain encode(), so two near-tied neighbours may swap places, never leave the top 10)
+    got_top10 = [exact["rankings"][q["id"]][:10] for q in queries]
+    same = sum(set(a) == set(b) for a, b in zip(got_top10, ref_top10, strict=True))
+    assert same >= len(queries) - 1
+    assert sum(a == b for a, b in zip(got_top10, ref_top10, strict=True)) >= len(queries) - 3
+    assert exact["metrics"]["recall@10"]["mean"] >= 0.8  # MiniLM does well here (BASELINES: 0.954 on 3,000)
 
     runs = {r["search"]: r for r in model["runs"]}
     assert set(runs) == {"numpy exact", "store exact", "hnsw ef=64"}

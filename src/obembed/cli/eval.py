@@ -76,6 +76,9 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
               help="HNSW ef_search values to compare, e.g. 64,128,256.")
 @click.option("--store-queries", type=int, default=None, metavar="N",
               help="Search the store with a seeded sample of N queries (default: all).")
+@click.option("--store-k", type=int, default=None, metavar="K",
+              help="Neighbours per store query (default 100, the largest metric cut-off; 10 shows ef_search "
+                   "effects, since the engine raises ef_search to k).")
 @click.option("--dsn", envvar="OBEMBED_DSN", default=None, metavar="DSN",
               help="Evaluate in this seekdb/OceanBase (default: a temporary embedded seekdb, removed after).")
 @click.option("--db-path", default=None, metavar="DIR", help="Embedded seekdb folder to use instead of a temp one.")
@@ -89,9 +92,9 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
 @click.option("--out", "outs", multiple=True, metavar="FILE",
               help="Write the report; the type follows the suffix: .json, .png (chart), .html (page). Repeatable.")
 def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ...], use_store: bool,
-             index_types: str, ef_search: str, store_queries: int | None, dsn: str | None, db_path: str | None,
-             keep: bool, no_title: bool, resamples: int, seed: int, cache_dir: str | None, as_json: bool,
-             outs: tuple[str, ...]) -> None:
+             index_types: str, ef_search: str, store_queries: int | None, store_k: int | None, dsn: str | None,
+             db_path: str | None, keep: bool, no_title: bool, resamples: int, seed: int, cache_dir: str | None,
+             as_json: bool, outs: tuple[str, ...]) -> None:
     """Evaluate and compare models on a retrieval set: recall@1/10/100, MRR@10, nDCG@10 (with bootstrap
     intervals), encoding speed, index size and query latency through the store.
 
@@ -113,6 +116,8 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
     for o in outs:
         if Path(o).suffix.lower() not in (".json", ".png", ".html", ".htm"):
             raise click.BadParameter(f"{o!r}: the suffix must be .json, .png or .html", param_hint="--out")
+    if store_k is not None and not 1 <= store_k <= 16384:
+        raise click.BadParameter("must be between 1 and 16384", param_hint="--store-k")
     if store_queries is not None and store_queries < 1:
         raise click.BadParameter("must be at least 1", param_hint="--store-queries")
     dataset = load_dataset(corpus, queries, qrels, use_title=not no_title)
@@ -125,7 +130,8 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
         store_opts = None
         if use_store:
             store = stack.enter_context(_open_store(dsn, db_path))
-            store_opts = StoreOptions(store=store, indexes=idx, ef_search=efs, max_queries=store_queries, keep=keep)
+            store_opts = StoreOptions(store=store, indexes=idx, ef_search=efs, max_queries=store_queries, keep=keep,
+                                      k=store_k)
         report = evaluate(dataset, variants, store=store_opts, n_resamples=resamples, seed=seed,
                           cache_dir=cache_dir, progress=progress)
     if as_json:

@@ -11,7 +11,9 @@ from .. import plots
 __all__ = ["format_table", "write_html", "write_json", "write_png"]
 
 
-def _cell(m: dict[str, float]) -> str:
+def _cell(m: dict[str, float] | None) -> str:
+    if m is None:
+        return "—"
     half = (m["ci_high"] - m["ci_low"]) / 2
     return f"{m['mean']:.3f}±{half:.3f}"
 
@@ -33,6 +35,7 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
                 f"{m['encode']['docs_per_s']:.1f}{'*' if m['encode']['cached'] else ''}" if i == 0 else "",
                 "" if ms is None else f"{ms:.2f}",
                 f"{r['overlap_with_exact@10']:.3f}" if "overlap_with_exact@10" in r else "",
+                f"{r['build_seconds']:.1f}" if r.get("build_seconds") is not None else "",
                 _mb(m["index_bytes"]["vectors"]) if i == 0 else _mb(r.get("store_bytes")),
             ])
     return out
@@ -40,7 +43,8 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
 
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table (metrics as mean ± half the confidence interval)."""
-    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "index MB"]
+    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "build s",
+            "index MB"]
     body = rows(report)
     widths = [max(len(str(r[c])) for r in [head, *body]) for c in range(len(head))]
     line = "  ".join("-" * w for w in widths)
@@ -97,7 +101,8 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
 
     series = _series(report)
     ds = report["dataset"]
-    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "index MB"]
+    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "build s",
+            "index MB"]
     table = "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
     for r in rows(report):
         table += "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>"

@@ -78,6 +78,9 @@ class StoreOptions:
     exact: bool = True
     max_queries: int | None = None
     """Time the store on at most this many queries (seeded sample); metrics use the same subset."""
+    k: int | None = None
+    """How many neighbours each store query asks for (default: the largest metric cut-off, 100). Metrics
+    with a larger cut-off are not reported for store runs. The engine raises an ef_search below k to k."""
     keep: bool = False
     """Keep the evaluation collections (``eval_<n>_<index>``) instead of dropping them."""
     prefix: str = "eval"
@@ -111,6 +114,7 @@ def _store_runs(opts: StoreOptions, vi: int, variant: Variant, provider: Any, da
                 ref: dict[str, list[str]]) -> list[_Run]:
     store = opts.store
     runs: list[_Run] = []
+    k = min(int(opts.k), k) if opts.k else k
     ids = [d.id for d in dataset.corpus]
     base = re.sub(r"[^a-z0-9_]", "_", f"{opts.prefix}_{vi}")
     for n_index, index in enumerate(opts.indexes):
@@ -145,7 +149,7 @@ def _store_runs(opts: StoreOptions, vi: int, variant: Variant, provider: Any, da
                     rankings[q.id] = [h.id for h in hits]
                 agree = np.mean([len(set(rankings[q][:10]) & set(ref[q][:10])) / max(1, min(10, len(ref[q])))
                                  for q in rankings])
-                extra: dict[str, Any] = {"latency": _latency(times), "overlap_with_exact@10": float(agree)}
+                extra: dict[str, Any] = {"latency": _latency(times), "overlap_with_exact@10": float(agree), "k": k}
                 if not kw.get("exact"):
                     extra |= {"index": index, "ef_search": kw.get("ef_search"), "load_seconds": load_s,
                               "build_seconds": build_s, "store_bytes": size}
@@ -184,8 +188,12 @@ def evaluate(
     cache_dir: str | None = None,
     provider_factory: Callable[..., Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    keep_rankings: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate every variant on ``dataset``; returns a JSON-serialisable report (see docs/eval.md)."""
+    """Evaluate every variant on ``dataset``; returns a JSON-serialisable report (see docs/eval.md).
+
+    ``keep_rankings``: also return every run's ranked document ids per query (``runs[i]["rankings"]``).
+    """
     import obembed
 
     factory = provider_factory or obembed.load
@@ -251,9 +259,13 @@ def evaluate(
         }
         for run in runs:
             sub = qrels if len(run.rankings) == n_q else {qid: qrels[qid] for qid in run.rankings}
-            pq = per_query_metrics(run.rankings, sub, metrics)
-            summary = summarize(pq, n_resamples=n_resamples, confidence=confidence, seed=seed)
-            entry["runs"].append({"search": run.name, "queries": len(sub), "metrics": summary, **run.extra})
+            run_k = int(run.extra.get("k") or k_search)
+            usable = [m for m in metrics if int(m.partition("@")[2]) <= run_k or run_k >= len(dataset.corpus)]
+            pq = per_query_metrics(run.rankings, sub, usable)
+            summary: dict[str, Any] = summarize(pq, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            summary |= {m: None for m in metrics if m not in usable}
+            entry["runs"].append({"search": run.name, "queries": len(sub), "metrics": summary, **run.extra,
+                                  **({"rankings": run.rankings} if keep_rankings else {})})
             if run.extra.get("store_bytes"):
                 entry["index_bytes"]["store"] = run.extra["store_bytes"]
         entry["per_query"] = {m: [round(float(x), 6) for x in vals]
