@@ -11,7 +11,7 @@ import numpy as np
 from .errors import MissingDependencyError
 
 __all__ = ["PALETTE", "group_index", "grouped_bars", "heatmap", "html_page", "legend_html", "pyplot", "scatter",
-           "svg_grouped_bars"]
+           "svg_grouped_bars", "svg_scatter"]
 
 
 def pyplot() -> Any:
@@ -199,6 +199,41 @@ def svg_grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence
     return "".join(parts)
 
 
+def svg_scatter(points: Sequence[tuple[float, float, int, str]], *, width: int = 560, height: int = 320,
+                xlabel: str = "", ylabel: str = "", ylim: tuple[float, float] | None = None) -> str:
+    """An inline SVG scatter: ``(x, y, colour index, tooltip)`` per point, axes with 5 ticks each."""
+    left, right, top, bottom = 50, 12, 12, 40
+    pw, ph = width - left - right, height - top - bottom
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    ys = [p[1] for p in points] or [0.0, 1.0]
+    x0, x1 = 0.0, max(xs) * 1.08 or 1.0
+    y0, y1 = ylim or (min(ys) - 0.02, max(ys) + 0.02)
+    if y1 <= y0:
+        y1 = y0 + 1.0
+
+    def sx(v: float) -> float:
+        return left + (v - x0) / (x1 - x0) * pw
+
+    def sy(v: float) -> float:
+        return top + ph - (v - y0) / (y1 - y0) * ph
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" font-family="sans-serif" font-size="11">']
+    for t in range(6):
+        xv, yv = x0 + (x1 - x0) * t / 5, y0 + (y1 - y0) * t / 5
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(yv):.1f}" y2="{sy(yv):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 4}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:.3g}</text>'
+                     f'<text x="{sx(xv):.1f}" y="{top + ph + 14}" text-anchor="middle">{xv:.3g}</text>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{_esc(xlabel)}</text>'
+                 f'<text x="12" y="{top + ph / 2:.1f}" transform="rotate(-90 12 {top + ph / 2:.1f})" '
+                 f'text-anchor="middle">{_esc(ylabel)}</text>')
+    for x, y, c, tip in points:
+        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{PALETTE[c % len(PALETTE)]}" '
+                     f'fill-opacity="0.8"><title>{_esc(tip)}</title></circle>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def legend_html(labels: Sequence[str]) -> str:
     """Colour swatches matching :data:`PALETTE` order."""
     return "".join(f'<span class="lg"><i style="background:{PALETTE[i % len(PALETTE)]}"></i>{_esc(lb)}</span>'
@@ -207,7 +242,7 @@ def legend_html(labels: Sequence[str]) -> str:
 
 HTML_STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
 table{border-collapse:collapse;font-size:13px;margin:12px 0}th,td{border:1px solid #ddd;padding:4px 8px;
-text-align:right}th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
+text-align:right;white-space:nowrap}th{background:#f5f5f5}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
 .lg{display:inline-block;margin-right:14px;font-size:13px}.lg i{display:inline-block;width:12px;height:12px;
 margin-right:5px;vertical-align:-1px}small{color:#666}#tip{position:fixed;pointer-events:none;background:#fff;
 border:1px solid #888;padding:6px 8px;font-size:12px;max-width:420px;display:none;box-shadow:2px 2px 6px #0003}"""

@@ -111,6 +111,15 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
                                                        for m in report["models"]],
                                    width=380, height=220,
                                    ymax=max([m["encode"]["docs_per_s"] for m in report["models"]] + [1e-9]) * 1.1)
+    trade = [(r["latency"]["p50_ms"], r["overlap_with_exact@10"], i,
+              f"{m['label']} — {r['search']}: {r['latency']['p50_ms']:.2f} ms, top-10 overlap with exact "
+              f"{r['overlap_with_exact@10']:.3f}, recall@10 "
+              + (f"{r['metrics']['recall@10']['mean']:.3f}" if r["metrics"].get("recall@10") else "—"))
+             for i, m in enumerate(report["models"]) for r in m["runs"] if "overlap_with_exact@10" in r]
+    trade_html = ("<h2>Store: speed against exactness</h2><p><small>one point per store run: median latency of "
+                  "one query (x) and the share of the exact top 10 it returns (y); hover for details</small></p>"
+                  + plots.svg_scatter(trade, xlabel="ms / query (median)", ylabel="overlap with exact top 10")
+                  if trade else "")
     body = (f"<h1>obembed eval — {escape(str(ds['name']))}</h1>"
             f"<p><small>{ds['documents']} documents, {ds['queries']} queries · {escape(report['created'])} · "
             f"bars: exact (numpy) search, whiskers: {report['bootstrap']['confidence']:.0%} bootstrap interval "
@@ -118,7 +127,7 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
             f"<div>{plots.legend_html([s[0] for s in series])}</div>"
             f"{plots.svg_grouped_bars(report['metrics'], series)}"
             f"<h2>All runs</h2>{table}<p><small>metric cells: mean ± half the interval. ms/query: numpy = batched "
-            "mean; store = median single-query latency.</small></p><h2>Encoding speed</h2>" + speed)
+            "mean; store = median single-query latency.</small></p>" + trade_html + "<h2>Encoding speed</h2>" + speed)
     out = Path(out)
     out.write_text(plots.html_page(f"obembed eval — {ds['name']}", body, report), encoding="utf-8")
     return out
