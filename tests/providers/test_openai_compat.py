@@ -270,6 +270,20 @@ def test_429_with_retry_after_is_retried_and_honoured(openai_server, caplog):
     assert "retrying in 0.03" in caplog.text
 
 
+@pytest.mark.parametrize(("headers", "message", "wait"), [
+    ({"Retry-After": "0.04"}, "Rate limit reached", "0.04"),
+    ({"x-ratelimit-reset-requests": "40ms", "x-ratelimit-remaining-requests": "0"}, "Rate limit", "0.04"),
+    ({}, "Rate limit reached for requests. Please try again in 20ms. Visit https://x", "0.02"),
+])
+def test_429_wait_comes_from_headers_or_message(openai_server, caplog, headers, message, wait):
+    openai_server.fault("status", status=429, headers=headers,
+                        body={"error": {"message": message, "type": "requests", "code": "rate_limit_exceeded"}})
+    p = openai(openai_server, retry_initial=5.0)  # the backoff alone would wait 5 s: the server's figure wins
+    with caplog.at_level(logging.WARNING, logger="obembed"):
+        assert p.embed_query("x").shape == (1536,)
+    assert f"retrying in {wait}" in caplog.text
+
+
 def test_insufficient_quota_is_not_retried(openai_server):
     openai_server.fault("status", status=429, times=5, body={"error": {
         "message": "You exceeded your current quota, please check your plan and billing details.",
