@@ -204,15 +204,15 @@ def bench_search(store, coll, vecs: np.ndarray, args) -> dict[str, Any]:
     print(f"exact SQL search: {out['exact_ms']:.1f} ms/query, recall@10 {out['exact_recall']:.3f}", flush=True)
     out["ef"] = {}
     default_ef = coll.metadata["index_params"]["ef_search"]
-    for ef in args.ef:
+    for ef in [None, *args.ef]:
         with phase(f"search ef={ef}"):
             t = time.perf_counter()
             got = [[h.id for h in coll.search(q, k=10, ef_search=ef)] for q in queries]
             dt = time.perf_counter() - t
         r = float(np.mean([recall(g, w) for g, w in zip(got, want, strict=True)]))
         out["ef"][ef] = (r, len(queries) / dt)
-        print(f"HNSW ef_search={ef}{' (default)' if ef == default_ef else ''}: recall@10 {r:.4f}, "
-              f"{len(queries) / dt:,.0f} QPS", flush=True)
+        label = f"not given (index default {default_ef})" if ef is None else str(ef)
+        print(f"HNSW ef_search={label}: recall@10 {r:.4f}, {len(queries) / dt:,.0f} QPS", flush=True)
     grp = np.arange(len(vecs)) % 100
     out["filtered"] = {}
     for label, where, mask in (("10%", {"grp": {"<": 10}}, grp < 10), ("1%", {"grp": 0}, grp == 0)):

@@ -105,6 +105,9 @@ def test_load_then_index(store, collection_name):
     assert coll.has_index
     assert "VECTOR INDEX SCAN" in coll.explain()
     assert store.collection(coll.name).metadata["index_params"]["ef_search"] == 200
+    # the engine ignores an index's own ef_search (it uses the session's 64): the store passes it per query
+    assert "PARAMETERS(ef_search=200)" in coll.search_sql(10)[0]
+    assert "PARAMETERS(ef_search=50)" in coll.search_sql(10, ef_search=50)[0]
     assert [h.id for h in coll.search(vecs[10], k=5)] == exact_before
     coll.upsert([{"id": "late", "vector": vecs[10]}])  # later writes go through the built index
     assert {h.id for h in coll.search(vecs[10], k=2)} == {"10", "late"}

@@ -890,8 +890,11 @@ class Collection:
             sql += f" LIMIT {int(k)}"
         else:
             sql += f" APPROXIMATE LIMIT {int(k)}"
+            if ef_search is None and str(self.metadata.get("index_type", "")).startswith("hnsw"):
+                # the engine ignores the index's own ef_search and uses the session's (64): pass ours explicitly
+                ef_search = (self.metadata.get("index_params") or {}).get("ef_search")
             if ef_search is not None:
-                sql += f" PARAMETERS(ef_search={int(ef_search)})"
+                sql += f" PARAMETERS(ef_search={max(int(ef_search), int(k))})"
         return sql, wparams
 
     def _hits(self, rows: Sequence[Sequence[Any]]) -> list[Hit]:
@@ -915,8 +918,8 @@ class Collection:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
         if ef_search is not None and (isinstance(ef_search, bool) or not isinstance(ef_search, int)
-                                      or not 1 <= ef_search <= 1000):
-            raise InvalidInputError(f"ef_search={ef_search!r} must be an int between 1 and 1000")
+                                      or not 1 <= ef_search <= MAX_K):
+            raise InvalidInputError(f"ef_search={ef_search!r} must be an int between 1 and {MAX_K}")
         qvec = np.ascontiguousarray(self._query_vector(query), dtype="<f4").tobytes()
         approx = not exact and self.has_index
         sql, params = self.search_sql(k, where=where, exact=not approx, ef_search=ef_search)
