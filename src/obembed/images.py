@@ -301,11 +301,11 @@ def _to_rgb(img: PILImage) -> PILImage:
             scale = 1.0 if (hi <= 255 and not mode.startswith("I;16")) else 255.0 / 65535.0
         else:
             scale = 255.0 / hi
-        gray = Image.fromarray(np.clip(arr * scale, 0, 255).round().astype(np.uint8), "L")
+        gray: PILImage = Image.fromarray(np.clip(arr * scale, 0, 255).round().astype(np.uint8), "L")
         return gray.convert("RGB")
     if mode in ("RGBA", "LA", "La", "RGBa") or (mode in ("L", "RGB") and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        bg = Image.new("RGB", rgba.size, (255, 255, 255))
+        bg: PILImage = Image.new("RGB", rgba.size, (255, 255, 255))
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGBX ...

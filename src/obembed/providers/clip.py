@@ -154,7 +154,8 @@ class ClipProvider(Provider):
                               "(it has no get_image_features); use st: or hf: for text-only models")
         try:
             processor_kw: dict[str, Any] = {"backend": self.image_backend} if self.image_backend else {}
-            image_processor = AutoImageProcessor.from_pretrained(path, **processor_kw, **where)
+            image_processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+                path, **processor_kw, **where)
             tokenizer = AutoTokenizer.from_pretrained(path, **where) if not self.text_model else None
         except Exception as exc:
             if isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith(("huggingface_hub",
@@ -336,4 +337,5 @@ class ClipProvider(Provider):
         """One image → ``(d,)``; e.g. to search a collection by an example image."""
         if isinstance(item, list | tuple):
             raise InvalidInputError("embed_image() takes one image; use embed_images() for several")
-        return self.embed_images([item])[0]
+        vector: Vector = self.embed_images([item])[0]
+        return vector
