@@ -1,0 +1,318 @@
+"""Encode throughput and cold start of the local paths (issues 2 and 9).
+
+(a) Throughput on N Debian descriptions (a seeded sample of ../shared/data/debian-descriptions/en_corpus.jsonl.gz),
+    interleaved in one process, median of ``--rounds`` (3), the path order rotated every round:
+
+    raw        SentenceTransformer.encode(texts) with its defaults (batch 32, char-length sort in one call) = 1.0x
+    st         obembed st:   (token-sorted batches over the whole input, padded-token budget, auto threads)
+    hf         obembed hf:   (raw transformers, token-sorted batches)
+    onnx       obembed onnx: fp32 (onnxruntime + tokenizers + numpy pooling)
+    onnx-int8  obembed onnx: int8 (dynamic quantisation, per-channel, reduce_range)
+
+    Beside them the ceiling: measured float32 GEMM GFLOP/s (torch matmul, same threads) / FLOPs per text
+    (computed from the model's config and the texts' true token lengths after the cut). Every measurement
+    records the CPU that *other* processes used meanwhile (from /proc/stat minus this process's own CPU
+    time), in cores, so a busy run can be told from an idle one. Vectors are checked against raw (cosine).
+
+(b) Cold start to the first vector from a fresh process: ``obembed embed "x"`` and ``obembed search "x"``,
+    torch path (``OBEMBED_FAST_START=0``) vs the fast path (cached verified ONNX export), alternated, median.
+
+Run:  .venv/bin/python benchmarks/encode.py --n 500          (issue 2 asks 500, issue 9 2000)
+      .venv/bin/python benchmarks/encode.py --n 100 --rounds 3 --cold-runs 3 --json /tmp/encode.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
+PATHS = ("raw", "st", "hf", "onnx", "onnx-int8")
+
+
+# ------------------------------------------------------------------------------------------ load meter
+def _stat() -> tuple[float, float]:
+    with open("/proc/stat", encoding="ascii") as f:
+        vals = [float(x) for x in f.readline().split()[1:9]]
+    idle = vals[3] + vals[4]
+    return sum(vals) - idle, sum(vals)
+
+
+class LoadMeter:
+    """Cores kept busy by other processes during a block (busy jiffies minus this process and its children)."""
+
+    def __enter__(self) -> LoadMeter:
+        self.t0 = time.perf_counter()
+        self.s0 = _stat()
+        t = os.times()
+        self.own0 = t.user + t.system + t.children_user + t.children_system
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall = time.perf_counter() - self.t0
+        s1 = _stat()
+        t = os.times()
+        own = t.user + t.system + t.children_user + t.children_system - self.own0
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (s1[0] - self.s0[0]) / tick
+        self.own_cores = own / self.wall
+        self.others = max(0.0, (busy - own) / self.wall)
+
+
+# ------------------------------------------------------------------------------------------ data
+def load_texts(n: int, seed: int = 0) -> list[str]:
+    with gzip.open(DATA / "en_corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+def flops_per_text(config: dict[str, Any], lengths: list[int]) -> float:
+    """Mean FLOPs of one forward pass per text: dense layers 2*params*tokens + attention 4*L^2*h per layer."""
+    h = config["hidden_size"]
+    ffn = config.get("intermediate_size", 4 * h)
+    layers = config["num_hidden_layers"]
+    dense = layers * (4 * h * h + 2 * h * ffn)  # Q, K, V, O projections + the two FFN matrices
+    total = sum(2 * dense * n + layers * 4 * n * n * h for n in lengths)
+    return total / len(lengths)
+
+
+def gemm_gflops(threads: int, seconds: float = 1.0) -> float:
+    """float32 GEMM throughput with torch (MKL/oneDNN), shapes like MiniLM's FFN on a batch of tokens."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(2048, 384)
+        b = torch.randn(384, 1536)
+        for _ in range(3):
+            a @ b
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            n += 1
+        return 2 * 2048 * 384 * 1536 * n / (time.perf_counter() - t0) / 1e9
+    finally:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------------ throughput
+def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]]:
+    import obembed
+
+    out: dict[str, Callable[[list[str]], np.ndarray]] = {}
+    st = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    raw_model = st.st_model
+    for name in names:
+        if name == "raw":
+            out[name] = lambda texts: raw_model.encode(texts, show_progress_bar=False)
+        elif name == "st":
+            out[name] = st.embed_documents
+        elif name == "hf":
+            out[name] = obembed.load("hf:all-MiniLM-L6-v2", device="cpu").embed_documents
+        elif name == "onnx":
+            out[name] = obembed.load("onnx:all-MiniLM-L6-v2").load().embed_documents
+        elif name == "onnx-int8":
+            out[name] = obembed.load("onnx:all-MiniLM-L6-v2", precision="int8").load().embed_documents
+        else:
+            raise SystemExit(f"unknown path {name!r}; choose from {PATHS}")
+    return out
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from obembed.providers._batching import ThreadAdvisor
+
+    default_threads = torch.get_num_threads()  # torch's own default, before any provider changes it
+    texts = load_texts(args.n)
+    names = [p.strip() for p in args.paths.split(",") if p.strip()]
+    print(f"loading {names} ...", file=sys.stderr)
+    paths = build_paths(names)
+    for fn in paths.values():  # warm-up: first-call allocations and lazy loads
+        fn(texts[:4])
+    import obembed
+
+    st = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    lengths = [min(c, 256) for c in st.count_tokens(texts)]
+    from obembed.providers._local import resolve_model
+
+    config = json.loads((Path(resolve_model("all-MiniLM-L6-v2")) / "config.json").read_text())
+    fpt = flops_per_text(config, lengths)
+    auto = ThreadAdvisor().threads()
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    gemm: list[dict[str, float]] = []
+    vectors: dict[str, np.ndarray] = {}
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        with LoadMeter() as m:
+            g_def = gemm_gflops(default_threads)
+            g_auto = gemm_gflops(auto) if auto != default_threads else g_def
+        gemm.append({"default": g_def, "auto": g_auto, "others": m.others})
+        for name in order:
+            torch.set_num_threads(default_threads)  # every path starts from torch's default; st: picks its own
+            with LoadMeter() as m:
+                vecs = np.asarray(paths[name](texts), dtype=np.float32)
+            threads = torch.get_num_threads()
+            vectors[name] = vecs
+            runs[name].append({"texts_per_s": len(texts) / m.wall, "seconds": m.wall, "others": m.others,
+                               "own_cores": m.own_cores, "torch_threads": threads})
+            print(f"round {r + 1} {name:<10} {len(texts) / m.wall:6.2f} texts/s  ({m.wall:6.1f} s, others "
+                  f"{m.others:.2f} cores, own {m.own_cores:.2f})", file=sys.stderr)
+    torch.set_num_threads(default_threads)
+    ref = vectors.get("raw")
+    result: dict[str, Any] = {"n": len(texts), "rounds": args.rounds, "mean_tokens": float(np.mean(lengths)),
+                              "gflop_per_text": fpt / 1e9, "default_threads": default_threads, "auto_threads": auto,
+                              "paths": {}}
+    base = statistics.median(x["texts_per_s"] for x in runs["raw"]) if "raw" in runs else None
+    for name in names:
+        tps = statistics.median(x["texts_per_s"] for x in runs[name])
+        entry = {"texts_per_s": tps, "all": [round(x["texts_per_s"], 3) for x in runs[name]],
+                 "others_cores": [round(x["others"], 2) for x in runs[name]],
+                 "threads": runs[name][-1]["torch_threads"], "ratio": tps / base if base else None}
+        if ref is not None:
+            a = vectors[name] / np.linalg.norm(vectors[name], axis=1, keepdims=True)
+            b = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+            cos = (a * b).sum(1)
+            entry.update(cos_min=float(cos.min()), cos_mean=float(cos.mean()))
+        result["paths"][name] = entry
+    g_def = statistics.median(x["default"] for x in gemm)
+    g_auto = statistics.median(x["auto"] for x in gemm)
+    result["gemm_gflops"] = {"default_threads": g_def, "auto_threads": g_auto,
+                             "others_cores": [round(x["others"], 2) for x in gemm]}
+    result["ceiling_texts_per_s"] = {"default_threads": g_def * 1e9 / fpt, "auto_threads": g_auto * 1e9 / fpt}
+    return result
+
+
+# ------------------------------------------------------------------------------------------ cold start
+def cold_start(args: argparse.Namespace) -> dict[str, Any]:
+    exe = shutil.which("obembed", path=str(Path(sys.executable).parent)) or "obembed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("OBEMBED_FAST_START", None)
+    # make sure the fast path's export exists (it is made once, then cached)
+    subprocess.run([exe, "embed", "warm up the export"], env=env, check=True, capture_output=True)
+    tmp = Path(tempfile.mkdtemp(prefix="obembed-bench-"))
+    commands: dict[str, list[str]] = {"embed": [exe, "embed", "x"]}
+    have_search = subprocess.run([exe, "search", "--help"], capture_output=True, env=env).returncode == 0
+    if have_search:
+        corpus = tmp / "tiny.jsonl"
+        corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n"
+                                  for i, t in enumerate(load_texts(20, seed=1))))
+        db = tmp / "db"
+        ing = subprocess.run([exe, "ingest", str(corpus), "-c", "bench", "--db", str(db), "--text-field", "text",
+                              "--model", "st:all-MiniLM-L6-v2"], env=env, capture_output=True, text=True)
+        if ing.returncode != 0:
+            print(f"ingest failed, search cold start skipped: {ing.stderr[-500:]}", file=sys.stderr)
+            have_search = False
+        else:
+            commands["search"] = [exe, "search", "x", "-c", "bench", "--db", str(db), "-k", "3",
+                                  "--model", "st:all-MiniLM-L6-v2"]
+    out: dict[str, Any] = {}
+    try:
+        for cmd_name, cmd in commands.items():
+            times: dict[str, list[float]] = {"torch": [], "fast": []}
+            others: dict[str, list[float]] = {"torch": [], "fast": []}
+            for _ in range(args.cold_runs):
+                for mode in ("fast", "torch"):
+                    e = dict(env, OBEMBED_FAST_START="auto" if mode == "fast" else "0")
+                    with LoadMeter() as m:
+                        p = subprocess.run(cmd, env=e, capture_output=True, text=True)
+                    if p.returncode != 0:
+                        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr[-800:]}")
+                    times[mode].append(m.wall)
+                    others[mode].append(m.others)
+                    print(f"cold {cmd_name:<6} {mode:<5} {m.wall:6.2f} s (others {m.others:.2f} cores)",
+                          file=sys.stderr)
+            out[cmd_name] = {mode: {"median_s": statistics.median(v), "all": [round(x, 2) for x in v],
+                                    "others_cores": [round(x, 2) for x in others[mode]]} for mode, v in times.items()}
+        with LoadMeter() as m:
+            subprocess.run([sys.executable, "-c", "import obembed"], check=True)
+        out["import_obembed_s"] = round(m.wall, 3)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not have_search:
+        out["search"] = "pending: obembed search is not available"
+    return out
+
+
+# ------------------------------------------------------------------------------------------ report
+def report(res: dict[str, Any]) -> str:
+    lines = []
+    t = res.get("throughput")
+    if t:
+        lines.append(f"N={t['n']} texts, mean {t['mean_tokens']:.1f} tokens after the 256 cut, "
+                     f"{t['gflop_per_text']:.2f} GFLOP/text; median of {t['rounds']}")
+        lines.append("| path | texts/s | × raw | threads | cosine vs raw (min / mean) | others' load (cores) |")
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for name, e in t["paths"].items():
+            cos = f"{e['cos_min']:.6f} / {e['cos_mean']:.6f}" if "cos_min" in e else "-"
+            ratio = f"{e['ratio']:.2f}×" if e["ratio"] else "-"
+            lines.append(f"| {name} | {e['texts_per_s']:.2f} ({', '.join(f'{x:.2f}' for x in e['all'])}) | {ratio} "
+                         f"| {e['threads']} | {cos} | {', '.join(str(x) for x in e['others_cores'])} |")
+        g, c = t["gemm_gflops"], t["ceiling_texts_per_s"]
+        lines.append(f"| ceiling | {c['default_threads']:.2f} ({t['default_threads']} threads), "
+                     f"{c['auto_threads']:.2f} ({t['auto_threads']} threads) | | | GEMM {g['default_threads']:.1f} / "
+                     f"{g['auto_threads']:.1f} GFLOP/s | {', '.join(str(x) for x in g['others_cores'])} |")
+    cs = res.get("cold_start")
+    if cs:
+        lines.append("")
+        lines.append("| cold start (fresh process, to first output) | fast path (onnx, cached) | torch path "
+                     "(OBEMBED_FAST_START=0) | others' load (cores) |")
+        lines.append("| --- | --- | --- | --- |")
+        for cmd in ("embed", "search"):
+            v = cs.get(cmd)
+            if isinstance(v, dict):
+                lines.append(f"| obembed {cmd} \"x\" | {v['fast']['median_s']:.2f} s ({v['fast']['all']}) | "
+                             f"{v['torch']['median_s']:.2f} s ({v['torch']['all']}) | "
+                             f"{v['fast']['others_cores']} / {v['torch']['others_cores']} |")
+            elif v:
+                lines.append(f"| obembed {cmd} \"x\" | {v} | | |")
+        lines.append(f"\n`python -c 'import obembed'`: {cs.get('import_obembed_s')} s")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="texts for the throughput part (default 2000)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {PATHS}")
+    ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per command and mode")
+    ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    started = time.time()
+    res: dict[str, Any] = {"command": " ".join(["benchmarks/encode.py", *sys.argv[1:]]),
+                           "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+                           "cores": len(os.sched_getaffinity(0)), "loadavg_start": os.getloadavg()}
+    if not args.no_throughput:
+        res["throughput"] = throughput(args)
+    if not args.no_cold:
+        res["cold_start"] = cold_start(args)
+    res["loadavg_end"] = os.getloadavg()
+    res["minutes"] = round((time.time() - started) / 60, 1)
+    print(report(res))
+    print(f"\nloadavg {res['loadavg_start']} -> {res['loadavg_end']}, {res['minutes']} min, {res['cores']} cores")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
