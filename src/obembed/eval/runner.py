@@ -93,14 +93,23 @@ class _Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _disable_prompts(provider: Any) -> None:
+def _disable_prompts(provider: Any) -> Callable[[], None]:
+    """Switch off a provider's query/document prompts; returns a function that puts them back."""
+    saved = (provider.query_prefix, provider.document_prefix)
+    st = getattr(provider, "st_model", None) if hasattr(type(provider), "st_model") else None
+    st_saved = (dict(st.prompts or {}), st.default_prompt_name) if st is not None else None
     provider.query_prefix = ""
     provider.document_prefix = ""
-    st = provider.__dict__.get("st_model") or (getattr(provider, "st_model", None)
-                                                if hasattr(type(provider), "st_model") else None)
     if st is not None:
         st.prompts = {}
         st.default_prompt_name = None
+
+    def restore() -> None:
+        provider.query_prefix, provider.document_prefix = saved
+        if st is not None and st_saved is not None:
+            st.prompts, st.default_prompt_name = st_saved
+
+    return restore
 
 
 def _latency(samples: list[float]) -> dict[str, float]:
@@ -223,58 +232,73 @@ def evaluate(
     for vi, v in enumerate(vs):
         say(f"[{vi + 1}/{len(vs)}] {v.label}: loading {v.spec}")
         provider = factory(v.spec)
+        restore: Callable[[], None] = lambda: None  # noqa: E731
         if not v.prompts:
             provider.dimension  # noqa: B018 - load first, then clear the prompts it read
-            _disable_prompts(provider)
-        doc_texts = [v.document_prefix + d.text for d in dataset.corpus]
-        query_texts = [v.query_prefix + q.text for q in dataset.queries]
-        say(f"[{vi + 1}/{len(vs)}] {v.label}: encoding {len(doc_texts)} documents")
-        docs_enc = encode(provider, doc_texts, "document", cache_dir=cache_dir)
-        say(f"[{vi + 1}/{len(vs)}] {v.label}: encoding {len(query_texts)} queries")
-        q_enc = encode(provider, query_texts, "query", cache_dir=cache_dir)
-        distance = provider.distance
-        t0 = time.perf_counter()
-        top, _ = exact_search(docs_enc.vectors, q_enc.vectors, k_search, distance=distance)
-        exact_s = time.perf_counter() - t0
-        ids = [d.id for d in dataset.corpus]
-        ref = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(dataset.queries)}
-        runs = [_Run("numpy exact", ref, {"latency": {"mean_ms": exact_s * 1000 / max(1, n_q), "batched": True}})]
-        if store is not None and store.store is not None:
-            say(f"[{vi + 1}/{len(vs)}] {v.label}: loading the store and searching ({len(qidx)} queries)")
-            runs += _store_runs(store, vi, v, provider, dataset, docs_enc.vectors, q_enc.vectors, k_search,
-                                qidx, ref)
-        info = provider.info()
-        dim = int(docs_enc.vectors.shape[1])
-        entry: dict[str, Any] = {
-            "label": v.label, "spec": v.spec, "provider": info,
-            "query_prefix": v.query_prefix, "document_prefix": v.document_prefix, "prompts": v.prompts,
-            "dimension": dim, "distance": distance,
-            "encode": {"documents": len(doc_texts), "doc_seconds": docs_enc.seconds,
-                       "docs_per_s": docs_enc.per_second, "queries": len(query_texts),
-                       "query_seconds": q_enc.seconds, "queries_per_s": q_enc.per_second,
-                       "truncated_docs": docs_enc.n_truncated, "tokens": docs_enc.n_tokens,
-                       "cached": docs_enc.cached},
-            "index_bytes": {"vectors": len(doc_texts) * dim * 4},
-            "runs": [],
-        }
-        for run in runs:
-            sub = qrels if len(run.rankings) == n_q else {qid: qrels[qid] for qid in run.rankings}
-            run_k = int(run.extra.get("k") or k_search)
-            usable = [m for m in metrics if int(m.partition("@")[2]) <= run_k or run_k >= len(dataset.corpus)]
-            pq = per_query_metrics(run.rankings, sub, usable)
-            summary: dict[str, Any] = summarize(pq, n_resamples=n_resamples, confidence=confidence, seed=seed)
-            summary |= {m: None for m in metrics if m not in usable}
-            entry["runs"].append({"search": run.name, "queries": len(sub), "metrics": summary, **run.extra,
-                                  **({"rankings": run.rankings} if keep_rankings else {})})
-            if run.extra.get("store_bytes"):
-                entry["index_bytes"]["store"] = run.extra["store_bytes"]
-        entry["per_query"] = {m: [round(float(x), 6) for x in vals]
-                              for m, vals in per_query_metrics(ref, qrels, metrics).items()}
+            restore = _disable_prompts(provider)
+        try:
+            entry = _evaluate_one(vi, len(vs), v, provider, dataset, qrels, qidx, metrics, store, k_search,
+                                  n_resamples, confidence, seed, cache_dir, keep_rankings, say)
+        finally:
+            restore()
         report["models"].append(entry)
-        say(f"[{vi + 1}/{len(vs)}] {v.label}: recall@10 {entry['runs'][0]['metrics'].get('recall@10', {})}")
     if len(report["models"]) > 1:
         report["paired"] = _paired(report["models"], metrics, n_resamples, confidence, seed)
     return report
+
+
+def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: Dataset,
+                  qrels: dict[str, dict[str, int]], qidx: np.ndarray, metrics: Sequence[str],
+                  store: StoreOptions | None, k_search: int, n_resamples: int, confidence: float, seed: int,
+                  cache_dir: str | None, keep_rankings: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    n_q = len(dataset.queries)
+    doc_texts = [v.document_prefix + d.text for d in dataset.corpus]
+    query_texts = [v.query_prefix + q.text for q in dataset.queries]
+    say(f"[{vi + 1}/{n_variants}] {v.label}: encoding {len(doc_texts)} documents")
+    docs_enc = encode(provider, doc_texts, "document", cache_dir=cache_dir)
+    say(f"[{vi + 1}/{n_variants}] {v.label}: encoding {len(query_texts)} queries")
+    q_enc = encode(provider, query_texts, "query", cache_dir=cache_dir)
+    distance = provider.distance
+    t0 = time.perf_counter()
+    top, _ = exact_search(docs_enc.vectors, q_enc.vectors, k_search, distance=distance)
+    exact_s = time.perf_counter() - t0
+    ids = [d.id for d in dataset.corpus]
+    ref = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(dataset.queries)}
+    runs = [_Run("numpy exact", ref, {"latency": {"mean_ms": exact_s * 1000 / max(1, n_q), "batched": True}})]
+    if store is not None and store.store is not None:
+        say(f"[{vi + 1}/{n_variants}] {v.label}: loading the store and searching ({len(qidx)} queries)")
+        runs += _store_runs(store, vi, v, provider, dataset, docs_enc.vectors, q_enc.vectors, k_search,
+                            qidx, ref)
+    info = provider.info()
+    dim = int(docs_enc.vectors.shape[1])
+    entry: dict[str, Any] = {
+        "label": v.label, "spec": v.spec, "provider": info,
+        "query_prefix": v.query_prefix, "document_prefix": v.document_prefix, "prompts": v.prompts,
+        "dimension": dim, "distance": distance,
+        "encode": {"documents": len(doc_texts), "doc_seconds": docs_enc.seconds,
+                   "docs_per_s": docs_enc.per_second, "queries": len(query_texts),
+                   "query_seconds": q_enc.seconds, "queries_per_s": q_enc.per_second,
+                   "truncated_docs": docs_enc.n_truncated, "tokens": docs_enc.n_tokens,
+                   "cached": docs_enc.cached},
+        "index_bytes": {"vectors": len(doc_texts) * dim * 4},
+        "runs": [],
+    }
+    for run in runs:
+        sub = qrels if len(run.rankings) == n_q else {qid: qrels[qid] for qid in run.rankings}
+        run_k = int(run.extra.get("k") or k_search)
+        usable = [m for m in metrics if int(m.partition("@")[2]) <= run_k or run_k >= len(dataset.corpus)]
+        pq = per_query_metrics(run.rankings, sub, usable)
+        summary: dict[str, Any] = summarize(pq, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        summary |= {m: None for m in metrics if m not in usable}
+        entry["runs"].append({"search": run.name, "queries": len(sub), "metrics": summary, **run.extra,
+                              **({"rankings": run.rankings} if keep_rankings else {})})
+        if run.extra.get("store_bytes"):
+            entry["index_bytes"]["store"] = run.extra["store_bytes"]
+    entry["per_query"] = {m: [round(float(x), 6) for x in vals]
+                          for m, vals in per_query_metrics(ref, qrels, metrics).items()}
+    r10 = entry["runs"][0]["metrics"].get("recall@10")
+    say(f"[{vi + 1}/{n_variants}] {v.label}: exact recall@10 {r10['mean']:.4f}" if r10 else f"{v.label}: done")
+    return entry
 
 
 def _paired(models: list[dict[str, Any]], metrics: Sequence[str], n_resamples: int, confidence: float,
