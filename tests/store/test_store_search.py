@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from obembed.errors import DimensionMismatchError
+from obembed.errors import DimensionMismatchError, InvalidInputError
 from obembed.providers.base import Provider
 
 pytestmark = pytest.mark.seekdb
@@ -111,6 +111,20 @@ def test_load_then_index(store, collection_name):
     assert [h.id for h in coll.search(vecs[10], k=5)] == exact_before
     coll.upsert([{"id": "late", "vector": vecs[10]}])  # later writes go through the built index
     assert {h.id for h in coll.search(vecs[10], k=2)} == {"10", "late"}
+
+
+@pytest.mark.parametrize("index", ["hnsw_sq", "hnsw_bq", "ivf_flat"])
+def test_other_index_types(store, make_collection_name, index):
+    coll = store.create_collection(make_collection_name(index), 16, index=index)
+    rng = np.random.default_rng(5)
+    vecs = unit(rng, 200, 16)
+    coll.upsert([{"id": str(i), "vector": v} for i, v in enumerate(vecs)])
+    assert coll.metadata["index_type"] == index
+    assert "VECTOR INDEX" in coll.explain()
+    assert coll.search(vecs[17], k=3)[0].id == "17"
+    if index.startswith("ivf"):
+        with pytest.raises(InvalidInputError, match="ef_search applies to HNSW"):
+            coll.search(vecs[17], k=3, ef_search=64)
 
 
 class _OtherModel(Provider):

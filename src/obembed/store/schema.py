@@ -150,7 +150,8 @@ def vector_index_clause(distance: str, index: str, params: dict[str, Any]) -> st
         raise ConfigError(f"index={index!r} is not supported; use one of {INDEX_TYPES} or None for no vector index")
     kw = DISTANCE_FUNCTIONS[distance][0]
     opts = ", ".join(f"{k}={int(v)}" for k, v in params.items())
-    return f"WITH (distance={kw}, type={index}, lib=vsag{', ' + opts if opts else ''})"
+    lib = "ob" if index.startswith("ivf") else "vsag"  # the engine builds IVF only with its own library
+    return f"WITH (distance={kw}, type={index}, lib={lib}{', ' + opts if opts else ''})"
 
 
 def vector_index_ddl(table: str, distance: str, index: str, params: dict[str, Any]) -> str:

@@ -890,7 +890,11 @@ class Collection:
             sql += f" LIMIT {int(k)}"
         else:
             sql += f" APPROXIMATE LIMIT {int(k)}"
-            if ef_search is None and str(self.metadata.get("index_type", "")).startswith("hnsw"):
+            hnsw = str(self.metadata.get("index_type", "")).startswith("hnsw")
+            if ef_search is not None and not hnsw:
+                raise InvalidInputError(f"ef_search applies to HNSW indexes; {self.name!r} has a "
+                                        f"{self.metadata.get('index_type')} index (IVF uses SET ob_ivf_nprobes = n)")
+            if ef_search is None and hnsw:
                 # the engine ignores the index's own ef_search and uses the session's (64): pass ours explicitly
                 ef_search = (self.metadata.get("index_params") or {}).get("ef_search")
             if ef_search is not None:
