@@ -442,3 +442,31 @@ def test_info_and_repr_name_no_key(openai_server):
     assert OPENAI_KEY not in str(info)
     assert isinstance(p, OpenAICompatibleProvider)
     assert not isinstance(p, DashScopeProvider)
+
+
+def test_unknown_option_is_an_error_not_ignored(openai_server):
+    with pytest.raises(ConfigError, match=r"unknown option dimension for openai:.*known: .*dimensions"):
+        obembed.load("openai:text-embedding-3-small", dimension=256)
+    with pytest.raises(ConfigError, match="unknown option"):
+        obembed.load("ollama:nomic-embed-text?keepalive=5m")
+    p = obembed.load("openai-compat:text-embedding-3-small", base_url=openai_server.url + "/v1/embeddings")
+    assert type(p) is OpenAICompatibleProvider
+    assert p.endpoint == openai_server.url + "/v1/embeddings"
+
+
+@pytest.mark.parametrize(("spec", "opts"), [
+    ("openai:text-embedding-3-small", {"dimensions": 256, "base_url": "http://127.0.0.1:1/v1"}),
+    ("dashscope:text-embedding-v4", {"region": "intl", "dimensions": 512}),
+    ("doubao:ep-20240101", {"dimensions": 1024}),
+    ("openai-compatible:bge-m3", {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "MY_KEY"}),
+    ("ollama:nomic-embed-text", {"host": "127.0.0.1:1", "keep_alive": "5m", "options": {"num_ctx": 512}}),
+    ("dashscope-sdk:text-embedding-v3", {"output_type": "dense&sparse", "dimensions": 256}),
+])
+def test_rebuild_from_recorded_options(spec, opts):
+    """A collection records info()["options"]; the store rebuilds the provider from exactly that."""
+    p = obembed.load(spec, api_key="sk-secret-value-1", **opts) if "ollama" not in spec else obembed.load(spec, **opts)
+    recorded = p.public_options()  # what info()["options"] holds (info() itself would probe unknown dimensions)
+    assert "api_key" not in recorded
+    again = obembed.load(spec, **recorded)
+    assert again.public_options() == p.public_options()
+    assert repr(again) == repr(p)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import email.utils
+import inspect
 import json
 import logging
 import os
@@ -461,6 +462,12 @@ class RemoteProvider(Provider):
         http_client: httpx.Client | None = None,
         **kwargs: Any,
     ) -> None:
+        unknown = sorted(set(kwargs) - {"truncate", "settings"})
+        if unknown:  # a typo such as dimension= for dimensions= must not be ignored silently
+            raise ConfigError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for {self.name}:{model}; "
+                f"known: {', '.join(self.known_options())}"
+            )
         super().__init__(model, batch_size=batch_size, **kwargs)
         for name, value in (("concurrency", concurrency), ("batch_size", batch_size),
                             ("max_batch_items", max_batch_items), ("max_batch_tokens", max_batch_tokens),
@@ -486,6 +493,19 @@ class RemoteProvider(Provider):
         )
         self._http_client = http_client
         self._lock = threading.Lock()
+
+    @classmethod
+    def known_options(cls) -> list[str]:
+        """Every keyword option this backend takes (from the ``__init__`` signatures of its classes)."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("settings", "http_client"):
+                    names.add(p.name)
+        return sorted(names)
 
     # ------------------------------------------------------------------ plumbing
     @cached_property
