@@ -114,7 +114,7 @@ class ImageFacts:
     """What is stored about an image: where it came from and its size as displayed (EXIF orientation applied)."""
 
     uri: str
-    """The path (absolute), ``file://`` / ``data:`` URI as given, or ``<bytes #i>`` / ``<PIL #i>``."""
+    """The absolute path (also for a ``file://`` URL), or ``<bytes #i>`` / ``<data URI #i>`` / ``<PIL #i>``."""
     width: int
     height: int
     format: str
@@ -205,7 +205,7 @@ def _read_item(item: Any, index: int | None) -> tuple[bytes, str, str]:
     if not text.strip():
         raise _bad(text, "is an empty path; pass an image file", index)
     if text.startswith("data:"):
-        return _read_data_uri(text, index), describe_item(text, index), text[:64]
+        return _read_data_uri(text, index), describe_item(text, index), f"<data URI #{index or 0}>"
     scheme = urlparse(text).scheme.lower() if "://" in text else ""
     if scheme in ("http", "https", "ftp", "s3", "gs"):
         raise _bad(text, f"{scheme}:// URLs are not fetched; download the image and pass the local file", index)

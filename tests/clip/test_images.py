@@ -48,6 +48,7 @@ def test_path_str_pathlib_file_url_bytes_data_uri_and_pil_give_the_same_pixels(t
     assert f.frames == 1
     assert f.uri == str(path.resolve())
     assert loaded[2].facts.uri == str(path.resolve())  # file:// URL → the path
+    assert loaded[5].facts.uri == "<data URI #0>"  # never the payload itself
     assert loaded[3].facts.sha256 == f.sha256 == loaded[5].facts.sha256
     assert loaded[6].facts.format == "RAW"
     assert loaded[6].facts.bytes == 0

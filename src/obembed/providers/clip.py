@@ -101,6 +101,8 @@ class ClipProvider(Provider):
             raise ConfigError(f"max_image_size={max_image_size!r} must be an integer >= 16 (or None)")
         if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
             raise ConfigError(f"max_image_pixels={max_image_pixels!r} must be a positive integer")
+        if isinstance(text_model, str) and text_model.lower().startswith(("st:", "sentence-transformers:")):
+            text_model = text_model.split(":", 1)[1]  # the text encoder always loads through sentence-transformers
         self.text_model = text_model or None
         self.device = device or self.settings.device
         self.max_image_size = max_image_size
