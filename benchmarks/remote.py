@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--max-items", type=int, default=10)
-    ap.add_argument("--concurrency", default="8,16", help="comma list; 8 is the dashscope: preset's default")
+    ap.add_argument("--concurrency", default="8,16,32", help="comma list; 16 is the dashscope: preset's default")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="n=2000, repeat 1")
     args = ap.parse_args()

@@ -120,7 +120,8 @@ class FakeAPI:
     """A local embedding API; ``with FakeAPI("openai") as api: api.url``."""
 
     def __init__(self, flavor: str, *, api_key: str | None = None, latency: float = 0.0,
-                 max_items: int | None = None, legacy_only: bool = False, record: bool = True) -> None:
+                 max_items: int | None = None, legacy_only: bool = False, record: bool = True,
+                 max_concurrent: int | None = None) -> None:
         assert flavor in ("openai", "ollama", "dashscope")
         self.flavor = flavor
         self.api_key = api_key
@@ -129,6 +130,9 @@ class FakeAPI:
                                                                   "ollama": 10_000}[flavor]
         self.legacy_only = legacy_only
         self.record = record
+        self.max_concurrent = max_concurrent
+        """Answer 429 (like a rate-limiting gateway) while more requests than this are in flight."""
+        self.n_throttled = 0
         self.received: list[Received] = []
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
@@ -173,6 +177,8 @@ class FakeAPI:
             self.received.clear()
             self.faults.clear()
             self.max_in_flight = 0
+            self.n_throttled = 0
+        self.max_concurrent = None
         self.latency = 0.0
         self.legacy_only = False
         self.max_items = {"openai": 2048, "dashscope": 10, "ollama": 10_000}[self.flavor]
@@ -239,7 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
         with api.lock:
             api.in_flight += 1
             api.max_in_flight = max(api.max_in_flight, api.in_flight)
+            over = api.max_concurrent is not None and api.in_flight > api.max_concurrent
+            api.n_throttled += over
         try:
+            if over:
+                self._send(429, {"error": {"message": "Requests rate limit exceeded, please try again later.",
+                                           "type": "limit_requests", "param": None, "code": "limit_requests"}})
+                return
             if api.latency:
                 time.sleep(api.latency)
             fault = api.take_fault(path, raw)

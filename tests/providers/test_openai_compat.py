@@ -148,6 +148,19 @@ def test_concurrency_really_overlaps(openai_server):
     assert openai_server.max_in_flight <= 4
 
 
+def test_concurrency_backs_off_on_429(openai_server):
+    """A gateway that allows 2 requests in flight: the provider's live limit drops from 8 and all rows arrive."""
+    openai_server.latency = 0.03
+    openai_server.max_concurrent = 2
+    p = openai(openai_server, max_batch_items=1, concurrency=8, max_retries=8)
+    vecs = p.embed_documents(TEXTS[:24])
+    np.testing.assert_allclose(vecs, expected(TEXTS[:24], "text-embedding-3-small"), atol=1e-6)
+    assert openai_server.n_throttled >= 1  # it was throttled ...
+    assert p.throttle.throttled == openai_server.n_throttled
+    assert p.throttle.limit < 8  # ... and adapted
+    assert len(openai_server.received) == 24 + openai_server.n_throttled
+
+
 def test_overlong_input_is_cut_client_side_and_counted(openai_server):
     p = openai(openai_server, max_input_tokens=50)
     long = "alpha " * 200

@@ -57,6 +57,7 @@ __all__ = [
     "BatchLimitError",
     "RemoteProvider",
     "RetryPolicy",
+    "Throttle",
     "build_client",
     "classify_status",
     "cut_to_tokens",
@@ -421,6 +422,42 @@ def _ranges_text(indexes: Sequence[int]) -> str:
     return ", ".join(out[:20]) + (", ..." if len(out) > 20 else "")
 
 
+class Throttle:
+    """How many requests may be in flight: AIMD, as TCP does it. A 429 halves the limit (not below 1);
+    ``limit`` successes in a row raise it by one, up to ``maximum``. Shared by every thread of one provider."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = max(1, int(maximum))
+        self.limit = self.maximum
+        self.in_flight = 0
+        self.throttled = 0
+        """How many 429s were seen."""
+        self._ok = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self.in_flight >= self.limit:
+                self._cond.wait()
+            self.in_flight += 1
+
+    def release(self, exc: BaseException | None) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            if isinstance(exc, RateLimitError):
+                self.throttled += 1
+                if self.limit > 1:
+                    self.limit = max(1, self.limit // 2)
+                    log.info("rate limited: at most %d requests in flight now", self.limit)
+                self._ok = 0
+            elif exc is None and self.limit < self.maximum:
+                self._ok += 1
+                if self._ok >= self.limit:
+                    self.limit += 1
+                    self._ok = 0
+            self._cond.notify_all()
+
+
 class _Skipped(Exception):
     """A sub-batch not sent because an earlier one failed in a way every request would (bad key, no quota)."""
 
@@ -474,7 +511,7 @@ class RemoteProvider(Provider):
                             ("max_input_tokens", max_input_tokens)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
-        self.concurrency = int(concurrency or self.default_concurrency)
+        self.concurrency = int(concurrency or self.default_concurrency)  # also sets self.throttle
         limits = [x for x in (max_batch_items or self.default_max_batch_items, batch_size) if x]
         self.max_batch_items = min(limits) if limits else None
         self.max_batch_tokens = max_batch_tokens or self.default_max_batch_tokens
@@ -493,6 +530,16 @@ class RemoteProvider(Provider):
         )
         self._http_client = http_client
         self._lock = threading.Lock()
+
+    @property
+    def concurrency(self) -> int:
+        """Most requests in flight at once; a 429 lowers the live limit (``throttle.limit``) for a while."""
+        return self._concurrency
+
+    @concurrency.setter
+    def concurrency(self, n: int) -> None:
+        self._concurrency = max(1, int(n))
+        self.throttle = Throttle(self._concurrency)
 
     @classmethod
     def known_options(cls) -> list[str]:
@@ -542,7 +589,18 @@ class RemoteProvider(Provider):
         return out_t, out_c
 
     def _one_request(self, batch: Sequence[str], kind: Kind, call: Callable[[Sequence[str], Kind], T]) -> T:
-        return self.retry.call(lambda: call(batch, kind), what=f"{self.spec} request of {len(batch)} inputs")
+        def attempt() -> T:
+            self.throttle.acquire()  # a slot per attempt: a worker waiting out a backoff holds none
+            error: BaseException | None = None
+            try:
+                return call(batch, kind)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self.throttle.release(error)
+
+        return self.retry.call(attempt, what=f"{self.spec} request of {len(batch)} inputs")
 
     def _run_range(self, texts: Sequence[str], a: int, b: int, kind: Kind,
                    call: Callable[[Sequence[str], Kind], list[Any]]) -> list[Any]:

@@ -55,7 +55,7 @@ class DashScopeSDKProvider(RemoteProvider):
 
     name = "dashscope-sdk"
     runtime = "http"
-    default_concurrency = 8
+    default_concurrency = 16  # 10 inputs per request make many small requests; 429s halve it (Throttle)
     api_key_env_default = "DASHSCOPE_API_KEY"
 
     def __init__(
