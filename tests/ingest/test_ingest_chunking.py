@@ -15,13 +15,16 @@ def test_split_units_loses_nothing_and_splits_cjk_without_spaces():
     text = "Hello world. Second one!  Third?\nline two\nこれは文です。二つ目！三つ目？「引用。」終わり"
     units = split_units(text)
     assert "".join(units) == text
-    assert "これは文です。" in units
+    assert "Third?\n" in units
+    assert "line two\nこれは文です。" in units  # a single line break is not a sentence end
     assert "二つ目！" in units
     assert "三つ目？" in units
     assert "「引用。」" in units  # the closing bracket stays with its sentence
     assert "Hello world. " in units
     # "3.14" and "e.g.x" are not sentence ends (no space after the dot)
     assert split_units("pi is 3.14 here") == ["pi is 3.14 here"]
+    assert split_units("para one\n\npara two") == ["para one\n\n", "para two"]
+    assert split_units("ア\nクセスできます。次") == ["ア\nクセスできます。", "次"]  # hard-wrapped Japanese
 
 
 def test_fast_estimate_matches_the_provider_estimate():
@@ -132,3 +135,15 @@ def test_bad_chunker_settings_are_refused():
         Chunker(max_tokens=64, overlap=40)
     with pytest.raises(ValueError, match="max_tokens"):
         Chunker(max_tokens=4)
+
+
+def test_no_tiny_leftover_chunk_at_the_end():
+    """A text a little over one chunk becomes two even chunks, not a full one and a scrap."""
+    lines = [f"行{i:02d}のテキストです、折り返し\n" for i in range(30)]  # wrapped lines, as in Debian descriptions
+    text = "".join(lines)
+    ch = Chunker(max_tokens=fast_estimate_tokens(text) * 10 // 11, overlap=0)
+    chunks = ch.chunk_text(text)
+    assert len(chunks) == 2
+    a, b = (fast_estimate_tokens(c.text) for c in chunks)
+    assert abs(a - b) <= fast_estimate_tokens(lines[0]) + 2  # even, within one line
+    assert "".join(c.text + "\n" for c in chunks) == text

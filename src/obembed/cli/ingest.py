@@ -189,6 +189,27 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
         sys.exit(1)
 
 
+def _width(text: str) -> int:
+    """Terminal columns of ``text`` (CJK wide characters take two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _clip(text: str, width: int, *, left: bool = False) -> str:
+    """``text`` cut to ``width`` terminal columns with an ellipsis (from the left for paths)."""
+    if _width(text) <= width:
+        return text
+    out, w = [], 1
+    for c in reversed(text) if left else text:
+        cw = _width(c)
+        if w + cw > width:
+            break
+        out.append(c)
+        w += cw
+    return "…" + "".join(reversed(out)) if left else "".join(out) + "…"
+
+
 def _short_source(hit: Any) -> str:
     src = hit.source or ""
     try:
@@ -203,22 +224,26 @@ def _short_source(hit: Any) -> str:
     return f"{src}#{key}" if key is not None else src
 
 
-def format_hits(hits: list[Any], width: int = 100) -> str:
-    """A readable table: rank, score, source (#record), chunk, snippet."""
+def format_hits(hits: list[Any], width: int | None = None) -> str:
+    """A readable table: rank, score, source (#record), chunk, snippet; fits the terminal width."""
     if not hits:
         return "no results"
+    import shutil
+
+    width = width or max(80, min(160, shutil.get_terminal_size((120, 24)).columns))
     rows = []
     for i, h in enumerate(hits, 1):
         snippet = " ".join((h.content or "").split())
-        rows.append((str(i), f"{h.score:.4f}", _short_source(h), str(h.chunk if h.chunk is not None else ""), snippet))
-    src_w = min(48, max(6, *(len(r[2]) for r in rows)))
-    head = f"{'#':>3}  {'score':>7}  {'source':<{src_w}}  {'chunk':>5}  text"
-    lines = [head, "-" * min(width + src_w, len(head) + 60)]
+        src = _short_source(h)
+        if _width(src) > 40:  # a long path: the file name and record are what matter
+            src = os.path.basename(h.source or "") + src[len(h.source or ""):] if h.source else src
+        rows.append((str(i), f"{h.score:.4f}", src, str(h.chunk if h.chunk is not None else ""), snippet))
+    src_w = min(40, max(6, *(_width(r[2]) for r in rows)))
+    room = max(20, width - src_w - 24)
+    lines = [f"{'#':>3}  {'score':>7}  {'source':<{src_w}}  {'chunk':>5}  text", "-" * min(width, src_w + 24 + room)]
     for r in rows:
-        src = r[2] if len(r[2]) <= src_w else "…" + r[2][-(src_w - 1):]
-        room = max(20, width - 20)
-        snip = r[4] if len(r[4]) <= room else r[4][: room - 1] + "…"
-        lines.append(f"{r[0]:>3}  {r[1]:>7}  {src:<{src_w}}  {r[3]:>5}  {snip}")
+        src = _clip(r[2], src_w, left=True)
+        lines.append(f"{r[0]:>3}  {r[1]:>7}  {src}{' ' * (src_w - _width(src))}  {r[3]:>5}  {_clip(r[4], room)}")
     return "\n".join(lines)
 
 

@@ -2,10 +2,11 @@
 
 * Token counts come from the provider (its own tokenizer when it has one, a conservative estimate
   otherwise), so a chunk never exceeds the model's ``max_input_tokens``.
-* Units are sentences and lines: English/Latin text splits after ``. ! ?`` + space, Japanese and Chinese
-  after ``。！？`` (and their fullwidth forms) with no space needed, every text at line breaks. A unit too
-  long for one chunk is cut at whitespace or, for text without spaces (CJK), between characters, never
-  inside one (combining marks stay with their base character).
+* Units are sentences and paragraphs: English/Latin text splits after ``. ! ?`` + whitespace, Japanese and
+  Chinese after ``。！？`` with no space needed, every text at blank lines. A unit too long for one chunk is
+  cut at a line break (hard-wrapped text), else at whitespace, else, for text without spaces (CJK), between
+  characters, never inside one (combining marks stay with their base character). Single line breaks are
+  not sentence ends: hard-wrapped Japanese ("アク\nセス") is not cut mid-word when a sentence fits.
 * Markdown: headings are tracked (fenced code excluded) and the heading path ("Guide > Install") is
   prefixed to every chunk of its section, as context for the embedding and the reader.
 * Streaming: :meth:`Chunker.chunk_stream` takes an iterator of text blocks (a file read piecewise), so a
@@ -17,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +31,9 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 # A unit ends after sentence punctuation (+ following spaces), after CJK sentence punctuation
 # (+ closing quotes/brackets), or at a line break.
 _UNIT_END = re.compile(
-    r"[.!?]+[\"')\]]*[ \t]+"            # Latin sentence end followed by spaces
-    r"|[。！？．｡]+[」』）)\"”’]*[ \t　]*"  # CJK sentence end (no space needed)
-    r"|\r?\n"                           # line break
+    r"[.!?]+[\"')\]]*(?:[ \t]+|\r?\n)[ \t\r\n]*"  # Latin sentence end, then whitespace
+    r"|[。！？．｡]+[」』）)\"”’]*[ \t　\r\n]*"    # CJK sentence end (no space needed)
+    r"|\r?\n[ \t]*(?:\r?\n[ \t]*)+"                # a blank line (paragraph break)
 )
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^[ \t]*(```|~~~)")
@@ -188,6 +188,10 @@ class Chunker:
         if self.tokens([text])[0] <= budget or len(text) <= 1:
             return [text]
         mid = len(text) // 2
+        before, after = text.rfind("\n", 0, mid + 1), text.find("\n", mid)  # a line break near the middle first
+        nl = min((c for c in (before, after) if c >= 0), key=lambda c: abs(c - mid), default=-1)
+        if len(text) // 4 < nl < len(text) * 3 // 4:
+            return self._hard_split(text[:nl + 1], budget) + self._hard_split(text[nl + 1:], budget)
         space = text.rfind(" ", 0, mid + 1)
         if space > len(text) // 4:
             cut = space + 1
@@ -199,14 +203,61 @@ class Chunker:
         return self._hard_split(text[:cut], budget) + self._hard_split(text[cut:], budget)
 
     def _pack(self, units: Iterator[tuple[str, int]], budget: int) -> Iterator[tuple[str, int]]:
-        """Greedy packing with overlap: the tail units of a chunk (≤ ``overlap`` tokens) start the next."""
-        cur: deque[tuple[str, int]] = deque()
+        """Greedy packing with overlap (the tail units of a chunk, ≤ ``overlap`` tokens, start the next), then
+        the last two chunks rebalanced so a document never ends in a tiny leftover chunk."""
+        prev: tuple[list[tuple[str, int]], int] | None = None
+        for units_, n_overlap in self._greedy(units, budget):
+            if prev is not None:
+                fresh = sum(n for _, n in units_[n_overlap:])
+                if fresh >= budget // 3:
+                    yield self._join(prev[0])
+                else:  # a small last piece: split the two chunks' units evenly instead
+                    yield from self._rebalance(prev[0] + units_[n_overlap:], budget)
+                    prev = None
+                    continue
+            prev = (units_, n_overlap)
+        if prev is not None:
+            yield self._join(prev[0])
+
+    @staticmethod
+    def _join(units: list[tuple[str, int]]) -> tuple[str, int]:
+        return "".join(x for x, _ in units), sum(n for _, n in units)
+
+    def _rebalance(self, units: list[tuple[str, int]], budget: int) -> Iterator[tuple[str, int]]:
+        total = sum(n for _, n in units)
+        best_k, best = 0, None
+        left = 0
+        for k in range(1, len(units)):
+            left += units[k - 1][1]
+            worst = max(left, total - left)
+            if worst <= budget and (best is None or worst < best):
+                best_k, best = k, worst
+        if best is None:  # cannot happen (the greedy split fits); keep the greedy result
+            yield self._join(units)
+            return
+        first, second = units[:best_k], units[best_k:]
+        tail: list[tuple[str, int]] = []
+        t = 0
+        rest = sum(n for _, n in second)
+        for x, m in reversed(first):
+            if t + m > self.overlap or t + m + rest > budget:
+                break
+            tail.append((x, m))
+            t += m
+        yield self._join(first)
+        yield self._join(list(reversed(tail)) + second)
+
+    def _greedy(self, units: Iterator[tuple[str, int]], budget: int
+                ) -> Iterator[tuple[list[tuple[str, int]], int]]:
+        """``(units, how many leading units are overlap)`` per chunk."""
+        cur: list[tuple[str, int]] = []
+        n_overlap = 0
         total = 0
         fresh = False  # whether cur holds units not yet emitted
         for u, n in units:
             if cur and total + n > budget:
                 if fresh:
-                    yield "".join(x for x, _ in cur), total
+                    yield cur, n_overlap
                 # keep the overlap tail
                 tail: list[tuple[str, int]] = []
                 t = 0
@@ -215,7 +266,8 @@ class Chunker:
                         break
                     tail.append((x, m))
                     t += m
-                cur = deque(reversed(tail))
+                cur = list(reversed(tail))
+                n_overlap = len(cur)
                 total = t
                 fresh = False
             cur.append((u, n))
@@ -223,7 +275,7 @@ class Chunker:
             if u.strip():
                 fresh = True
         if cur and fresh:
-            yield "".join(x for x, _ in cur), total
+            yield cur, n_overlap
 
 
 def markdown_sections(text: str) -> list[tuple[str, str]]:
