@@ -160,6 +160,11 @@ def speed(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- quality
+MODES = [("default (text)", {}), ("ef_search=200", {"ef_search": 200}), ("exact", {"exact": True})]
+"""Query modes: the default HNSW search exactly as `obembed search` runs it (text in), a wider HNSW search,
+and an exact scan (what BASELINES.md computed: shows what the pipeline's vectors give without the index)."""
+
+
 def read_baselines() -> dict[str, dict[str, float]]:
     text = (DATA / "BASELINES.md").read_text(encoding="utf-8")
     out = {}
@@ -210,18 +215,25 @@ def quality(args: argparse.Namespace) -> None:
                       f"{len(rep.failures)} failures); {li.describe()}", flush=True)
                 for qset in ["en", "xl"] if lang == "en" else ["ja"]:
                     qs = [json.loads(x) for x in (out / f"{qset}_queries.jsonl").read_text("utf-8").splitlines()]
-                    ranked = []
-                    with Load() as lq:
-                        for q in qs:
-                            hits = search(store, name, q["text"], k=10, provider=provider)
-                            ranked.append([h.metadata.get("id") for h in hits])
-                    m = metrics(ranked, [set(q["relevant"]) for q in qs])
-                    ref = base.get(qset, {})
-                    results.append((qset, rep.chunks_embedded, len(qs), m, ref, lq))
-                    print(f"  {qset}: " + ", ".join(f"{k} {v:.3f} (ref {ref.get(k, float('nan')):.3f})"
-                                                    for k, v in m.items())
-                          + f"; recall@10 ratio {m['recall@10'] / ref['recall@10']:.3f}; queries: {lq.describe()}",
-                          flush=True)
+                    qvecs = provider.embed_queries([q["text"] for q in qs])  # the vectors `search` would compute
+                    for mode, kw in MODES:
+                        ranked = []
+                        with Load() as lq:
+                            if mode == "default (text)":  # the exact code path of `obembed search`, text in
+                                for q in qs:
+                                    hits = search(store, name, q["text"], k=10, provider=provider)
+                                    ranked.append([h.metadata.get("id") for h in hits])
+                            else:
+                                coll = store.collection(name, provider=provider)
+                                for v in qvecs:
+                                    ranked.append([h.metadata.get("id") for h in coll.search(v, k=10, **kw)])
+                        m = metrics(ranked, [set(q["relevant"]) for q in qs])
+                        ref = base.get(qset, {})
+                        results.append((f"{qset}, {mode}", rep.chunks_embedded, len(qs), m, ref, lq))
+                        print(f"  {qset} {mode}: " + ", ".join(f"{k} {v:.3f} (ref {ref.get(k, float('nan')):.3f})"
+                                                               for k, v in m.items())
+                              + f"; recall@10 ratio {m['recall@10'] / ref['recall@10']:.3f}; {lq.describe()}",
+                              flush=True)
                 store.drop_collection(name, missing_ok=True)
         finally:
             store.close()

@@ -22,6 +22,8 @@ def search(
     where: str | Mapping[str, Any] | None = None,
     hybrid: bool = False,
     provider: Any = None,
+    exact: bool = False,
+    ef_search: int | None = None,
 ) -> list[Any]:
     """The ``k`` best chunks of ``collection`` for a text ``query``.
 
@@ -29,7 +31,8 @@ def search(
     (``"lang = 'ja' AND year >= 2020"``; compiled to bound parameters by the store, never pasted into SQL).
     ``hybrid``: fuse full-text and vector results (reciprocal rank fusion); needs a FULLTEXT index
     (``obembed ingest`` creates one by default). ``provider``: the model for the query; by default the one
-    recorded with the collection (rebuilt by the store's provider factory).
+    recorded with the collection (rebuilt by the store's provider factory). ``exact``: scan every row instead
+    of the vector index (slower, exact); ``ef_search``: the HNSW search breadth (higher = better recall).
     """
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("the search query is empty; pass a non-empty text")
@@ -38,4 +41,4 @@ def search(
         where = None
     if hybrid:
         return list(coll.hybrid_search(query, k=k, where=where))
-    return list(coll.search(query, k=k, where=where))
+    return list(coll.search(query, k=k, where=where, exact=exact, ef_search=ef_search))
