@@ -364,7 +364,7 @@ def load_image(
         except Exception:  # a broken EXIF block is not a reason to refuse the pixels
             orientation = 1
         shown_w, shown_h = (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
-        if max_size and fmt == "JPEG":
+        if max_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG, common from phone cameras
             # decode at 1/2, 1/4 or 1/8 scale when that still leaves the shorter side >= max_size
             img.draft("RGB", _shrink_size(width, height, max_size))
         decoded = img.size[0] * img.size[1]

@@ -158,6 +158,17 @@ def test_huge_jpeg_is_decoded_at_reduced_scale(big_jpeg: Path) -> None:
     assert load_image(big_jpeg, max_pixels=5_000_000).image.size == (1024, 1024)
 
 
+def test_mpo_phone_photo_is_drafted_too() -> None:
+    """Multi-picture JPEGs (MPO, what many phone cameras write): first picture, reduced-scale decode."""
+    img = Image.linear_gradient("L").resize((4000, 3000)).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "MPO", save_all=True, append_images=[img.rotate(10)])
+    li = load_image(buf.getvalue(), max_pixels=5_000_000)  # 12 M pixels in full; 3 M at the 1/2 draft
+    assert li.facts.format == "MPO"
+    assert li.facts.frames == 2
+    assert li.image.size == (1365, 1024)
+
+
 def test_huge_png_over_the_pixel_budget_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "wide.png"
     Image.new("L", (3000, 2000)).save(path)
