@@ -4,6 +4,7 @@
     interleaved in one process, median of ``--rounds`` (3), the path order rotated every round:
 
     raw        SentenceTransformer.encode(texts) with its defaults (batch 32, char-length sort in one call) = 1.0x
+    st-plain   obembed st: with sorted_batching=false (one plain encode() call): the wrapper tax alone (optional)
     st         obembed st:   (token-sorted batches over the whole input, padded-token budget, auto threads)
     hf         obembed hf:   (raw transformers, token-sorted batches)
     onnx       obembed onnx: fp32 (onnxruntime + tokenizers + numpy pooling)
@@ -123,6 +124,14 @@ def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]
             out[name] = lambda texts: raw_model.encode(texts, show_progress_bar=False)
         elif name == "st":
             out[name] = st.embed_documents
+        elif name == "st-plain":  # obembed st: with one plain encode() call: the wrapper tax alone
+            import torch
+
+            same_threads = torch.get_num_threads()  # raw's threads: only the wrapper differs
+            out[name] = obembed.load("st:all-MiniLM-L6-v2", device="cpu", sorted_batching=False,
+                                     threads=same_threads).embed_documents
+        elif name.startswith("st-") and name.endswith("t"):  # st-1t, st-2t: fixed threads, for the layout check
+            out[name] = obembed.load("st:all-MiniLM-L6-v2", device="cpu", threads=int(name[3:-1])).embed_documents
         elif name == "hf":
             out[name] = obembed.load("hf:all-MiniLM-L6-v2", device="cpu").embed_documents
         elif name == "onnx":
@@ -199,6 +208,42 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# ------------------------------------------------------------------------------------------ retrieval
+def retrieval(args: argparse.Namespace) -> dict[str, Any]:
+    """recall@10 / MRR@10 of each path on one small slice: Q en queries, their documents + 3Q seeded distractors.
+
+    Not the BASELINES.md slice (3,000 documents; see benchmarks/eval_debian.py for that): this checks that a
+    path loses nothing against st: on the same slice, which is what a runtime swap could break.
+    """
+    with gzip.open(DATA / "en_queries.jsonl.gz", "rt", encoding="utf-8") as f:
+        queries = [json.loads(line) for line in f][: args.retrieval]
+    with gzip.open(DATA / "en_corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+        corpus = {d["id"]: d["text"] for d in map(json.loads, f)}
+    wanted = {q["relevant"][0] for q in queries}
+    others = sorted(set(corpus) - wanted)
+    doc_ids = sorted(wanted) + random.Random(5).sample(others, 3 * len(queries))
+    docs = [corpus[i] for i in doc_ids]
+    import obembed
+
+    specs = {"st": "st:all-MiniLM-L6-v2", "onnx": "onnx:all-MiniLM-L6-v2",
+             "onnx-int8": "onnx:all-MiniLM-L6-v2?precision=int8"}
+    out: dict[str, Any] = {"queries": len(queries), "documents": len(docs)}
+    for name, spec in specs.items():
+        p = obembed.load(spec)
+        with LoadMeter() as m:
+            dv = p.embed_documents(docs)
+            qv = p.embed_queries([q["text"] for q in queries])
+        ranks = np.argsort(-(qv @ dv.T), axis=1)[:, :10]
+        hits = [[doc_ids[j] for j in row] for row in ranks]
+        r10 = np.mean([q["relevant"][0] in h for q, h in zip(queries, hits, strict=True)])
+        mrr = np.mean([1 / (h.index(q["relevant"][0]) + 1) if q["relevant"][0] in h else 0.0
+                       for q, h in zip(queries, hits, strict=True)])
+        out[name] = {"recall@10": float(r10), "mrr@10": float(mrr), "seconds": round(m.wall, 1),
+                     "others_cores": round(m.others, 2)}
+        print(f"retrieval {name:<10} recall@10 {r10:.3f} MRR@10 {mrr:.3f} ({m.wall:.0f} s)", file=sys.stderr)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ cold start
 def cold_start(args: argparse.Namespace) -> dict[str, Any]:
     exe = shutil.which("obembed", path=str(Path(sys.executable).parent)) or "obembed"
@@ -268,6 +313,16 @@ def report(res: dict[str, Any]) -> str:
         lines.append(f"| ceiling | {c['default_threads']:.2f} ({t['default_threads']} threads), "
                      f"{c['auto_threads']:.2f} ({t['auto_threads']} threads) | | | GEMM {g['default_threads']:.1f} / "
                      f"{g['auto_threads']:.1f} GFLOP/s | {', '.join(str(x) for x in g['others_cores'])} |")
+    rt = res.get("retrieval")
+    if rt:
+        lines.append("")
+        lines.append(f"Retrieval, {rt['queries']} en queries / {rt['documents']} documents (their own + seeded "
+                     "distractors), exact cosine:")
+        lines.append("| path | recall@10 | MRR@10 | others' load (cores) |")
+        lines.append("| --- | --- | --- | --- |")
+        for name in ("st", "onnx", "onnx-int8"):
+            e = rt[name]
+            lines.append(f"| {name} | {e['recall@10']:.3f} | {e['mrr@10']:.3f} | {e['others_cores']} |")
     cs = res.get("cold_start")
     if cs:
         lines.append("")
@@ -290,8 +345,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="texts for the throughput part (default 2000)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
-    ap.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {PATHS}")
+    ap.add_argument("--paths", default=",".join(PATHS),
+                    help=f"comma list of {PATHS}, or st-plain (sorted_batching=false), st-1t / st-2t (fixed threads)")
     ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per command and mode")
+    ap.add_argument("--retrieval", type=int, default=0, metavar="Q",
+                    help="also recall@10 of st / onnx fp32 / int8 on Q queries + 4Q documents (default off)")
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
@@ -304,6 +362,8 @@ def main() -> None:
                            "cores": len(os.sched_getaffinity(0)), "loadavg_start": os.getloadavg()}
     if not args.no_throughput:
         res["throughput"] = throughput(args)
+    if args.retrieval:
+        res["retrieval"] = retrieval(args)
     if not args.no_cold:
         res["cold_start"] = cold_start(args)
     res["loadavg_end"] = os.getloadavg()
