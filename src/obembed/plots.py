@@ -88,11 +88,13 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
         x = np.arange(n_groups)
         for i, (label, values, cis) in enumerate(series):
             vals = np.asarray(values, dtype=float)
-            lo = vals - np.asarray([c[0] for c in cis], dtype=float) if cis else None
-            hi = np.asarray([c[1] for c in cis], dtype=float) - vals if cis else None
+            yerr = None
+            if cis:
+                lo = vals - np.asarray([c[0] for c in cis], dtype=float)
+                hi = np.asarray([c[1] for c in cis], dtype=float) - vals
+                yerr = np.vstack([np.maximum(lo, 0), np.maximum(hi, 0)])
             ax.bar(x + (i - (n_series - 1) / 2) * width, vals, width, label=label,
-                   color=PALETTE[i % len(PALETTE)],
-                   yerr=np.vstack([np.maximum(lo, 0), np.maximum(hi, 0)]) if cis else None, capsize=3)
+                   color=PALETTE[i % len(PALETTE)], yerr=yerr, capsize=3)
         ax.set_xticks(x, labels=list(groups))
         if ylim:
             ax.set_ylim(*ylim)

@@ -14,13 +14,12 @@ naming the file, the line number and the fix.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import InvalidInputError
 
@@ -63,11 +62,11 @@ class Dataset:
                 "dropped_queries": self.dropped_queries, "missing_docs": self.missing_docs}
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open_text(path: Path) -> IO[str]:
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist or is not a file; check the path")
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")  # type: ignore[return-value]
+        return gzip.open(path, "rt", encoding="utf-8")
     return open(path, encoding="utf-8")
 
 

@@ -16,10 +16,12 @@ def _scores(docs: np.ndarray, queries: np.ndarray, distance: str) -> np.ndarray:
         d, q = l2_normalize(docs).astype(np.float64), l2_normalize(queries).astype(np.float64)
         return q @ d.T
     if distance == "ip":
-        return queries.astype(np.float64) @ docs.astype(np.float64).T
+        out: np.ndarray = queries.astype(np.float64) @ docs.astype(np.float64).T
+        return out
     if distance == "l2":
         d, q = docs.astype(np.float64), queries.astype(np.float64)
-        return 2.0 * (q @ d.T) - (d * d).sum(1)[None, :] - (q * q).sum(1)[:, None]  # = -||q - d||^2
+        neg: np.ndarray = 2.0 * (q @ d.T) - (d * d).sum(1)[None, :] - (q * q).sum(1)[:, None]  # = -||q - d||^2
+        return neg
     raise InvalidInputError(f"unknown distance {distance!r}; use cosine, ip or l2")
 
 
