@@ -11,7 +11,9 @@ from obembed.errors import (
     ConfigError,
     MissingCredentialError,
     PartialBatchError,
+    ProviderConnectionError,
     ProviderResponseError,
+    ProviderTimeoutError,
     RateLimitError,
 )
 
@@ -127,3 +129,11 @@ def test_dimension_rules_and_region():
     assert obembed.load("dashscope-sdk:text-embedding-v4", region="intl").base_address == (
         "https://dashscope-intl.aliyuncs.com/api/v1")
     assert obembed.load("dashscope-sdk:text-embedding-v4", dimension=2048).dimension == 2048
+
+
+def test_timeout_reaches_the_sdk(dashscope_server):
+    dashscope_server.fault("slow", delay=1.0)
+    with pytest.raises(ProviderTimeoutError, match=r"within 0\.2s"):
+        sdk(dashscope_server, timeout=0.2, max_retries=0).embed_query("x")
+    with pytest.raises(ProviderConnectionError, match="cannot reach"):
+        sdk(dashscope_server, base_address="http://127.0.0.1:9/api/v1", max_retries=0).embed_query("x")

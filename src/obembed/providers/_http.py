@@ -571,6 +571,12 @@ class RemoteProvider(Provider):
         """Values to scrub from every message (API keys)."""
         return ()
 
+    @staticmethod
+    def real_secrets(*values: str | None) -> tuple[str, ...]:
+        """The values worth scrubbing: a 1-5 character "key" is no credential, and replacing every "k" in a
+        message would garble it."""
+        return tuple(v for v in values if v and len(v) >= 6)
+
     def env_secret(self, env: str | None) -> str | None:
         return os.environ.get(env) if env else None
 

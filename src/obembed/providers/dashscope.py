@@ -119,7 +119,7 @@ class DashScopeSDKProvider(RemoteProvider):
     def secrets(self) -> tuple[str, ...]:
         env = self.env_secret(self.api_key_env)
         mine = self._api_key.get_secret_value() if self._api_key else None
-        return tuple(s for s in (mine, env) if s)
+        return self.real_secrets(mine, env)
 
     def _key(self) -> str:
         if self._api_key is not None:
