@@ -461,13 +461,31 @@ class Ingestor:
                     self._fail(Failure(t.source, f"chunk {t.index}: {failed[i]}"))
                 else:
                     out[id(t)] = vecs[i]
+        if images:
+            self._embed_images(images, out)
+        return out
+
+    def _embed_images(self, images: list[_Task], out: dict[int, Any]) -> None:
+        """Images through the provider's batch API (bad images skipped with their reason), else one by one."""
+        batch = getattr(self.provider, "embed_images_result", None)
+        if batch is not None:
+            res = batch([t.text for t in images], on_error="skip")
+            facts = res.extra.get("facts") or []
+            for row, idx in enumerate(res.extra.get("indices") or []):
+                t = images[idx]
+                out[id(t)] = res.vectors[row]
+                if row < len(facts) and hasattr(facts[row], "to_dict"):
+                    t.metadata.update({k: v for k, v in facts[row].to_dict().items() if k not in ("uri", "source")})
+            for idx, why in sorted(res.failed.items()):
+                self.report.chunks_failed += 1
+                self._fail(Failure(images[idx].source, f"image: {why}"))
+            return
         for t in images:
             try:
                 out[id(t)] = self.provider.embed_images([t.text])[0]
             except ObembedError as exc:
                 self.report.chunks_failed += 1
                 self._fail(Failure(t.source, f"image: {exc}"))
-        return out
 
     def _embed_texts(self, texts: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
         """Embed with isolation: a batch refused for one input is split until the bad input is alone."""
