@@ -90,14 +90,16 @@ class Load:
 
 
 # ---------------------------------------------------------------------------------------------- server process
-def _serve(texts: list[str], latency: float, max_items: int, conn: Any) -> None:
+def _serve(texts: list[str], latency: float, max_items: int, conn: Any, max_concurrent: int | None = None) -> None:
     from fakeapi import FakeAPI, _float_json
 
     for t in texts:  # the server's own cost (vector + JSON per text) is paid before timing, for both sides
         _float_json(t, MODEL, 1024)
-    api = FakeAPI("dashscope", api_key=KEY, latency=latency, max_items=max_items, record=False).start()
+    api = FakeAPI("dashscope", api_key=KEY, latency=latency, max_items=max_items, record=False,
+                  max_concurrent=max_concurrent).start()
     conn.send(api.port)
     conn.recv()  # wait for "stop"
+    conn.send(api.n_throttled)
     api.stop()
 
 
@@ -147,6 +149,8 @@ def main() -> None:
     ap.add_argument("--concurrency", default="8,16,32", help="comma list; 16 is the dashscope: preset's default")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="n=2000, repeat 1")
+    ap.add_argument("--max-concurrent", type=int, default=None,
+                    help="the server answers 429 above this many requests in flight (a rate-limiting gateway)")
     args = ap.parse_args()
     if args.quick:
         args.n, args.repeat = 2000, 1
@@ -155,12 +159,14 @@ def main() -> None:
     texts = make_texts(args.n)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(texts, args.latency, args.max_items, child), daemon=True)
+    server = ctx.Process(target=_serve, args=(texts, args.latency, args.max_items, child, args.max_concurrent),
+                         daemon=True)
     server.start()
     port = parent.recv()
     base = f"http://127.0.0.1:{port}/compatible-mode/v1"
     print(f"n={args.n} texts, server latency {args.latency * 1000:.0f} ms/request, {args.max_items} items/request, "
-          f"server pid {server.pid} (separate process)")
+          f"server pid {server.pid} (separate process)"
+          + (f", 429 above {args.max_concurrent} requests in flight" if args.max_concurrent else ""))
     try:
         guide = GuideRemoteEmbedding(base + "/embeddings", KEY, MODEL, 1024, batch=args.max_items)
         guide.embed_documents(texts[:20])  # warm the connection
@@ -183,6 +189,8 @@ def main() -> None:
                         print(f"  error: {exc}")
                 walls.append(lo.wall)
                 loads.append(lo)
+            if p.throttle.throttled:
+                print(f"  429s seen: {p.throttle.throttled}; live limit at the end: {p.throttle.limit}")
             med = statistics.median(walls)
             mid = loads[walls.index(med)] if med in walls else loads[0]
             rows.append((conc, med, walls, errors, wrong, mid))
@@ -199,6 +207,8 @@ def main() -> None:
                   f"{n_req / med:.0f} | {errors} | {wrong} | {mid.others / mid.wall:.2f} cores |")
     finally:
         parent.send("stop")
+        if parent.poll(5):
+            print(f"server answered 429 {parent.recv()} times")
         server.join(5)
         if server.is_alive():
             server.terminate()

@@ -276,7 +276,7 @@ def test_429_with_retry_after_is_retried_and_honoured(openai_server, caplog):
                         body={"error": {"message": "Rate limit reached", "type": "requests",
                                         "code": "rate_limit_exceeded"}})
     p = openai(openai_server)
-    with caplog.at_level(logging.WARNING, logger="obembed"):
+    with caplog.at_level(logging.INFO, logger="obembed"):
         vecs = p.embed_documents(TEXTS[:2])
     np.testing.assert_allclose(vecs, expected(TEXTS[:2], "text-embedding-3-small"), atol=1e-6)
     assert len(openai_server.received) == 2
@@ -292,7 +292,7 @@ def test_429_wait_comes_from_headers_or_message(openai_server, caplog, headers, 
     openai_server.fault("status", status=429, headers=headers,
                         body={"error": {"message": message, "type": "requests", "code": "rate_limit_exceeded"}})
     p = openai(openai_server, retry_initial=5.0)  # the backoff alone would wait 5 s: the server's figure wins
-    with caplog.at_level(logging.WARNING, logger="obembed"):
+    with caplog.at_level(logging.INFO, logger="obembed"):
         assert p.embed_query("x").shape == (1536,)
     assert f"retrying in {wait}" in caplog.text
 

@@ -368,8 +368,10 @@ class RetryPolicy:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning("%s failed (attempt %d of %d): %s; retrying in %.2fs", what, state.attempt_number,
-                        self.max_attempts, exc, wait)
+            # throttling is expected in a big run (INFO); a server error or a timeout is worth a WARNING
+            level = logging.INFO if isinstance(exc, RateLimitError) else logging.WARNING
+            log.log(level, "%s failed (attempt %d of %d): %s; retrying in %.2fs", what, state.attempt_number,
+                    self.max_attempts, exc, wait)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_before_delay(self.max_time),
