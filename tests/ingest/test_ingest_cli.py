@@ -109,3 +109,11 @@ def test_cli_errors_are_one_line_with_the_fix(cli, store, tmp_path, collection_n
     assert "is not NAME=TYPE" in res.output
     res = cli("ingest", str(tmp_path), "-c", collection_name, "--db", db, "--max-file-size", "lots", ok=False)
     assert "is not a size" in res.output
+
+
+def test_progress_bars_when_asked(cli, store, corpus, collection_name):
+    res = cli("ingest", str(corpus), "-c", collection_name, "--db", str(store.path), "--progress")
+    assert "files" in res.stderr
+    assert "chunks embedded" in res.stderr
+    assert "2/2" in res.stderr  # files done of the counted total
+    assert "4 embedded+stored" in res.stdout
