@@ -310,6 +310,33 @@ def bench_real(store, args) -> dict[str, Any]:
     return out
 
 
+def bench_real_npz(store, args) -> dict[str, Any]:
+    """ANN recall@10 vs exact numpy on real vectors cached as .npz (``vectors`` + JSON ``meta`` with ``kind``)."""
+    docs, queries = [], []
+    for f in args.real_npz.split(","):
+        z = np.load(f)
+        kind = json.loads(str(z["meta"])).get("kind") if "meta" in z.files else "document"
+        (queries if kind == "query" else docs).append(z["vectors"].astype(np.float32))
+    dv, qv = np.concatenate(docs), np.concatenate(queries)
+    coll = store.create_collection("bench_real_npz", dv.shape[1])
+    with phase("real npz: upsert (indexed)"):
+        coll.upsert([{"id": f"r{i:07d}", "vector": v} for i, v in enumerate(dv)])
+    out: dict[str, Any] = {"n": len(dv), "queries": len(qv)}
+    want = [topk(dv, q, 10) for q in qv]
+    for ef in [None, 64, 128, 256]:
+        with phase(f"real npz search ef={ef}"):
+            t = time.perf_counter()
+            got = [[h.id for h in coll.search(q, k=10, ef_search=ef)] for q in qv]
+            dt = time.perf_counter() - t
+        r = float(np.mean([recall(g, w) for g, w in zip(got, want, strict=True)]))
+        out[ef] = (r, len(qv) / dt)
+        label = f"not given (index default {coll.metadata['index_params']['ef_search']})" if ef is None else ef
+        print(f"real vectors ({len(dv)} docs, {len(qv)} queries), ef_search={label}: recall@10 vs exact {r:.4f}, "
+              f"{len(qv) / dt:,.0f} QPS", flush=True)
+    store.drop_collection(coll.name)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -320,6 +347,9 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--ef", default="32,64,128,256", help="ef_search values to sweep")
     ap.add_argument("--real", type=int, default=1000, help="real Debian texts to embed with MiniLM (0: skip)")
+    ap.add_argument("--real-npz", default="", help="comma-separated .npz files of real vectors (documents and "
+                    "queries, told apart by meta.kind) for an extra recall check")
+    ap.add_argument("--skip-bulk", action="store_true", help="only the real-vector phases")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "obembed-bench-cache"))
     ap.add_argument("--workdir", default=None, help="folder for the engines (default: a temp folder)")
     ap.add_argument("--parallel", type=int, default=0, help="CREATE /*+ parallel(n) */ VECTOR INDEX")
@@ -341,6 +371,13 @@ def main() -> int:
     res: dict[str, Any] = {}
     with connect(path=Path(args.workdir) / "obembed.db") as store:
         res["engine"] = store.engine_version
+        if args.real_npz:
+            res["real_npz"] = bench_real_npz(store, args)
+        if args.skip_bulk:
+            if args.real:
+                res["real"] = bench_real(store, args)
+            tmp.cleanup()
+            return 0
         with phase("generate"):
             vecs = unit_vectors(args.rows, args.dim, seed=0)
         res.update(bench_upsert(store, vecs, args))

@@ -122,5 +122,16 @@ def test_close_and_reopen_in_process(tmp_path, store_test_dsn):
     with connect(path=folder) as s2:
         assert s2.collection("kept").count() == 1
         assert repr(s2).startswith("Store(embedded:")
+        assert len(_engines_for(folder)) == 1
     with pytest.raises(StoreError, match="closed"):
         s2.list_collections()
+    # close() released the last handle: the engine for this folder stops (bounded wait)
+    deadline = time.monotonic() + 30
+    while _engines_for(folder) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _engines_for(folder) == []
+
+
+def _engines_for(folder) -> list[str]:
+    out = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in out if "seekdb" in line and f"--base-dir={folder}" in line]

@@ -111,6 +111,7 @@ class _Embedded:
         if path.exists() and not path.is_dir():
             raise StoreConnectionError(f"store path {str(path)!r} exists and is not a folder; choose a folder path")
         path.parent.mkdir(parents=True, exist_ok=True)
+        _reap_engine_zombies()  # engines this process closed earlier
         t0 = time.perf_counter()
         try:
             self.instance = pylibseekdb.open(str(path))
@@ -130,6 +131,31 @@ class _Embedded:
             self.instance.close()
         except Exception as exc:  # pragma: no cover - best effort
             log.warning("closing the embedded seekdb in %s failed: %s", self.path, exc)
+        _reap_engine_zombies()
+
+
+def _reap_engine_zombies() -> None:
+    """pylibseekdb does not wait() for the engines it started: reap our own exited ``seekdb`` children (Linux)."""
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - not Linux
+        return
+    for d in entries:
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1:stat.rfind(")")]
+        rest = stat[stat.rfind(")") + 2:].split()
+        if name == "seekdb" and rest[0] == "Z" and int(rest[1]) == me:
+            try:
+                os.waitpid(int(d), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def _map_error(exc: BaseException, what: str) -> StoreError:
