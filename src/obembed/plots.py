@@ -142,6 +142,7 @@ def scatter(xy: np.ndarray, out: str | Path, *, groups: Sequence[str] | None = N
                 ax.legend(fontsize=8, markerscale=2, loc="best")
         if title:
             ax.set_title(title)
+        ax.set_aspect("equal", adjustable="datalim")  # one scale on both axes: distances stay true
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()

@@ -149,8 +149,10 @@ def write_map_html(points: MapPoints, out: str | Path, *, width: int = 900, heig
     pad = 14
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
-    sx = pad + (xy[:, 0] - lo[0]) / span[0] * (width - 2 * pad)
-    sy = height - pad - (xy[:, 1] - lo[1]) / span[1] * (height - 2 * pad)
+    scale = min((width - 2 * pad) / span[0], (height - 2 * pad) / span[1])  # one scale: distances stay true
+    mid = (lo + hi) / 2
+    sx = width / 2 + (xy[:, 0] - mid[0]) * scale
+    sy = height / 2 - (xy[:, 1] - mid[1]) * scale
     if points.groups is not None:
         names, inv = plots.group_index(points.groups)
         colors = [plots.PALETTE[g] if g < len(plots.PALETTE) else "#999999" for g in inv]
