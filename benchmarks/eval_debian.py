@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,7 @@ def main() -> int:
     finally:
         if store is not None:
             store.close()
+        shutil.rmtree(db, ignore_errors=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     print(f"\nwrote {out}/")
     if failures:

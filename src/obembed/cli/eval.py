@@ -79,8 +79,9 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
 @click.option("--store-k", type=int, default=None, metavar="K",
               help="Neighbours per store query (default 100, the largest metric cut-off; 10 shows ef_search "
                    "effects, since the engine raises ef_search to k).")
-@click.option("--dsn", envvar="OBEMBED_DSN", default=None, metavar="DSN",
-              help="Evaluate in this seekdb/OceanBase (default: a temporary embedded seekdb, removed after).")
+@click.option("--dsn", default=None, metavar="DSN",
+              help="Evaluate in this seekdb/OceanBase (default: a temporary embedded seekdb, removed after; "
+                   "$OBEMBED_DSN is deliberately not used: eval creates and drops tables).")
 @click.option("--db-path", default=None, metavar="DIR", help="Embedded seekdb folder to use instead of a temp one.")
 @click.option("--keep", is_flag=True, help="Keep the eval_* collections in the store.")
 @click.option("--no-title", is_flag=True, help="Do not prepend corpus titles to the texts.")
