@@ -19,6 +19,7 @@ from obembed.errors import (
 from obembed.providers._http import (
     BatchLimitError,
     RetryPolicy,
+    Throttle,
     build_client,
     classify_status,
     cut_to_tokens,
@@ -169,3 +170,24 @@ def test_cut_to_tokens():
     assert estimate_tokens(cut) <= 40 < estimate_tokens(cut + text[len(cut)])
     assert cut_to_tokens("short", 40) == "short"
     assert estimate_tokens(cut_to_tokens("汉字" * 100, 30)) <= 30
+
+
+def test_throttle_halves_once_per_congestion_event_and_recovers():
+    t = Throttle(8)
+    tokens = [t.acquire() for _ in range(8)]
+    assert t.in_flight == 8
+    for tok in tokens:  # all 8 in-flight requests come back 429: one cut, not 8
+        t.release(tok, RateLimitError("slow", status_code=429))
+    assert t.limit == 4
+    assert t.throttled == 8
+    t.release(t.acquire(), RateLimitError("slow", status_code=429))  # a new event: cut again
+    assert t.limit == 2
+    for _ in range(2):  # `limit` successes in a row add one
+        t.release(t.acquire(), None)
+    assert t.limit == 3
+    for _ in range(3 + 4 + 5 + 6 + 7):
+        t.release(t.acquire(), None)
+    assert t.limit == 8  # back to the maximum, never above
+    t.limit = 3
+    t.release(t.acquire(), ProviderServerError("x", status_code=500))  # other errors don't move it
+    assert t.limit == 3

@@ -425,8 +425,9 @@ def _ranges_text(indexes: Sequence[int]) -> str:
 
 
 class Throttle:
-    """How many requests may be in flight: AIMD, as TCP does it. A 429 halves the limit (not below 1);
-    ``limit`` successes in a row raise it by one, up to ``maximum``. Shared by every thread of one provider."""
+    """How many requests may be in flight: AIMD, as TCP does it. A 429 halves the limit (not below 1) once per
+    congestion event (429s of requests sent before the cut don't cut again); ``limit`` successes in a row raise it
+    by one, up to ``maximum``. Shared by every thread of one provider."""
 
     def __init__(self, maximum: int) -> None:
         self.maximum = max(1, int(maximum))
@@ -435,21 +436,25 @@ class Throttle:
         self.throttled = 0
         """How many 429s were seen."""
         self._ok = 0
+        self._epoch = 0
         self._cond = threading.Condition()
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for a free slot; returns a token for :meth:`release`."""
         with self._cond:
             while self.in_flight >= self.limit:
                 self._cond.wait()
             self.in_flight += 1
+            return self._epoch
 
-    def release(self, exc: BaseException | None) -> None:
+    def release(self, token: int, exc: BaseException | None) -> None:
         with self._cond:
             self.in_flight -= 1
             if isinstance(exc, RateLimitError):
                 self.throttled += 1
-                if self.limit > 1:
+                if token == self._epoch and self.limit > 1:
                     self.limit = max(1, self.limit // 2)
+                    self._epoch += 1
                     log.info("rate limited: at most %d requests in flight now", self.limit)
                 self._ok = 0
             elif exc is None and self.limit < self.maximum:
@@ -598,7 +603,7 @@ class RemoteProvider(Provider):
 
     def _one_request(self, batch: Sequence[str], kind: Kind, call: Callable[[Sequence[str], Kind], T]) -> T:
         def attempt() -> T:
-            self.throttle.acquire()  # a slot per attempt: a worker waiting out a backoff holds none
+            token = self.throttle.acquire()  # a slot per attempt: a worker waiting out a backoff holds none
             error: BaseException | None = None
             try:
                 return call(batch, kind)
@@ -606,7 +611,7 @@ class RemoteProvider(Provider):
                 error = exc
                 raise
             finally:
-                self.throttle.release(error)
+                self.throttle.release(token, error)
 
         return self.retry.call(attempt, what=f"{self.spec} request of {len(batch)} inputs")
 
