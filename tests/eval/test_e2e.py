@@ -118,10 +118,12 @@ def cli_store(store, monkeypatch):
     return shared
 
 
-def test_cli_eval_table_json_png_html(tmp_path, cli_store):
+def test_cli_eval_table_json_png_html(tmp_path, cli_store, monkeypatch):
     from PIL import Image
 
     from obembed.cli import main
+
+    monkeypatch.setenv("OBEMBED_DSN", "mysql://root@127.0.0.1:1/prod")  # eval must not create tables there
 
     outs = [tmp_path / "r.json", tmp_path / "chart.png", tmp_path / "page.html"]
     args = ["eval", "--corpus", str(DATA / "corpus.jsonl"), "--queries", str(DATA / "queries.jsonl"),
@@ -133,6 +135,7 @@ def test_cli_eval_table_json_png_html(tmp_path, cli_store):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert cli_store.opened_with["path"] == str(tmp_path / "db")
+    assert cli_store.opened_with["dsn"] is None
     table = res.stdout
     assert re.search(r"st:all-MiniLM-L6-v2\s+numpy exact\s+4\s", table)
     for row in ("store exact", "hnsw ef=16", "hnsw ef=64", "mini-64"):
