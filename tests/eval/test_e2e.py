@@ -129,7 +129,7 @@ def test_cli_eval_table_json_png_html(tmp_path, cli_store, monkeypatch):
     args = ["eval", "--corpus", str(DATA / "corpus.jsonl"), "--queries", str(DATA / "queries.jsonl"),
             "--qrels", str(DATA / "qrels.tsv"), "-m", "st:all-MiniLM-L6-v2",
             "-m", "st:all-MiniLM-L6-v2?truncate_dim=64&label=mini-64", "--ef-search", "16,64",
-            "--db-path", str(tmp_path / "db"), "--resamples", "200"]
+            "--db-path", str(tmp_path / "db"), "--resamples", "200", "--store-queries", "3"]
     for o in outs:
         args += ["--out", str(o)]
     res = CliRunner().invoke(main, args)
@@ -138,6 +138,7 @@ def test_cli_eval_table_json_png_html(tmp_path, cli_store, monkeypatch):
     assert cli_store.opened_with["dsn"] is None
     table = res.stdout
     assert re.search(r"st:all-MiniLM-L6-v2\s+numpy exact\s+4\s", table)
+    assert re.search(r"store exact\s+3\s", table)
     for row in ("store exact", "hnsw ef=16", "hnsw ef=64", "mini-64"):
         assert row in table
     assert "mini-64 vs st:all-MiniLM-L6-v2 (paired)" in table
@@ -148,6 +149,9 @@ def test_cli_eval_table_json_png_html(tmp_path, cli_store, monkeypatch):
     assert report["dataset"]["queries"] == 4
     assert report["dataset"]["dropped_queries"] == 1
     assert report["bootstrap"]["resamples"] == 200
+    # numpy scores every query; the store a seeded sample of 3 (--store-queries)
+    assert [r["queries"] for r in report["models"][0]["runs"]] == [4, 3, 3, 3]
+    assert report["models"][0]["runs"][1]["latency"]["n"] == 3
     # the fixture is easy: every query finds a relevant document in the top 10
     assert report["models"][0]["runs"][0]["metrics"]["recall@10"]["mean"] == 1.0
 
