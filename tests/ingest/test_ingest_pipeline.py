@@ -156,3 +156,12 @@ def test_declared_column_must_exist_on_an_existing_collection(tmp_path, put, sto
     ingest(p, collection=collection_name, store=store, provider=counting)
     with pytest.raises(ConfigError, match="has no column"):
         ingest(p, collection=collection_name, store=store, provider=counting, columns={"lang": "varchar(8)"})
+
+
+def test_a_file_named_twice_is_ingested_once(tmp_path, put, store, collection_name, counting):
+    d = tmp_path / "twice"
+    f = put(d / "a.txt", "only once")
+    rep = ingest([d, f, str(f)], collection=collection_name, store=store, provider=counting)
+    assert rep.files_seen == 1
+    assert rep.chunks_embedded == 1
+    assert counting.texts == ["only once"]

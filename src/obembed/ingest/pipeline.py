@@ -288,6 +288,8 @@ class Ingestor:
 
     def _file(self, path: Path) -> None:
         source = str(path)
+        if source in self.seen_sources:  # named twice (a folder and a file inside it): once is enough
+            return
         self.report.files_seen += 1
         self.seen_sources.add(source)
         new_ids: set[str] = set()
