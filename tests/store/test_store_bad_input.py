@@ -177,6 +177,16 @@ def test_dsn_refused_connection():
     assert "s3cret-pw" not in str(ei.value)
 
 
+def test_dsn_from_the_environment(monkeypatch):
+    port = _closed_port()
+    monkeypatch.setenv("OBEMBED_DSN", f"mysql://root:env-secret@127.0.0.1:{port}/obembed")
+    import obembed
+
+    with pytest.raises(StoreConnectionError, match=f"127.0.0.1:{port}") as ei:
+        obembed.connect()
+    assert "env-secret" not in str(ei.value)
+
+
 @pytest.mark.parametrize("dsn", ["postgres://u:p@h/db", "mysql:///db", "mysql://u:p@h:notaport/db",
                                  "mysql://u:p@h/db?sslmode=x", "mysql://u:p@h/bad-db-name"])
 def test_bad_dsn(dsn):

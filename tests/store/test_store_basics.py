@@ -162,3 +162,11 @@ def test_hashes_sources_iter_rows(coll):
     assert len(set(ids)) == 25
     assert batches[0][0]["vector"].shape == (D,)
     assert "vector" not in next(coll.iter_rows(include_vectors=False))[0]
+
+
+def test_session_settings(store):
+    """Bulk work gets a long statement timeout (the engine's 10 s default fails big indexed inserts); UTC times."""
+    rows, _ = store.execute("SELECT @@ob_query_timeout, @@ob_trx_timeout, @@time_zone")
+    assert rows[0][0] >= 600_000_000
+    assert rows[0][1] >= 600_000_000
+    assert rows[0][2] == "+00:00"

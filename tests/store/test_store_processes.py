@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+import obembed
 from obembed.errors import StoreError
 from obembed.store import connect
 
@@ -119,7 +120,8 @@ def test_close_and_reopen_in_process(tmp_path, store_test_dsn):
     folder = tmp_path / "db"
     with connect(path=folder) as s1:
         s1.create_collection("kept", 4).upsert([{"id": "a", "vector": [1, 2, 3, 4]}])
-    with connect(path=folder) as s2:
+    with obembed.connect(path=folder) as s2:  # the top-level API: the same store, models rebuilt by obembed.load
+        assert s2.provider_factory is obembed.load
         assert s2.collection("kept").count() == 1
         assert repr(s2).startswith("Store(embedded:")
         assert len(_engines_for(folder)) == 1

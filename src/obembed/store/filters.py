@@ -90,8 +90,8 @@ def _cmp(cols: _Columns, key: str, op: str, value: Any) -> tuple[str, list[Any]]
         if len(vals) > _MAX_IN:
             raise InvalidFilterError(f"filter on {key!r}: {op} with {len(vals)} values (at most {_MAX_IN})")
         lhs, lp = cols.expr(key, vals[0])
-        rhs = [_rhs(lhs, v) for v in vals]
-        return f"{lhs} {sql_op} ({', '.join(r for r, _ in rhs)})", lp + [v for _, v in rhs]
+        pairs = [_rhs(lhs, v) for v in vals]
+        return f"{lhs} {sql_op} ({', '.join(r for r, _ in pairs)})", lp + [v for _, v in pairs]
     if sql_op in ("IS NULL", "EXISTS"):
         lhs, lp = cols.expr(key)
         want_null = bool(value) if sql_op == "IS NULL" else not bool(value)
@@ -106,8 +106,8 @@ def _cmp(cols: _Columns, key: str, op: str, value: Any) -> tuple[str, list[Any]]
         raise InvalidFilterError(f"filter on {key!r}: {op} NULL is never true; use IS NULL / IS NOT NULL")
     if sql_op in ("LIKE", "NOT LIKE") and not isinstance(value, str):
         raise InvalidFilterError(f"filter on {key!r}: {op} needs a string pattern")
-    rhs, value = _rhs(lhs, value)
-    return f"{lhs} {sql_op} {rhs}", [*lp, value]
+    placeholder, param = _rhs(lhs, value)
+    return f"{lhs} {sql_op} {placeholder}", [*lp, param]
 
 
 def _rhs(lhs: str, value: Any) -> tuple[str, Any]:

@@ -75,17 +75,17 @@ def check_identifier(name: Any, what: str = "name") -> str:
             f"{what} {name!r} is not a safe identifier: use a letter followed by letters, digits or '_' "
             "(at most 63 characters; no spaces, quotes, backticks, dots or dashes), e.g. 'my_docs'"
         )
-    return name
+    return str(name)
 
 
 def check_collection_name(name: Any) -> str:
     """A collection name: a safe identifier that does not use obembed's reserved prefix."""
-    check_identifier(name, "collection name")
+    name = check_identifier(name, "collection name")
     if name.lower().startswith(_RESERVED_PREFIX):
         raise InvalidInputError(
             f"collection name {name!r} starts with the reserved prefix {_RESERVED_PREFIX!r}; choose another name"
         )
-    return name
+    return str(name)
 
 
 def check_column_type(column: str, sql_type: Any) -> str:
