@@ -58,6 +58,11 @@ def format_table(report: dict[str, Any]) -> str:
              f"± = half of the {b['confidence']:.0%} bootstrap interval over queries ({b['resamples']} resamples, "
              f"seed {b['seed']}); ms/query: numpy = batched mean, store = median of single queries; "
              "index MB: raw float32 vectors (store rows: the store's own figure when it reports one)"]
+    store_k = sorted({r["k"] for m in report["models"] for r in m["runs"] if r.get("k")})
+    if store_k:
+        notes.append(f"store runs: k = {', '.join(map(str, store_k))} neighbours per query (the engine raises "
+                     "ef_search to k); vs exact@10 = share of the numpy top 10 found; build s = index build "
+                     "after the load; — = cut-off beyond k")
     if any(m["encode"]["cached"] for m in report["models"]):
         notes.append("* vectors from the cache: docs/s is the speed measured when they were encoded")
     for p in report.get("paired", []):
