@@ -170,3 +170,25 @@ def test_session_settings(store):
     assert rows[0][0] >= 600_000_000
     assert rows[0][1] >= 600_000_000
     assert rows[0][2] == "+00:00"
+
+
+def test_one_store_shared_by_threads(store, collection_name):
+    """The store serialises its one connection: concurrent upserts and searches from threads all succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    coll = store.create_collection(collection_name, D, columns={"lang": "varchar(8)", "year": "int"})
+    rng = np.random.default_rng(6)
+    vecs = unit(rng, 80)
+
+    def work(t: int) -> int:
+        part = vecs[t * 20:(t + 1) * 20]
+        coll.upsert([{"id": f"t{t}_{i}", "vector": v, "lang": "en", "year": t} for i, v in enumerate(part)])
+        found = 0
+        for i, v in enumerate(part):
+            found += coll.search(v, k=1)[0].id == f"t{t}_{i}"
+        return found + coll.count({"year": t})
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    assert results == [40, 40, 40, 40]
+    assert coll.count() == 80
