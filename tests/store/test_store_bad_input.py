@@ -218,3 +218,12 @@ def test_dsn_wrong_password(store, store_test_dsn):
         assert ok.execute("SELECT 1")[0][0][0] == 1
     finally:
         ok.close()
+
+
+def test_parse_dsn_forms():
+    p = parse_dsn("mysql://root@sys:p%40ss%2Fw@ob.example:2883/vec?connect_timeout=5")
+    assert p == {"host": "ob.example", "port": 2883, "user": "root@sys", "password": "p@ss/w", "database": "vec",
+                 "connect_timeout": 5.0}
+    p = parse_dsn("seekdb://localhost")
+    assert (p["port"], p["user"], p["password"], p["database"]) == (2881, "root", "", "obembed")
+    assert parse_dsn("mysql://root@localhost/db?unix_socket=/tmp/x.sock")["unix_socket"] == "/tmp/x.sock"
