@@ -227,3 +227,13 @@ def test_parse_dsn_forms():
     p = parse_dsn("seekdb://localhost")
     assert (p["port"], p["user"], p["password"], p["database"]) == (2881, "root", "", "obembed")
     assert parse_dsn("mysql://root@localhost/db?unix_socket=/tmp/x.sock")["unix_socket"] == "/tmp/x.sock"
+
+
+def test_engine_error_rolls_back_its_batch_only(coll):
+    """A value the engine refuses (too long for varchar(8)) fails its own batch; earlier batches stay committed."""
+    from obembed.errors import StoreError
+
+    rows = [good(0), good(1), {"id": "long", "vector": [0, 0, 1, 0], "lang": "much-too-long-for-8"}, good(3)]
+    with pytest.raises(StoreError, match=r"rows 2\.\.3 rolled back; 2 earlier rows committed"):
+        coll.upsert(rows, batch_size=2)
+    assert sorted(r["id"] for r in coll.get(["keep", "g0", "g1", "long", "g3"])) == ["g0", "g1", "keep"]
