@@ -86,3 +86,32 @@ def test_batcher_splits_results_back_in_order(minilm):
         assert cosine(res.vectors[1], want[1]) >= 0.9999
     assert b.stats["batches"] < 5  # gathered
     assert b.stats["texts"] == 10
+
+
+@pytest.mark.parametrize("lengths", [[200, 30, 40, 180, 90, 100, 35, 60], [50] * 8, [7], [256, 1, 256, 1]])
+def test_split_by_length_partitions_and_never_costs_more(lengths):
+    from obembed.server.batcher import split_by_length
+
+    groups = split_by_length(lengths, overhead=48)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+
+    def cost(gs):
+        return sum(len(g) * max(lengths[i] for i in g) + 48 for g in gs)
+
+    assert cost(groups) <= cost([list(range(len(lengths)))])
+    if len(set(lengths)) == 1:
+        assert len(groups) == 1  # equal lengths: nothing to gain from splitting
+
+
+def test_gathered_batch_split_by_length_gives_the_same_vectors(minilm):
+    from obembed.server.batcher import Batcher
+
+    texts = ["short", "a much longer text " * 20, "tiny", "medium length sentence about databases " * 3]
+    b = Batcher(minilm, max_wait_s=0.05, split_padding=True)
+    try:
+        res = b.submit(texts).result(60)
+    finally:
+        b.close()
+    want = minilm.embed_documents(texts)
+    for got, w in zip(res.vectors, want, strict=True):
+        assert cosine(got, w) >= 0.9999

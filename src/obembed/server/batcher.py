@@ -69,6 +69,34 @@ class _Job:
     enqueued: float = field(default_factory=time.monotonic)
 
 
+def split_by_length(lengths: Sequence[int], overhead: int = 48) -> list[list[int]]:
+    """Indices of ``lengths`` grouped so that padding waste plus per-call overhead is smallest.
+
+    A model batch costs ``items x longest`` token slots; a handful of requests gathered at random have
+    very different lengths, so one padded batch can cost twice the tokens it holds. Sorted by length, the
+    cheapest contiguous split is found by dynamic programming, each extra call costing ``overhead``
+    token slots (tokenizer + Python + small-GEMM inefficiency). Meant for small gathered batches
+    (O(n^2)); large ones are already cut into budgeted, token-sorted batches by the provider.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    ls = [max(1, int(lengths[i])) for i in order]
+    n = len(ls)
+    best = [0.0] + [math.inf] * n  # best[j]: cost of the first j sorted items
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = ls[j - 1]
+        for i in range(j):  # last group = sorted items i..j-1, padded to ls[j-1]
+            c = best[i] + (j - i) * longest + overhead
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups: list[list[int]] = []
+    j = n
+    while j > 0:
+        groups.append(order[cut[j]: j])
+        j = cut[j]
+    return groups[::-1]
+
+
 def _estimate(text: str) -> int:
     # cheap bound used only for batch sizing (the exact count comes from the tokenizer on the worker)
     return len(text) // 4 + 2
@@ -86,6 +114,8 @@ class Batcher:
         max_wait_s: float = 0.01,
         max_queue: int = 4096,
         name: str = "",
+        split_padding: bool | None = None,
+        split_max_items: int = 64,
     ) -> None:
         if max_batch_items < 1 or max_batch_tokens < 1 or max_queue < 1 or max_wait_s < 0:
             raise ValueError("batcher limits must be positive")
@@ -95,6 +125,9 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
+        # local models pay for padding; remote ones would only make more HTTP calls
+        self.split_padding = (getattr(provider, "runtime", "") != "http") if split_padding is None else split_padding
+        self.split_max_items = split_max_items
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._pending = 0  # texts queued or being embedded
@@ -226,7 +259,7 @@ class Batcher:
             texts = [texts[k] for k in sel]
             counts = [counts[k] for k in sel]
         try:
-            vectors = self._check(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+            vectors = self._embed_texts(texts, counts, kind, limit)
         except Exception as exc:
             if len(ok) == 1:
                 ok[0][0].future.set_exception(exc)
@@ -246,6 +279,24 @@ class Batcher:
             n = len(j.texts)
             j.future.set_result(self._result(vectors[pos: pos + n], counts[pos: pos + n], limit, len(texts)))
             pos += n
+
+    def _embed_texts(self, texts: list[str], counts: list[int], kind: Kind, limit: int | None) -> Vectors:
+        p = self.provider
+        if not self.split_padding or len(texts) < 2 or len(texts) > self.split_max_items:
+            return self._check(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+        seen = [min(c, limit) if limit else c for c in counts]
+        groups = split_by_length(seen)
+        if len(groups) == 1:
+            return self._check(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+        out: Vectors | None = None
+        for g in groups:
+            vec = self._check(p.embed_many([texts[i] for i in g], kind=kind, token_counts=[counts[i] for i in g]),
+                              len(g))
+            if out is None:
+                out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
+            out[g] = vec
+        assert out is not None
+        return out
 
     @staticmethod
     def _result(vectors: Vectors, counts: list[int], limit: int | None, batch_texts: int) -> BatchResult:
