@@ -210,7 +210,8 @@ def _clip(text: str, width: int, *, left: bool = False) -> str:
     return "…" + "".join(reversed(out)) if left else "".join(out) + "…"
 
 
-def _short_source(hit: Any) -> str:
+def _short_source(hit: Any, max_width: int = 40) -> str:
+    """``path#record``: the path relative to the working folder (just the file name when that is long)."""
     src = hit.source or ""
     try:
         rel = os.path.relpath(src)
@@ -218,10 +219,14 @@ def _short_source(hit: Any) -> str:
             src = rel
     except ValueError:
         pass
-    key = hit.metadata.get("id") if isinstance(hit.metadata, dict) else None
-    if key is None and isinstance(hit.metadata, dict) and "line" in hit.metadata:
-        key = f"L{hit.metadata['line']}"
-    return f"{src}#{key}" if key is not None else src
+    meta = hit.metadata if isinstance(hit.metadata, dict) else {}
+    key = meta.get("id")
+    if key is None and "line" in meta:
+        key = f"L{meta['line']}"
+    suffix = f"#{key}" if key is not None else ""
+    if _width(src + suffix) > max_width:
+        src = os.path.basename(src)
+    return src + suffix
 
 
 def format_hits(hits: list[Any], width: int | None = None) -> str:
@@ -235,8 +240,6 @@ def format_hits(hits: list[Any], width: int | None = None) -> str:
     for i, h in enumerate(hits, 1):
         snippet = " ".join((h.content or "").split())
         src = _short_source(h)
-        if _width(src) > 40:  # a long path: the file name and record are what matter
-            src = os.path.basename(h.source or "") + src[len(h.source or ""):] if h.source else src
         rows.append((str(i), f"{h.score:.4f}", src, str(h.chunk if h.chunk is not None else ""), snippet))
     src_w = min(40, max(6, *(_width(r[2]) for r in rows)))
     room = max(20, width - src_w - 24)
