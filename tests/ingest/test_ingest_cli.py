@@ -52,6 +52,10 @@ def test_ingest_search_and_collections(cli, store, corpus, collection_name):
     assert out["hits"][0]["metadata"]["id"] == "gimp"
     assert out["hits"][0]["score"] > out["hits"][1]["score"]
 
+    for mode in ("--exact", "--approximate"):
+        res = cli("search", "photo editing software", "-c", collection_name, "--db", db, "-k", "1", mode, "--json")
+        assert json.loads(res.stdout)["hits"][0]["metadata"]["id"] == "gimp"
+
     res = cli("search", "image editor", "-c", collection_name, "--db", db, "--where", "lang = 'ja' AND year >= 2020",
               "--json")
     hits = json.loads(res.stdout)["hits"]

@@ -277,14 +277,16 @@ def _query_provider(store: Any, collection: str, model: str | None, options: tup
 @click.option("--where", metavar="EXPR",
               help="Filter, e.g. \"lang = 'ja' AND year >= 2020\" (validated, bound parameters).")
 @click.option("--hybrid", is_flag=True, help="Fuse full-text and vector search (reciprocal rank fusion).")
-@click.option("--exact", is_flag=True, help="Scan every row instead of using the vector index (exact, slower).")
+@click.option("--exact/--approximate", "exact", default=None,
+              help="Scan every row (exact) or use the vector index (HNSW). Default: exact up to 20,000 rows.")
 @click.option("--ef-search", type=click.IntRange(1, 1000), default=None,
               help="HNSW search breadth (higher: better recall, slower).")
 @model_option
 @db_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object with the hits).")
-def search(query: str, collection: str, k: int, where: str | None, hybrid: bool, exact: bool, ef_search: int | None,
-           model: str | None, options: tuple[str, ...], db: str | None, dsn: str | None, as_json: bool) -> None:
+def search(query: str, collection: str, k: int, where: str | None, hybrid: bool, exact: bool | None,
+           ef_search: int | None, model: str | None, options: tuple[str, ...], db: str | None, dsn: str | None,
+           as_json: bool) -> None:
     """Search a collection with a text QUERY: vector search, optionally filtered or hybrid.
 
     \b
@@ -298,8 +300,8 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
     store = open_store(db, dsn)
     try:
         provider = _query_provider(store, collection, model, options)
-        if hybrid and (exact or ef_search):
-            raise click.UsageError("--exact / --ef-search apply to vector search, not --hybrid")
+        if hybrid and (exact is not None or ef_search):
+            raise click.UsageError("--exact / --approximate / --ef-search apply to vector search, not --hybrid")
         hits = run_search(store, collection, query, k=k, where=where, hybrid=hybrid, provider=provider, exact=exact,
                           ef_search=ef_search)
     finally:
