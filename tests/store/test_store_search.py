@@ -174,6 +174,7 @@ def test_text_queries_and_space_refusal(store, collection_name, minilm):
     reopened = store.collection(coll.name)
     assert [h.id for h in reopened.search("a small cat resting", k=2)] in (["d2", "d0"], ["d0", "d2"])
     assert reopened.provider.space == minilm.space
+    assert store.collection(coll.name).provider is reopened.provider  # built once per store
 
 
 def _ja_sample(n: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -383,6 +383,8 @@ class Store:
             raise
         self._session.execute(schema.meta_table_ddl(), what="create the metadata table", fetch=False)
         self.engine_version = str(self._session.execute("SELECT version()")[0][0][0])
+        self._providers: dict[tuple[str, str], Any] = {}
+        self._provider_lock = threading.Lock()
         self.stats: dict[str, int] = {"searches": 0, "exact_fallbacks": 0}
         """Counters: approximate searches run, and how often a short approximate result fell back to exact."""
         log.info("store open: %s, engine %s", label, self.engine_version)
@@ -652,7 +654,13 @@ class Collection:
                     f"searching collection {self.name!r} with text needs its model {self.spec}: open the store with "
                     "obembed.connect() (which can rebuild providers), or pass provider= to store.collection()")
             options = dict((self.metadata.get("provider") or {}).get("options") or {})
-            provider = factory(self.spec, **options)
+            key = (self.spec, json.dumps(options, sort_keys=True, default=str))
+            cache = self.store._providers
+            with self.store._provider_lock:
+                provider = cache.get(key)
+                if provider is None:  # build each model once per store, not once per Collection object
+                    provider = factory(self.spec, **options)
+                    cache[key] = provider
             self.attach(provider)
         return self._provider
 
