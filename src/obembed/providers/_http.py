@@ -732,8 +732,15 @@ class RemoteProvider(Provider):
         for i, r in enumerate(rows):
             if r is not None:
                 arr[i] = r
-        self._raise_failures(len(texts), failures, EmbedResult(arr))
+        self._raise_failures(len(texts), failures, self.partial_result(arr, token_counts))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def partial_result(self, vectors: Vectors, token_counts: Sequence[int], **extra: Any) -> EmbedResult:
+        """What :class:`PartialBatchError` carries: the vectors plus the same accounting :meth:`embed` gives."""
+        limit = self.max_input_tokens
+        truncated = [i for i, c in enumerate(token_counts) if limit and c > limit]
+        n_tokens = sum(min(c, limit) if limit else c for c in token_counts)
+        return EmbedResult(vectors, truncated=truncated, n_tokens=n_tokens, extra=dict(extra))
 
     def _rows(self, batch: Sequence[str], kind: Kind) -> list[Any]:
         return list(self.embed_batch(batch, kind=kind))

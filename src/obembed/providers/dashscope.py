@@ -220,7 +220,7 @@ class DashScopeSDKProvider(RemoteProvider):
             if r is not None:
                 arr[i] = r[0]
         extra = {"sparse": self._tls.sparse} if "sparse" in self.output_type else {}
-        self._raise_failures(len(texts), failures, EmbedResult(arr, extra=extra))
+        self._raise_failures(len(texts), failures, self.partial_result(arr, token_counts, **extra))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def embed(self, items: Iterable[Any], *, kind: Kind = "document",
@@ -245,6 +245,6 @@ class DashScopeSDKProvider(RemoteProvider):
         rows, failures = self.run_batches(texts2, counts2, kind, self._call)
         if failures:
             self._raise_failures(len(texts), failures,
-                                 EmbedResult(np.zeros((len(texts), 0), np.float32),
-                                             extra={"sparse": [r[1] if r else None for r in rows]}))
+                                 self.partial_result(np.zeros((len(texts), 0), np.float32), counts,
+                                                     sparse=[r[1] if r else None for r in rows]))
         return [r[1] for r in rows]
