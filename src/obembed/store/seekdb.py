@@ -858,9 +858,6 @@ class Collection:
                                      params, what=f"count {self.name!r}")
         return int(rows[0][0])
 
-    def __len__(self) -> int:
-        return self.count()
-
     def hashes(self, source: str | None = None) -> dict[str, str | None]:
         """``{id: content_hash}`` (of one source, or all): what incremental ingest compares against."""
         if source is None:
