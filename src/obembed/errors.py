@@ -244,7 +244,8 @@ class InvalidFilterError(StoreError, ValueError):
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+"),
-    re.compile(r"(?i)((?:api[_-]?key|password|passwd|token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"),
+    re.compile(r"(?i)((?<![A-Za-z0-9_])(?:api[_-]?key|password|passwd|token|secret)[\"']?\s*[:=]\s*[\"']?)"
+               r"[^\s\"',&}]+"),
     re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"),
     re.compile(r"\b(sk-)[A-Za-z0-9_\-]{6,}"),
 ]

@@ -32,14 +32,16 @@ def test_help_on_every_command(runner):
         assert name in res.output
         sub = runner.invoke(main, [name, "--help"])
         assert sub.exit_code == 0, (name, sub.output)
-        assert "Usage:" in sub.output and len(sub.output) > 100
+        assert "Usage:" in sub.output
+        assert len(sub.output) > 100
 
 
 def test_embed_json(runner):
     res = runner.invoke(main, ["embed", "hello world", "vector search"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["model"] == "st:all-MiniLM-L6-v2" and data["dimension"] == 384
+    assert data["model"] == "st:all-MiniLM-L6-v2"
+    assert data["dimension"] == 384
     arr = np.array(data["embeddings"])
     assert arr.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
@@ -58,7 +60,8 @@ def test_embed_file_lines_jsonl_and_npy(runner, tmp_path: Path):
     res = runner.invoke(main, ["embed", "--file", str(jl), "--format", "jsonl"])
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in res.stdout.splitlines()]
-    assert [r["text"] for r in rows] == ["alpha", "beta"] and len(rows[0]["embedding"]) == 384
+    assert [r["text"] for r in rows] == ["alpha", "beta"]
+    assert len(rows[0]["embedding"]) == 384
 
 
 def test_embed_reports_truncation(runner):
@@ -90,25 +93,30 @@ def test_bad_jsonl_line_is_named(runner, tmp_path: Path):
     jl = tmp_path / "bad.jsonl"
     jl.write_text('{"text": "fine"}\n{not json\n', encoding="utf-8")
     res = runner.invoke(main, ["embed", "--file", str(jl)])
-    assert res.exit_code == 1 and "line 2 is not JSON" in res.output
+    assert res.exit_code == 1
+    assert "line 2 is not JSON" in res.output
 
 
 def test_similarity_table_json_and_plot(runner, tmp_path: Path):
     res = runner.invoke(main, ["similarity", *FOUR])
     assert res.exit_code == 0, res.output
-    assert res.stdout.count("\n") == 5 and "1.0000" in res.stdout
+    assert res.stdout.count("\n") == 5
+    assert "1.0000" in res.stdout
 
     png = tmp_path / "sim.png"
     res = runner.invoke(main, ["similarity", *FOUR, "--json", "--plot", str(png)])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     m = np.array(data["matrix"])
-    assert m.shape == (4, 4) and data["labels"] == FOUR
+    assert m.shape == (4, 4)
+    assert data["labels"] == FOUR
     assert m[0, 1] > m[0, 2]  # weather pair closer than weather/stadium
     from PIL import Image
 
     with Image.open(png) as im:
-        assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 300
+        assert im.format == "PNG"
+        assert im.size[0] > 300
+        assert im.size[1] > 300
         assert len(set(im.convert("RGB").getdata())) > 50  # a real picture, not a blank canvas
 
 
@@ -118,7 +126,8 @@ def test_models_lists_backends(runner):
     assert data["default"] == "st:all-MiniLM-L6-v2"
     assert {"st", "hf", "ollama", "openai-compatible", "dashscope", "dashscope-sdk", "clip"} <= set(data["backends"])
     res = runner.invoke(main, ["models"])
-    assert "BAAI/bge-m3" in res.output and "st:all-MiniLM-L6-v2" in res.output
+    assert "BAAI/bge-m3" in res.output
+    assert "st:all-MiniLM-L6-v2" in res.output
 
 
 def test_real_console_script(tmp_path: Path):
@@ -127,9 +136,11 @@ def test_real_console_script(tmp_path: Path):
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     m = np.array(json.loads(out.stdout)["matrix"])
-    assert m.shape == (3, 3) and m[0, 1] > m[0, 2]
+    assert m.shape == (3, 3)
+    assert m[0, 1] > m[0, 2]
     bad = subprocess.run([exe, "embed", "--model", "nosuch:x", "hi"], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
-    assert bad.returncode == 1 and "Error: unknown provider backend" in bad.stderr
+    assert bad.returncode == 1
+    assert "Error: unknown provider backend" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written into the working folder

@@ -48,3 +48,9 @@ def test_import_is_light():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_redact_keeps_error_codes_that_merely_contain_key_words():
+    msg = "invalid_api_key: Incorrect API key provided"
+    assert errors.redact(msg) == msg
+    assert "s3cr3t" not in errors.redact('{"api_key": "s3cr3t"}')

@@ -13,14 +13,14 @@ def test_hf_endpoint_mirror_is_used_and_failure_is_clear(tmp_path):
     seen: list[str] = []
 
     class Mirror(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server API
+        def do_GET(self):
             seen.append(self.path)
             self.send_response(404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(b'{"error": "Repository not found"}')
 
-        do_HEAD = do_GET  # noqa: N815
+        do_HEAD = do_GET
 
         def log_message(self, *args):
             pass

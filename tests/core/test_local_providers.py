@@ -59,13 +59,16 @@ def test_hf_reproduces_st(minilm, st_reference):
     hf = obembed.load("hf:all-MiniLM-L6-v2", device="cpu")
     vecs = hf.embed_documents(TEXTS)
     assert cos_rows(vecs, st_reference).min() >= 0.999
-    assert hf.pooling == "mean" and hf.normalized and hf.max_input_tokens == 256
+    assert hf.pooling == "mean"
+    assert hf.normalized
+    assert hf.max_input_tokens == 256
     assert hf.space == minilm.space  # one model, one vector space
 
 
 def test_empty_list_gives_empty_matrix(minilm):
     out = minilm.embed_documents([])
-    assert out.shape == (0, 384) and out.dtype == np.float32
+    assert out.shape == (0, 384)
+    assert out.dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,8 @@ def test_bad_items_name_their_index(minilm, bad, index, words):
     with pytest.raises(InvalidInputError) as info:
         minilm.embed_documents(bad)
     assert info.value.index == index
-    assert f"input {index}" in str(info.value) and words in str(info.value)
+    assert f"input {index}" in str(info.value)
+    assert words in str(info.value)
 
 
 def test_a_single_string_is_refused_with_the_fix(minilm):
@@ -103,13 +107,15 @@ def test_long_input_error_policy(minilm):
     with pytest.raises(InvalidInputError) as info:
         minilm.embed(["fine", "word " * 400], truncate="error")
     assert info.value.index == 1
-    assert "256" in str(info.value) and "truncate" in str(info.value)
+    assert "256" in str(info.value)
+    assert "truncate" in str(info.value)
 
 
 def test_truncate_dim_renormalises(minilm_path):
     p = obembed.load(f"st:{minilm_path}", truncate_dim=128, device="cpu")
     vecs = p.embed_documents(TEXTS[:3])
-    assert vecs.shape == (3, 128) and p.dimension == 128
+    assert vecs.shape == (3, 128)
+    assert p.dimension == 128
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     full = obembed.load(f"st:{minilm_path}", device="cpu").embed_documents(TEXTS[:3])
     expect = full[:, :128] / np.linalg.norm(full[:, :128], axis=1, keepdims=True)
@@ -123,7 +129,8 @@ def test_info_is_serialisable_and_complete(minilm):
     json.dumps(info)
     for key in ("spec", "dimension", "normalized", "distance", "max_input_tokens", "query_prefix", "space"):
         assert key in info
-    assert info["dimension"] == 384 and info["distance"] == "cosine"
+    assert info["dimension"] == 384
+    assert info["distance"] == "cosine"
 
 
 def test_missing_local_path_is_named(tmp_path):
@@ -161,7 +168,8 @@ TINY_TEXTS = ["the cat sat on the mat", "hello world", "a dog", "vector search i
 def test_cls_pooling_from_family_table(tiny_bge):
     p = obembed.load(f"hf:{tiny_bge}", device="cpu")
     vecs = p.embed_documents(TINY_TEXTS)
-    assert p.pooling == "cls" and p.normalized
+    assert p.pooling == "cls"
+    assert p.normalized
     np.testing.assert_allclose(vecs, _hf_reference(tiny_bge, TINY_TEXTS, "cls"), atol=1e-5)
     assert p.query_prefix.startswith("Represent this sentence")  # BGE v1.5 query instruction
 
@@ -180,7 +188,9 @@ def test_modules_json_wins_over_name_and_matches_st(tiny_st_cls):
 
     hf = obembed.load(f"hf:{tiny_st_cls}", device="cpu")
     st = obembed.load(f"st:{tiny_st_cls}", device="cpu")
-    assert hf.pooling == "cls" and hf.max_input_tokens == 48 and hf.query_prefix == "search "
+    assert hf.pooling == "cls"
+    assert hf.max_input_tokens == 48
+    assert hf.query_prefix == "search "
     ref_model = SentenceTransformer(str(tiny_st_cls), device="cpu")
     ref_docs = ref_model.encode_document(TINY_TEXTS)
     ref_q = ref_model.encode_query(["hello world"])

@@ -41,7 +41,8 @@ def test_every_builtin_backend_is_importable_at_its_path():
     assert set(BUILTIN_BACKENDS) <= set(reg.names())
     for name in ("st", "hf"):
         cls = reg.get(name)
-        assert issubclass(cls, Provider) and cls.name == name
+        assert issubclass(cls, Provider)
+        assert cls.name == name
 
 
 class EchoProvider(Provider):
@@ -58,7 +59,8 @@ def test_own_registry_register_and_create_with_options():
     reg = Registry()
     reg.register(EchoProvider)
     p = reg.create("echo:anything?batch_size=2", extra=5)
-    assert p.batch_size == 2 and p.options == {"extra": 5}
+    assert p.batch_size == 2
+    assert p.options == {"extra": 5}
     vecs = p.embed_documents(["a", "bbb", "cc", "dddd", "e"])  # three batches of <= 2
     assert vecs[:, 0].tolist() == [1, 3, 2, 4, 1]
     assert reg.describe()["echo"].startswith("Test provider")

@@ -18,7 +18,8 @@ def test_hand_computed_values():
 def test_defaults_to_self_and_accepts_single_vectors():
     v = np.array([1.0, 1.0, 0.0])
     m = obembed.similarity(v)
-    assert m.shape == (1, 1) and m[0, 0] == pytest.approx(1.0)
+    assert m.shape == (1, 1)
+    assert m[0, 0] == pytest.approx(1.0)
     x = np.random.default_rng(0).normal(size=(5, 8))
     s = obembed.similarity(x)
     assert s.shape == (5, 5)
@@ -55,4 +56,5 @@ def test_the_guides_four_sentences(minilm):
     np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-5)
     # the two weather sentences are each other's nearest neighbour
     off = sim - np.eye(4) * 2
-    assert off[0].argmax() == 1 and off[1].argmax() == 0
+    assert off[0].argmax() == 1
+    assert off[1].argmax() == 0
