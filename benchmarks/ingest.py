@@ -3,6 +3,7 @@
 usage:
   python benchmarks/ingest.py speed [--n 2000] [--repeat 1] [--batch-size 512]
   python benchmarks/ingest.py quality [--sets en,ja] [--en-docs 3000]
+  python benchmarks/ingest.py tree [--files 100000]
 
 speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
           the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
@@ -13,6 +14,8 @@ quality : the BASELINES.md slices (en 3000 docs + en/xl queries; ja whole corpus
           ``--truncate truncate`` (the reference cut texts at 256 tokens), queried through the code
           ``obembed search`` runs (``obembed.ingest.search``, HNSW index), recall@1/@10, MRR@10, nDCG@10 beside
           the exact brute-force reference in BASELINES.md (goal ≥ 0.99× its recall@10).
+tree    : memory on a large tree: N small files through the whole pipeline (real model and store), our RSS
+          sampled as files complete (flat = bounded queues work), then a no-change rerun over the tree.
 
 Every phase records the CPU time other processes used meanwhile (from /proc/stat minus this process tree),
 so a busy run can be told from an idle one.
@@ -245,6 +248,75 @@ def quality(args: argparse.Namespace) -> None:
               f"{m['ndcg@10']:.3f} | {ref['recall@10']:.3f} | {m['recall@10'] / ref['recall@10']:.3f} |")
 
 
+# ---------------------------------------------------------------------------------------------- tree (memory)
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tree(args: argparse.Namespace) -> None:
+    """Memory on a large tree: N small files (10 distinct texts, so the model's work stays small: identical
+    texts in a batch are embedded once), real MiniLM, real store (collection without a vector index, to
+    measure the pipeline rather than HNSW inserts). Our RSS is sampled as files complete."""
+    import threading
+
+    import obembed
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor
+
+    provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    provider.embed(["warm up"])
+    with tempfile.TemporaryDirectory(prefix="obembed-tree-") as tmpd:
+        tmp = Path(tmpd)
+        root = tmp / "tree"
+        t0 = time.perf_counter()
+        for i in range(args.files):
+            d = root / f"d{i // 1000:03d}"
+            if i % 1000 == 0:
+                d.mkdir(parents=True)
+            (d / f"f{i:06d}.txt").write_text(f"Document about topic {i % 10}. It has one more sentence.\n")
+        print(f"made {args.files} files in {time.perf_counter() - t0:.1f} s", flush=True)
+        store = make_store(tmp)
+        try:
+            coll = store.create_collection("tree", provider, index=None)
+            done = [0]
+            samples: list[tuple[int, float]] = []
+            stop = threading.Event()
+
+            def progress(event: str, n: int) -> None:
+                if event == "file":
+                    done[0] += n
+
+            def sample() -> None:
+                while not stop.wait(0.5):
+                    samples.append((done[0], _rss_mb()))
+
+            base = _rss_mb()
+            th = threading.Thread(target=sample, daemon=True)
+            th.start()
+            with Load() as li:
+                rep = Ingestor(coll, provider, options=LoadOptions(), progress=progress).run([str(root)])
+            stop.set()
+            th.join()
+            print(f"ingest: {rep.files_seen} files, {rep.chunks_embedded} rows, {len(rep.failures)} failures; "
+                  f"{li.describe()}", flush=True)
+            print(f"RSS before the run {base:.0f} MB; during the run:", flush=True)
+            for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
+                want = int(args.files * frac)
+                got = next(((f, r) for f, r in samples if f >= want), samples[-1] if samples else (0, base))
+                print(f"  after {got[0]:>7} files: {got[1]:.0f} MB", flush=True)
+            print(f"  peak {max(r for _, r in samples) if samples else base:.0f} MB", flush=True)
+            with Load() as lr:
+                again = Ingestor(coll, provider, options=LoadOptions()).run([str(root)])
+            print(f"no-change rerun over {again.files_seen} files: embedded {again.chunks_embedded}, skipped "
+                  f"{again.chunks_skipped}; {lr.describe()}; RSS {_rss_mb():.0f} MB", flush=True)
+        finally:
+            store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -257,10 +329,12 @@ def main() -> None:
     q.add_argument("--sets", default="en,ja")
     q.add_argument("--en-docs", type=int, default=3000)
     q.add_argument("--batch-size", type=int, default=512)
+    t = sub.add_parser("tree")
+    t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    speed(args) if args.cmd == "speed" else quality(args)
+    {"speed": speed, "quality": quality, "tree": tree}[args.cmd](args)
 
 
 if __name__ == "__main__":
