@@ -2,6 +2,7 @@
 
     python benchmarks/images.py            # 8000x8000 JPEG + 6 photos of 4000x3000, median of 3
     python benchmarks/images.py --quick    # 6000x6000 + 3 photos
+    python benchmarks/images.py --decode-workers   # + embed_images_result with 1/2/4 decode threads
 
 Each measurement runs in a fresh Python process (so peak RSS is that of one load), three times; the median
 wall time and the peak-RSS growth are printed, with the obembed/naive ratios. The CPU that *other* processes
@@ -86,6 +87,8 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=None, help="side of the big square JPEG (default 8000)")
     ap.add_argument("--photos", type=int, default=None, help="number of 4000x3000 JPEGs (default 6)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--decode-workers", action="store_true",
+                    help="also time ClipProvider.embed_images_result with 1, 2, 4 decode threads (tiny CLIP)")
     args = ap.parse_args()
     side = args.side or (6000 if args.quick else 8000)
     n_photos = args.photos or (3 if args.quick else 6)
@@ -120,6 +123,48 @@ def main() -> None:
             (wn, rn), (wo, ro) = results[(label, "naive")], results[(label, "obembed")]
             print(f"{label}: obembed is {wn / wo:.1f}x faster, peak RSS {rn / max(ro, 1):.1f}x smaller "
                   f"({rn:.0f} → {ro:.0f} MB)")
+        if args.decode_workers:
+            decode_workers(folder, photos, args.repeats)
+
+
+def decode_workers(folder: Path, photos: list[Path], repeats: int) -> None:
+    """ClipProvider.embed_images_result with 1 decode thread vs more, on a tiny random CLIP (so the figure is the
+    image side: decoding in threads, ahead of the model; a real CLIP's inference would overlap with it too)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    import obembed
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2}
+    tok = CLIPTokenizer(vocab=vocab, merges=[])
+    torch.manual_seed(0)
+    cfg = CLIPConfig(text_config={"vocab_size": 3, "hidden_size": 32, "intermediate_size": 37,
+                                  "num_hidden_layers": 1, "num_attention_heads": 4, "eos_token_id": 1,
+                                  "bos_token_id": 0, "pad_token_id": 1},
+                     vision_config={"image_size": 224, "patch_size": 32, "hidden_size": 32, "intermediate_size": 37,
+                                    "num_hidden_layers": 1, "num_attention_heads": 4}, projection_dim=16)
+    model_dir = folder / "tiny-clip"
+    CLIPModel(cfg).save_pretrained(model_dir)
+    CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=tok).save_pretrained(model_dir)
+    items = photos * max(1, 12 // len(photos))
+    print(f"\nembed_images_result on {len(items)} photos 4000x3000, tiny CLIP (224 px processor), batch 4, "
+          f"torch threads {torch.get_num_threads()}")
+    base = None
+    for workers in (1, 2, 4):
+        p = obembed.load(f"clip:{model_dir}", device="cpu", decode_workers=workers, batch_size=4)
+        p.embed_images(items[:1])  # load
+        walls = []
+        busy0, own0, t0 = _busy_seconds(), _own_seconds(), time.monotonic()
+        for _ in range(repeats):
+            t = time.perf_counter()
+            res = p.embed_images_result(items)
+            walls.append(time.perf_counter() - t)
+            assert len(res) == len(items)
+        other = max(0.0, (_busy_seconds() - busy0) - (_own_seconds() - own0)) / (time.monotonic() - t0)
+        w = statistics.median(walls)
+        base = base or w
+        print(f"decode_workers={workers}: {w:.2f} s ({len(items) / w:.1f} images/s), {base / w:.2f}x vs 1 thread, "
+              f"other load {other:.2f} cores")
 
 
 if __name__ == "__main__":

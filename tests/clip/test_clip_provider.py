@@ -53,6 +53,7 @@ def test_facts_and_spec(clip: ClipProvider, tiny_clip_dir: Path) -> None:
     assert clip.normalized
     assert clip.distance == "cosine"
     assert clip.max_input_tokens == 77
+    assert clip.max_image_size == 448  # auto: twice the processor's 32 px, at least 448
     assert clip.space == f"clip:{tiny_clip_dir.name}+text:{tiny_clip_dir.name}|{PROJECTION_DIM}|fp32"
     info = clip.info()
     assert info["dimension"] == PROJECTION_DIM
@@ -127,8 +128,11 @@ def test_long_text_is_cut_at_77_tokens_and_counted(clip: ClipProvider) -> None:
         clip.embed([long], truncate="error")
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 def test_embed_images_result_skips_and_reports_bad_items(clip: ClipProvider, image_files: list[Path],
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, workers: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clip, "decode_workers", workers)  # sequential, and decoding in threads ahead of the model
     text_png = tmp_path / "fake.png"
     text_png.write_text("not an image")
     items = [image_files[0], tmp_path / "missing.jpg", text_png, image_files[1], b""]
@@ -148,6 +152,10 @@ def test_embed_images_result_skips_and_reports_bad_items(clip: ClipProvider, ima
     assert facts[0].width == 64
     with pytest.raises(InvalidInputError, match=r"image 1 '.*missing\.jpg'"):
         clip.embed_images(items)
+    with pytest.raises(InvalidInputError, match=r"image 1 '.*missing\.jpg'"):
+        clip.embed_images(items, batch_size=1)  # the bad item is found while the next batch is decoding
+    with pytest.raises(InvalidInputError, match="on_error"):
+        clip.embed_images_result(items, on_error="ignore")  # type: ignore[arg-type]
     all_bad = clip.embed_images_result([b""])
     assert all_bad.vectors.shape == (0, PROJECTION_DIM)
     assert list(all_bad.failed) == [0]
@@ -227,12 +235,21 @@ def test_load_errors_are_clear(tmp_path: Path, minilm_path: Path) -> None:
         obembed.load(f"clip:{minilm_path}").dimension  # noqa: B018
     with pytest.raises(ConfigError, match="max_image_size"):
         ClipProvider("x", max_image_size=3)
+    with pytest.raises(ConfigError, match="decode_workers"):
+        ClipProvider("x", decode_workers=0)
     with pytest.raises(ConfigError, match="unknown option"):
         obembed.load("clip:x", colour="red")
 
 
 def test_helpers() -> None:
     import torch
+    from transformers import CLIPImageProcessorPil
+
+    from obembed.providers.clip import _processor_side
+
+    assert _processor_side(CLIPImageProcessorPil()) == 224  # openai/clip-vit-base-patch32
+    assert _processor_side(CLIPImageProcessorPil(size={"shortest_edge": 336},
+                                                 crop_size={"height": 336, "width": 336})) == 336
 
     assert clip_model_name("clip-ViT-B-32") == "sentence-transformers/clip-ViT-B-32"
     assert clip_model_name("openai/clip-vit-base-patch32") == "openai/clip-vit-base-patch32"

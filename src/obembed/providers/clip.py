@@ -25,6 +25,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InvalidInputError, MissingDependencyError, ModelNotFoundError
-from ..images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, ImageFacts, OnError, load_images
+from ..images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, ImageFacts, LoadedImage, OnError, load_image
 from ..types import EmbedResult, Kind, Vector, Vectors
 from ._local import canonical_name, hub_error, hub_offline, quiet_transformers, resolve_model
 from .base import Provider, l2_normalize
@@ -65,6 +66,21 @@ def _output_tensor(out: Any) -> Any:
                       "is this a CLIP-style model?")
 
 
+def _processor_side(image_processor: Any) -> int | None:
+    """The input size an image processor produces (crop or resize target), in pixels."""
+    best = 0
+    for attr in ("crop_size", "size"):
+        val = getattr(image_processor, attr, None)
+        if isinstance(val, int) and not isinstance(val, bool):
+            best = max(best, val)
+            continue
+        for key in ("height", "width", "shortest_edge"):  # a dict (transformers 4) or a SizeDict (5)
+            v = val.get(key) if isinstance(val, dict) else getattr(val, key, None)
+            if isinstance(v, int) and not isinstance(v, bool):
+                best = max(best, v)
+    return best or None
+
+
 def _st_clip_subfolder(modules: list[dict[str, Any]], has_file: Any) -> str | None:
     """The folder of the CLIP module inside a sentence-transformers model (``0_CLIPModel`` or the root)."""
     for module in modules:
@@ -90,22 +106,33 @@ class ClipProvider(Provider):
         *,
         text_model: str | None = None,
         device: str | None = None,
-        max_image_size: int | None = DEFAULT_MAX_SIZE,
+        max_image_size: int | str | None = "auto",
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         image_backend: str = "pil",
+        decode_workers: int | None = None,
         trust_remote_code: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
-        if max_image_size is not None and (not isinstance(max_image_size, int) or max_image_size < 16):
-            raise ConfigError(f"max_image_size={max_image_size!r} must be an integer >= 16 (or None)")
+        if max_image_size is not None and max_image_size != "auto" and (
+                isinstance(max_image_size, bool) or not isinstance(max_image_size, int) or max_image_size < 16):
+            raise ConfigError(f"max_image_size={max_image_size!r} must be 'auto', an integer >= 16, or None "
+                              "(no shrinking)")
         if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
             raise ConfigError(f"max_image_pixels={max_image_pixels!r} must be a positive integer")
         if isinstance(text_model, str) and text_model.lower().startswith(("st:", "sentence-transformers:")):
             text_model = text_model.split(":", 1)[1]  # the text encoder always loads through sentence-transformers
+        if decode_workers is not None and (isinstance(decode_workers, bool) or not isinstance(decode_workers, int)
+                                           or decode_workers < 1):
+            raise ConfigError(f"decode_workers={decode_workers!r} must be a positive integer (1: no threads)")
+        self.decode_workers = int(decode_workers or min(4, os.cpu_count() or 1))
         self.text_model = text_model or None
         self.device = device or self.settings.device
-        self.max_image_size = max_image_size
+        self._max_size_opt = max_image_size
+        self.max_image_size: int | None = None if max_image_size is None else (
+            DEFAULT_MAX_SIZE if max_image_size == "auto" else int(max_image_size))
+        """Shorter side images are shrunk to before processing; ``auto``: twice the model's input size
+        (448 for 224-px CLIPs, 672 for 336-px ones), at least 448 — set once the model loads."""
         self.max_image_pixels = int(max_image_pixels)
         self.image_backend = image_backend
         self.trust_remote_code = trust_remote_code
@@ -165,6 +192,9 @@ class ClipProvider(Provider):
                 raise failed(exc, "image processor / tokenizer") from exc
             raise
         model.eval().to(device)
+        if self._max_size_opt == "auto":
+            side = _processor_side(image_processor)
+            self.max_image_size = max(2 * side, 448) if side else DEFAULT_MAX_SIZE
         cfg = model.config
         dim = getattr(cfg, "projection_dim", None)
         self._model_type = str(getattr(cfg, "model_type", ""))
@@ -302,33 +332,69 @@ class ClipProvider(Provider):
         order; ``extra["indices"]`` gives each row's input index, ``extra["facts"]`` its
         :class:`~obembed.images.ImageFacts`, and ``failed`` maps each skipped input index to the reason
         (which names the file). ``on_error="raise"`` raises :class:`InvalidInputError` at the first bad item.
-        Images are decoded ``batch_size`` at a time, so memory stays bounded however many there are.
+
+        Images are decoded ``batch_size`` at a time by ``decode_workers`` threads (Pillow decodes without the
+        GIL), the next batch while the model embeds the current one: at most two batches are in memory.
         """
+        if on_error not in ("raise", "skip"):
+            raise InvalidInputError(f"on_error={on_error!r}; use 'raise' or 'skip'")
         if isinstance(items, str | bytes | os.PathLike) or type(items).__module__.startswith("PIL"):
             items = [items]
         seq = list(items)
-        size = int(batch_size or self.batch_size)
+        size = max(1, int(batch_size or self.batch_size))
         self._ensure_loaded()
         parts: list[np.ndarray] = []
         indices: list[int] = []
         facts: list[ImageFacts] = []
         failed: dict[int, str] = {}
-        for start in range(0, len(seq), size):
-            ok, bad = load_images(seq[start:start + size], on_error=on_error, max_size=self.max_image_size,
-                                  max_pixels=self.max_image_pixels, start=start)
-            failed.update(bad)
-            if not ok:
-                continue
-            vecs = self._check(self._embed_pixels([li.image for _, li in ok]), len(ok))
-            parts.append(vecs)
-            indices += [i for i, _ in ok]
-            facts += [li.facts for _, li in ok]
-            for _, li in ok:
-                li.image.close()
+        starts = list(range(0, len(seq), size))
+        pool = (ThreadPoolExecutor(self.decode_workers, thread_name_prefix="obembed-decode")
+                if self.decode_workers > 1 and len(seq) > 1 else None)
+        try:
+            pending = self._submit(pool, seq, starts[0], size) if starts else []
+            for n in range(len(starts)):
+                current = pending
+                if n + 1 < len(starts):  # decode the next batch while this one is embedded
+                    pending = self._submit(pool, seq, starts[n + 1], size)
+                ok: list[tuple[int, LoadedImage]] = []
+                for i, job in current:
+                    try:
+                        ok.append((i, job.result() if isinstance(job, Future) else self._load(job, i)))
+                    except InvalidInputError as exc:
+                        if on_error == "raise":
+                            raise
+                        log.warning("skipping %s", exc)
+                        failed[i] = str(exc)
+                if not ok:
+                    continue
+                vecs = self._check(self._embed_pixels([li.image for _, li in ok]), len(ok))
+                parts.append(vecs)
+                indices += [i for i, _ in ok]
+                facts += [li.facts for _, li in ok]
+                for _, li in ok:
+                    li.image.close()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         vectors = np.concatenate(parts, axis=0) if parts else np.zeros((0, self.dimension), np.float32)
         if failed:
             log.warning("%s: %d of %d images skipped", self.spec, len(failed), len(seq))
         return EmbedResult(vectors, failed=failed, extra={"indices": indices, "facts": facts})
+
+    def _load(self, item: Any, index: int) -> LoadedImage:
+        return load_image(item, index=index, max_size=self.max_image_size, max_pixels=self.max_image_pixels)
+
+    def _submit(self, pool: ThreadPoolExecutor | None, seq: list[Any], start: int,
+                size: int) -> list[tuple[int, Any]]:
+        """``[(index, Future | item)]`` for one batch; PIL images (caller-owned objects) load in this thread."""
+        out: list[tuple[int, Any]] = []
+        for i in range(start, min(start + size, len(seq))):
+            item = seq[i]
+            if pool is None or type(item).__module__.startswith("PIL"):
+                out.append((i, item))
+            else:
+                out.append((i, pool.submit(self._load, item, i)))
+        return out
 
     def embed_images(self, items: Iterable[Any], *, batch_size: int | None = None) -> Vectors:
         """Embed images; ``(n, d)`` float32 unit vectors in input order. The first bad item raises
