@@ -66,6 +66,9 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import CLIPImageProcessorPil, CLIPModel, CLIPProcessor
 
+    from obembed.providers._local import quiet_transformers
+
+    quiet_transformers()  # no "Writing model shards" bars in the test output
     out = tmp_path_factory.mktemp("tiny-clip")
     tok = _clip_tokenizer()
     torch.manual_seed(0)
