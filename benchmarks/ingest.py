@@ -157,9 +157,13 @@ def speed(args: argparse.Namespace) -> None:
         finally:
             store.close()
     m, p = statistics.median(model_t), statistics.median(pipe_t)
+    cpu = statistics.median(lm.ours / lp.ours for lm, lp, _ in rows)
+    busy = [(lm.others / lm.wall, lp.others / lp.wall) for lm, lp, _ in rows]
     print(f"\nRESULT n={args.n} repeat={args.repeat} batch={args.batch_size} policy={args.policy}: model-only "
-          f"{args.n / m:.2f} texts/s, pipeline {args.n / p:.2f} texts/s, ratio {m / p:.3f}; rerun {lr.wall:.2f} s "
-          f"(embedded {rerun.chunks_embedded})")
+          f"{args.n / m:.2f} texts/s, pipeline {args.n / p:.2f} texts/s, wall ratio (median) {m / p:.3f}; "
+          f"CPU ratio (model CPU-s / pipeline CPU-s incl. seekdb, median) {cpu:.3f}; other processes' cores "
+          f"(model, pipeline) per round: {', '.join(f'({a:.2f}, {b:.2f})' for a, b in busy)}; "
+          f"rerun {lr.wall:.2f} s (embedded {rerun.chunks_embedded})")
 
 
 # ---------------------------------------------------------------------------------------------- quality
