@@ -5,7 +5,11 @@ usage:
                              [--infinity-bin PATH | --no-infinity] [--setup-infinity]
 
 What runs (all in this one process and its child servers, phases interleaved per repeat):
-  in-process : ``provider.embed(texts)`` on all N texts in one call (the model's best case, no HTTP);
+  in-process : ``provider.embed(texts)`` on all N texts in one call (the model's best case, no HTTP), with the
+               provider ``obembed serve`` itself builds (``cli._common.load_provider(purpose="bulk")``: the
+               verified ONNX fp32 export of MiniLM when the fast path applies), so the ratio compares like with like;
+  torch      : the same with plain ``obembed.load("st:all-MiniLM-L6-v2")`` (sentence-transformers on torch, the
+               runtime infinity uses), for reference (--no-torch-baseline skips it);
   obembed    : ``obembed serve`` (a subprocess, --no-store) serving st:all-MiniLM-L6-v2; C concurrent clients
                send the N texts as POST /v1/embeddings requests of --per-request texts each;
   infinity   : ``infinity_emb v2`` (infinity-emb 0.0.78, its own venv, torch engine, CPU) serving the SAME model
@@ -202,6 +206,7 @@ def main() -> int:
     ap.add_argument("--infinity-bin", default=str(INFINITY_VENV / "bin" / "infinity_emb"))
     ap.add_argument("--no-infinity", action="store_true")
     ap.add_argument("--setup-infinity", action="store_true", help="create /work/infinity-venv when missing")
+    ap.add_argument("--no-torch-baseline", action="store_true")
     ap.add_argument("--batch-wait-ms", type=float, default=10.0, help="obembed serve --batch-wait-ms")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
@@ -228,8 +233,17 @@ def main() -> int:
         else:
             sys.exit(f"{infinity_bin} not found: pass --setup-infinity, --infinity-bin PATH or --no-infinity")
 
-    provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    from obembed.cli._common import load_provider
+
+    provider = load_provider("st:all-MiniLM-L6-v2", {"device": "cpu"}, purpose="bulk")  # what obembed serve uses
     provider.embed(texts[:8])  # load + warm up
+    baselines: dict[str, Any] = {"in-process": provider}
+    if not args.no_torch_baseline and provider.runtime != "torch":
+        torch_provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+        torch_provider.embed(texts[:8])
+        baselines["in-process torch"] = torch_provider
+    print("in-process runtimes: " + ", ".join(f"{k} = {p.spec} ({p.runtime})" for k, p in baselines.items()),
+          flush=True)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBEMBED_")}
     env["HF_HUB_OFFLINE"] = "1"
@@ -244,7 +258,11 @@ def main() -> int:
              "--batch-wait-ms", str(args.batch_wait_ms)], stdout=ob_log, stderr=subprocess.STDOUT, env=env)
         procs.append(ob)
         t = wait_ready(f"http://127.0.0.1:{ob_port}/health", ob, 300)
-        print(f"obembed serve ready after {t:.1f} s (pid {ob.pid})", flush=True)
+        import httpx
+
+        served = httpx.get(f"http://127.0.0.1:{ob_port}/health").json()["models"][0]
+        print(f"obembed serve ready after {t:.1f} s (pid {ob.pid}), serving {served['spec']} "
+              f"({served['runtime']})", flush=True)
         phases: dict[str, Callable[[], dict[str, Any]]] = {}
         ob_url = f"http://127.0.0.1:{ob_port}/v1/embeddings"
         drive(ob_url, "all-MiniLM-L6-v2", texts[:8], 2, 1)  # warm-up
@@ -263,16 +281,19 @@ def main() -> int:
             drive(inf_url, "all-MiniLM-L6-v2", texts[:8], 2, 1)  # warm-up
             phases["infinity"] = lambda: drive(inf_url, "all-MiniLM-L6-v2", texts, args.clients, args.per_request)
 
-        results: dict[str, list[dict[str, Any]]] = {"in-process": [], **{k: [] for k in phases}}
+        results: dict[str, list[dict[str, Any]]] = {**{k: [] for k in baselines}, **{k: [] for k in phases}}
         reference = None
         for r in range(args.repeat):
-            with Load() as load:
-                vecs = provider.embed(texts).vectors
-            reference = vecs
-            results["in-process"].append({"wall": load.wall, "rate": len(texts) / load.wall,
-                                          "others": load.others_cores})
-            print(f"[{r}] in-process: {len(texts) / load.wall:6.2f} texts/s  ({load.wall:.1f} s, "
-                  f"others {load.others_cores:.2f} cores)", flush=True)
+            for name, prov in baselines.items():
+                with Load() as load:
+                    vecs = prov.embed(texts).vectors
+                if reference is None:
+                    reference = vecs
+                row = {"wall": load.wall, "rate": len(texts) / load.wall, "others": load.others_cores,
+                       "min_cos": min_cosine(vecs, reference)}
+                results[name].append(row)
+                print(f"[{r}] {name}: {row['rate']:6.2f} texts/s  ({load.wall:.1f} s, min cos {row['min_cos']:.5f}, "
+                      f"others {load.others_cores:.2f} cores)", flush=True)
             for name, fn in phases.items():
                 with Load() as load:
                     res = fn()
@@ -292,7 +313,13 @@ def main() -> int:
     base = med("in-process", "rate")
     print("\n| phase | texts/s | vs in-process | p50 ms | p99 ms | min cos | other load (cores) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| in-process encode | {base:.2f} | 1.00 | – | – | – | {med('in-process', 'others'):.2f} |")
+    print(f"| in-process encode ({provider.runtime}) | {base:.2f} | 1.00 | – | – | – | "
+          f"{med('in-process', 'others'):.2f} |")
+    if "in-process torch" in results:
+        print(f"| in-process encode (torch) | {med('in-process torch', 'rate'):.2f} | "
+              f"{med('in-process torch', 'rate') / base:.2f} | – | – | "
+              f"{min(x['min_cos'] for x in results['in-process torch']):.5f} | "
+              f"{med('in-process torch', 'others'):.2f} |")
     for name in phases:
         print(f"| {name} | {med(name, 'rate'):.2f} | {med(name, 'rate') / base:.2f} | {med(name, 'p50') * 1000:.0f} | "
               f"{med(name, 'p99') * 1000:.0f} | {min(x['min_cos'] for x in results[name]):.5f} | "

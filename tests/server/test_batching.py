@@ -115,3 +115,25 @@ def test_gathered_batch_split_by_length_gives_the_same_vectors(minilm):
     want = minilm.embed_documents(texts)
     for got, w in zip(res.vectors, want, strict=True):
         assert cosine(got, w) >= 0.9999
+
+
+def test_several_models_served_by_name(minilm):
+    from obembed.server.app import create_app
+
+    second = GatedProvider(minilm)
+    second.gate.set()
+    app = create_app([("first", minilm), ("second", second)])
+    with run_server(app) as url:
+        ids = [m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]]
+        assert ids == ["first", "second"]
+        r = httpx.post(f"{url}/v1/embeddings", json={"model": "second", "input": ["a", "b"]}, timeout=60)
+        assert r.status_code == 200
+        assert r.json()["model"] == "second"
+        r = httpx.post(f"{url}/v1/embeddings", json={"model": "gated:all-MiniLM-L6-v2", "input": "c"}, timeout=60)
+        assert r.json()["model"] == "second"
+        r = httpx.post(f"{url}/v1/embeddings", json={"input": "d"}, timeout=60)  # no model: the first
+        assert r.json()["model"] == "first"
+        stats = {m["name"]: m for m in httpx.get(f"{url}/health").json()["models"]}
+    assert stats["second"]["texts"] == 3
+    assert stats["first"]["texts"] == 1
+    assert second.batches == [2, 1]

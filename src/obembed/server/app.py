@@ -561,7 +561,8 @@ def create_app(
         """Liveness, the served models and their queue depth (no secrets)."""
         return _json({"status": "ok", "version": obembed.__version__, "models": [
             {"name": m.name, "spec": m.provider.spec, "dimension": m.provider.dimension,
-             "pending": m.batcher.pending, "max_queue": m.batcher.max_queue, **m.batcher.stats}
+             "runtime": getattr(m.provider, "runtime", ""), "pending": m.batcher.pending,
+             "max_queue": m.batcher.max_queue, **m.batcher.stats}
             for m in state.models]})
 
     # ------------------------------------------------------------------ store
