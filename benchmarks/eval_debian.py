@@ -124,6 +124,8 @@ def main() -> int:
     ap.add_argument("--index", default="hnsw", help="hnsw,hnsw_sq,hnsw_bq")
     ap.add_argument("--no-store", action="store_true")
     ap.add_argument("--store-k", type=int, default=None, help="neighbours per store query (default 100)")
+    ap.add_argument("--speed-rounds", type=int, default=0, help="interleaved encode-speed rounds (median)")
+    ap.add_argument("--speed-docs", type=int, default=200)
     ap.add_argument("--cache", default=None, help="vector cache folder (reuse encodings between runs)")
     ap.add_argument("--work", default=None, help="where the slices go (default: a temp folder)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "eval"))
@@ -169,7 +171,8 @@ def main() -> int:
             load.start()
             sopts = StoreOptions(store=store, indexes=indexes, ef_search=efs, k=args.store_k) if store else None
             report = evaluate(ds, variants, store=sopts, cache_dir=args.cache, provider_factory=factory,
-                              progress=lambda m: print(m, file=sys.stderr, flush=True))
+                              progress=lambda m: print(m, file=sys.stderr, flush=True),
+                              speed_rounds=args.speed_rounds, speed_docs=args.speed_docs)
             cpu = load.stop()
             report["cpu"] = cpu
             print(f"\n== {name}: {len(ds.corpus)} documents, {len(ds.queries)} queries ==")

@@ -85,3 +85,18 @@ def test_prefix_and_prompts_switches(minilm, tmp_path):
     assert junk["query_prefix"] == "zzzz qqqq "
     assert (plain["encode"]["cached"], junk["encode"]["cached"], off["encode"]["cached"]) == (False, True, True)
     assert [p["label"] for p in report["paired"]] == ["junk prefix", "no prompts"]
+
+
+def test_interleaved_speed_rounds(minilm):
+    ds = load_dataset(DATA / "corpus.jsonl", DATA / "queries.jsonl", DATA / "qrels.tsv")
+    report = evaluate(ds, ["st:all-MiniLM-L6-v2?label=a", "st:all-MiniLM-L6-v2?label=b"],
+                      provider_factory=lambda spec: minilm, n_resamples=20, speed_rounds=3, speed_docs=5)
+    a, b = (m["encode"]["speed"] for m in report["models"])
+    assert a["docs"] == 5
+    assert len(a["docs_per_s"]) == 3
+    assert len(b["docs_per_s"]) == 3
+    assert a["vs_first"] == 1.0
+    assert b["vs_first"] > 0
+    assert a["median_docs_per_s"] == sorted(a["docs_per_s"])[1]
+    with pytest.raises(ConfigError, match="speed_rounds"):
+        evaluate(ds, ["st:x"], speed_rounds=-1)

@@ -89,13 +89,17 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap and the query sample.")
 @click.option("--cache", "cache_dir", default=None, metavar="DIR",
               help="Keep encoded vectors in DIR and reuse them (re-runs with other index settings are cheap).")
+@click.option("--speed-rounds", default=0, show_default=True, metavar="N",
+              help="Also time every model N more times on one document sample, interleaved (fair speed ratios "
+                   "on a busy machine).")
+@click.option("--speed-docs", default=200, show_default=True, metavar="N", help="Sample size of the speed rounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--out", "outs", multiple=True, metavar="FILE",
               help="Write the report; the type follows the suffix: .json, .png (chart), .html (page). Repeatable.")
 def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ...], use_store: bool,
              index_types: str, ef_search: str, store_queries: int | None, store_k: int | None, dsn: str | None,
              db_path: str | None, keep: bool, no_title: bool, resamples: int, seed: int, cache_dir: str | None,
-             as_json: bool, outs: tuple[str, ...]) -> None:
+             speed_rounds: int, speed_docs: int, as_json: bool, outs: tuple[str, ...]) -> None:
     """Evaluate and compare models on a retrieval set: recall@1/10/100, MRR@10, nDCG@10 (with bootstrap
     intervals), encoding speed, index size and query latency through the store.
 
@@ -134,7 +138,8 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
             store_opts = StoreOptions(store=store, indexes=idx, ef_search=efs, max_queries=store_queries, keep=keep,
                                       k=store_k)
         report = evaluate(dataset, variants, store=store_opts, n_resamples=resamples, seed=seed,
-                          cache_dir=cache_dir, progress=progress)
+                          cache_dir=cache_dir, progress=progress, speed_rounds=speed_rounds,
+                          speed_docs=speed_docs)
     if as_json:
         echo_json(report)
     else:

@@ -198,11 +198,19 @@ def evaluate(
     provider_factory: Callable[..., Any] | None = None,
     progress: Callable[[str], None] | None = None,
     keep_rankings: bool = False,
+    speed_rounds: int = 0,
+    speed_docs: int = 200,
 ) -> dict[str, Any]:
     """Evaluate every variant on ``dataset``; returns a JSON-serialisable report (see docs/eval.md).
 
     ``keep_rankings``: also return every run's ranked document ids per query (``runs[i]["rankings"]``).
+    ``speed_rounds``: after the evaluation, time every variant again on the same seeded sample of
+    ``speed_docs`` documents, ``speed_rounds`` times, interleaved (round-robin, order rotated each round), so
+    load changes on a shared machine hit all variants alike; reports the median and the per-round ratio to
+    the first variant (``encode.speed``).
     """
+    if speed_rounds < 0 or speed_docs < 1:
+        raise ConfigError(f"speed_rounds={speed_rounds} must be ≥ 0 and speed_docs={speed_docs} ≥ 1")
     import obembed
 
     factory = provider_factory or obembed.load
@@ -229,6 +237,7 @@ def evaluate(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": [],
     }
+    providers: list[Any] = []
     for vi, v in enumerate(vs):
         say(f"[{vi + 1}/{len(vs)}] {v.label}: loading {v.spec}")
         provider = factory(v.spec)
@@ -242,6 +251,10 @@ def evaluate(
         finally:
             restore()
         report["models"].append(entry)
+        if speed_rounds:
+            providers.append(provider)
+    if speed_rounds:
+        _speed_rounds(report, vs, providers, dataset, speed_rounds, speed_docs, seed, say)
     if len(report["models"]) > 1:
         report["paired"] = _paired(report["models"], metrics, n_resamples, confidence, seed)
     return report
@@ -299,6 +312,37 @@ def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: 
     r10 = entry["runs"][0]["metrics"].get("recall@10")
     say(f"[{vi + 1}/{n_variants}] {v.label}: exact recall@10 {r10['mean']:.4f}" if r10 else f"{v.label}: done")
     return entry
+
+
+def _speed_rounds(report: dict[str, Any], vs: Sequence[Variant], providers: Sequence[Any], dataset: Dataset,
+                  rounds: int, n_docs: int, seed: int, say: Callable[[str], None]) -> None:
+    """Interleaved encode timing of every variant on one document sample (see :func:`evaluate`)."""
+    rng = np.random.default_rng(seed + 1)
+    n = min(n_docs, len(dataset.corpus))
+    pick = np.sort(rng.choice(len(dataset.corpus), size=n, replace=False))
+    rates: list[list[float]] = [[] for _ in vs]
+    ratios: list[list[float]] = [[] for _ in vs]
+    for r in range(rounds):
+        say(f"speed round {r + 1}/{rounds}: {n} documents per variant")
+        order = [(r + i) % len(vs) for i in range(len(vs))]  # rotate who goes first
+        this = [0.0] * len(vs)
+        for i in order:
+            v, p = vs[i], providers[i]
+            texts = [v.document_prefix + dataset.corpus[j].text for j in pick]
+            restore = _disable_prompts(p) if not v.prompts else (lambda: None)
+            try:
+                t0 = time.perf_counter()
+                p.embed(texts, kind="document")
+                this[i] = n / (time.perf_counter() - t0)
+            finally:
+                restore()
+        for i in range(len(vs)):
+            rates[i].append(this[i])
+            ratios[i].append(this[i] / this[0])
+    for i, m in enumerate(report["models"]):
+        m["encode"]["speed"] = {"docs": n, "rounds": rounds, "docs_per_s": rates[i],
+                                "median_docs_per_s": float(np.median(rates[i])),
+                                "vs_first": float(np.median(ratios[i]))}
 
 
 def _paired(models: list[dict[str, Any]], metrics: Sequence[str], n_resamples: int, confidence: float,
