@@ -14,6 +14,9 @@
     (computed from the model's config and the texts' true token lengths after the cut). Every measurement
     records the CPU that *other* processes used meanwhile (from /proc/stat minus this process's own CPU
     time), in cores, so a busy run can be told from an idle one. Vectors are checked against raw (cosine).
+    Ratios are taken per round (same minute of load) and their median reported, by wall time and by this
+    process's CPU time (CPU-s per text is far less sensitive to other processes than wall time; with
+    spin-waiting thread pools it also counts the spinning).
 
 (b) Cold start to the first vector from a fresh process: ``obembed embed "x"`` and ``obembed search "x"``,
     torch path (``OBEMBED_FAST_START=0``) vs the fast path (cached verified ONNX export), alternated, median.
@@ -92,8 +95,27 @@ def flops_per_text(config: dict[str, Any], lengths: list[int]) -> float:
     return total / len(lengths)
 
 
+def gemm_cpu_gflops(seconds: float = 1.0) -> float:
+    """float32 GEMM GFLOP per CPU-second of one thread: the per-core rate, whatever else runs on the box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(2048, 384)
+        b = torch.randn(384, 1536)
+        a @ b
+        n, c0, t0 = 0, time.process_time(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds * 3 and (n < 5 or time.process_time() - c0 < seconds):
+            a @ b
+            n += 1
+        return 2 * 2048 * 384 * 1536 * n / max(time.process_time() - c0, 1e-9) / 1e9
+    finally:
+        torch.set_num_threads(before)
+
+
 def gemm_gflops(threads: int, seconds: float = 1.0) -> float:
-    """float32 GEMM throughput with torch (MKL/oneDNN), shapes like MiniLM's FFN on a batch of tokens."""
+    """float32 GEMM throughput (wall) with torch (MKL/oneDNN), shapes like MiniLM's FFN on a batch of tokens."""
     import torch
 
     before = torch.get_num_threads()
@@ -172,12 +194,13 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         with LoadMeter() as m:
             g_def = gemm_gflops(default_threads)
             g_auto = gemm_gflops(auto) if auto != default_threads else g_def
-        gemm.append({"default": g_def, "auto": g_auto, "others": m.others})
+            g_cpu = gemm_cpu_gflops()
+        gemm.append({"default": g_def, "auto": g_auto, "cpu": g_cpu, "others": m.others})
         for name in order:
             torch.set_num_threads(default_threads)  # every path starts from torch's default; st: picks its own
             with LoadMeter() as m:
                 vecs = np.asarray(paths[name](texts), dtype=np.float32)
-            threads = torch.get_num_threads()
+            threads = torch.get_num_threads() if not name.startswith("onnx") else "auto"
             vectors[name] = vecs
             runs[name].append({"texts_per_s": len(texts) / m.wall, "seconds": m.wall, "others": m.others,
                                "own_cores": m.own_cores, "torch_threads": threads})
@@ -185,15 +208,25 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
                   f"{m.others:.2f} cores, own {m.own_cores:.2f})", file=sys.stderr)
     torch.set_num_threads(default_threads)
     ref = vectors.get("raw")
-    result: dict[str, Any] = {"n": len(texts), "rounds": args.rounds, "mean_tokens": float(np.mean(lengths)),
+    result: dict[str, Any] = {"n": len(texts), "cores": len(os.sched_getaffinity(0)), "rounds": args.rounds,
+                              "mean_tokens": float(np.mean(lengths)),
                               "gflop_per_text": fpt / 1e9, "default_threads": default_threads, "auto_threads": auto,
                               "paths": {}}
-    base = statistics.median(x["texts_per_s"] for x in runs["raw"]) if "raw" in runs else None
+    raw_runs = runs.get("raw")
     for name in names:
         tps = statistics.median(x["texts_per_s"] for x in runs[name])
-        entry = {"texts_per_s": tps, "all": [round(x["texts_per_s"], 3) for x in runs[name]],
-                 "others_cores": [round(x["others"], 2) for x in runs[name]],
-                 "threads": runs[name][-1]["torch_threads"], "ratio": tps / base if base else None}
+        cpu = [x["seconds"] * x["own_cores"] / len(texts) for x in runs[name]]  # CPU seconds per text
+        entry: dict[str, Any] = {
+            "texts_per_s": tps, "all": [round(x["texts_per_s"], 3) for x in runs[name]],
+            "others_cores": [round(x["others"], 2) for x in runs[name]], "threads": runs[name][-1]["torch_threads"],
+            "cpu_ms_per_text": 1000 * statistics.median(cpu), "ratio": None, "cpu_ratio": None}
+        if raw_runs:
+            # ratios per round (same minute of load), then the median: steadier than a ratio of medians
+            entry["ratio"] = statistics.median(x["texts_per_s"] / r["texts_per_s"]
+                                               for x, r in zip(runs[name], raw_runs, strict=True))
+            entry["cpu_ratio"] = statistics.median(
+                (r["seconds"] * r["own_cores"]) / (x["seconds"] * x["own_cores"])
+                for x, r in zip(runs[name], raw_runs, strict=True))
         if ref is not None:
             a = vectors[name] / np.linalg.norm(vectors[name], axis=1, keepdims=True)
             b = ref / np.linalg.norm(ref, axis=1, keepdims=True)
@@ -204,7 +237,11 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     g_auto = statistics.median(x["auto"] for x in gemm)
     result["gemm_gflops"] = {"default_threads": g_def, "auto_threads": g_auto,
                              "others_cores": [round(x["others"], 2) for x in gemm]}
-    result["ceiling_texts_per_s"] = {"default_threads": g_def * 1e9 / fpt, "auto_threads": g_auto * 1e9 / fpt}
+    g_cpu = statistics.median(x["cpu"] for x in gemm)
+    result["gemm_gflops"]["per_cpu_second"] = g_cpu
+    result["ceiling_texts_per_s"] = {"default_threads": g_def * 1e9 / fpt, "auto_threads": g_auto * 1e9 / fpt,
+                                     "idle_box": result["cores"] * g_cpu * 1e9 / fpt if "cores" in result else None}
+    result["ceiling_cpu_ms_per_text"] = 1000 * fpt / (g_cpu * 1e9)
     return result
 
 
@@ -215,19 +252,31 @@ def retrieval(args: argparse.Namespace) -> dict[str, Any]:
     Not the BASELINES.md slice (3,000 documents; see benchmarks/eval_debian.py for that): this checks that a
     path loses nothing against st: on the same slice, which is what a runtime swap could break.
     """
-    with gzip.open(DATA / "en_queries.jsonl.gz", "rt", encoding="utf-8") as f:
-        queries = [json.loads(line) for line in f][: args.retrieval]
-    with gzip.open(DATA / "en_corpus.jsonl.gz", "rt", encoding="utf-8") as f:
-        corpus = {d["id"]: d["text"] for d in map(json.loads, f)}
-    wanted = {q["relevant"][0] for q in queries}
-    others = sorted(set(corpus) - wanted)
-    doc_ids = sorted(wanted) + random.Random(5).sample(others, 3 * len(queries))
-    docs = [corpus[i] for i in doc_ids]
+    if args.retrieval_slice == "baseline":  # the BASELINES.md slice: debian_slice.py en 3000
+        tmp = Path(tempfile.mkdtemp(prefix="obembed-slice-"))
+        subprocess.run([sys.executable, str(ROOT.parent / "shared" / "tools" / "debian_slice.py"), "en", "3000",
+                        str(tmp)], check=True, capture_output=True)
+        queries = [json.loads(line) for line in (tmp / "en_queries.jsonl").read_text().splitlines()]
+        docs_rows = [json.loads(line) for line in (tmp / "corpus.jsonl").read_text().splitlines()]
+        shutil.rmtree(tmp, ignore_errors=True)
+        doc_ids = [d["id"] for d in docs_rows]
+        docs = [d["text"] for d in docs_rows]
+    else:
+        with gzip.open(DATA / "en_queries.jsonl.gz", "rt", encoding="utf-8") as f:
+            queries = [json.loads(line) for line in f][: args.retrieval]
+        with gzip.open(DATA / "en_corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+            corpus = {d["id"]: d["text"] for d in map(json.loads, f)}
+        wanted = {q["relevant"][0] for q in queries}
+        others = sorted(set(corpus) - wanted)
+        doc_ids = sorted(wanted) + random.Random(5).sample(others, 3 * len(queries))
+        docs = [corpus[i] for i in doc_ids]
     import obembed
 
     specs = {"st": "st:all-MiniLM-L6-v2", "onnx": "onnx:all-MiniLM-L6-v2",
              "onnx-int8": "onnx:all-MiniLM-L6-v2?precision=int8"}
-    out: dict[str, Any] = {"queries": len(queries), "documents": len(docs)}
+    wanted_paths = [x.strip() for x in args.retrieval_paths.split(",") if x.strip()]
+    specs = {k: v for k, v in specs.items() if k in wanted_paths}
+    out: dict[str, Any] = {"queries": len(queries), "documents": len(docs), "slice": args.retrieval_slice}
     for name, spec in specs.items():
         p = obembed.load(spec)
         with LoadMeter() as m:
@@ -272,6 +321,7 @@ def cold_start(args: argparse.Namespace) -> dict[str, Any]:
         for cmd_name, cmd in commands.items():
             times: dict[str, list[float]] = {"torch": [], "fast": []}
             others: dict[str, list[float]] = {"torch": [], "fast": []}
+            cpu: dict[str, list[float]] = {"torch": [], "fast": []}
             for _ in range(args.cold_runs):
                 for mode in ("fast", "torch"):
                     e = dict(env, OBEMBED_FAST_START="auto" if mode == "fast" else "0")
@@ -281,9 +331,11 @@ def cold_start(args: argparse.Namespace) -> dict[str, Any]:
                         raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr[-800:]}")
                     times[mode].append(m.wall)
                     others[mode].append(m.others)
-                    print(f"cold {cmd_name:<6} {mode:<5} {m.wall:6.2f} s (others {m.others:.2f} cores)",
-                          file=sys.stderr)
+                    cpu[mode].append(m.own_cores * m.wall)  # the child's user+sys: ~ its wall time on an idle box
+                    print(f"cold {cmd_name:<6} {mode:<5} {m.wall:6.2f} s, CPU {cpu[mode][-1]:.2f} s "
+                          f"(others {m.others:.2f} cores)", file=sys.stderr)
             out[cmd_name] = {mode: {"median_s": statistics.median(v), "all": [round(x, 2) for x in v],
+                                    "cpu_s": statistics.median(cpu[mode]),
                                     "others_cores": [round(x, 2) for x in others[mode]]} for mode, v in times.items()}
         with LoadMeter() as m:
             subprocess.run([sys.executable, "-c", "import obembed"], check=True)
@@ -302,38 +354,46 @@ def report(res: dict[str, Any]) -> str:
     if t:
         lines.append(f"N={t['n']} texts, mean {t['mean_tokens']:.1f} tokens after the 256 cut, "
                      f"{t['gflop_per_text']:.2f} GFLOP/text; median of {t['rounds']}")
-        lines.append("| path | texts/s | × raw | threads | cosine vs raw (min / mean) | others' load (cores) |")
-        lines.append("| --- | --- | --- | --- | --- | --- |")
+        lines.append("| path | texts/s (rounds) | × raw | CPU ms/text | × raw by CPU time | threads "
+                     "| cosine vs raw (min / mean) | others' load (cores) |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, e in t["paths"].items():
             cos = f"{e['cos_min']:.6f} / {e['cos_mean']:.6f}" if "cos_min" in e else "-"
             ratio = f"{e['ratio']:.2f}×" if e["ratio"] else "-"
+            cpu_ratio = f"{e['cpu_ratio']:.2f}×" if e["cpu_ratio"] else "-"
             lines.append(f"| {name} | {e['texts_per_s']:.2f} ({', '.join(f'{x:.2f}' for x in e['all'])}) | {ratio} "
+                         f"| {e['cpu_ms_per_text']:.0f} | {cpu_ratio} "
                          f"| {e['threads']} | {cos} | {', '.join(str(x) for x in e['others_cores'])} |")
         g, c = t["gemm_gflops"], t["ceiling_texts_per_s"]
-        lines.append(f"| ceiling | {c['default_threads']:.2f} ({t['default_threads']} threads), "
-                     f"{c['auto_threads']:.2f} ({t['auto_threads']} threads) | | | GEMM {g['default_threads']:.1f} / "
-                     f"{g['auto_threads']:.1f} GFLOP/s | {', '.join(str(x) for x in g['others_cores'])} |")
+        lines.append(f"| ceiling (GEMM) | {c['default_threads']:.2f} ({t['default_threads']} threads), "
+                     f"{c['auto_threads']:.2f} ({t['auto_threads']} threads) under this load; "
+                     f"{c['idle_box']:.1f} on an idle box | | {t['ceiling_cpu_ms_per_text']:.0f} | | | "
+                     f"GEMM {g['default_threads']:.1f} / {g['auto_threads']:.1f} GFLOP/s wall, "
+                     f"{g['per_cpu_second']:.1f} GFLOP per CPU-s | {', '.join(str(x) for x in g['others_cores'])} |")
     rt = res.get("retrieval")
     if rt:
         lines.append("")
-        lines.append(f"Retrieval, {rt['queries']} en queries / {rt['documents']} documents (their own + seeded "
-                     "distractors), exact cosine:")
+        lines.append(f"Retrieval ({rt['slice']} slice), {rt['queries']} en queries / {rt['documents']} documents, "
+                     "exact cosine:")
         lines.append("| path | recall@10 | MRR@10 | others' load (cores) |")
         lines.append("| --- | --- | --- | --- |")
         for name in ("st", "onnx", "onnx-int8"):
-            e = rt[name]
+            e = rt.get(name)
+            if e is None:
+                continue
             lines.append(f"| {name} | {e['recall@10']:.3f} | {e['mrr@10']:.3f} | {e['others_cores']} |")
     cs = res.get("cold_start")
     if cs:
         lines.append("")
-        lines.append("| cold start (fresh process, to first output) | fast path (onnx, cached) | torch path "
-                     "(OBEMBED_FAST_START=0) | others' load (cores) |")
+        lines.append("| cold start (fresh process, to first output) | fast path (onnx, cached): wall, CPU "
+                     "| torch path (OBEMBED_FAST_START=0): wall, CPU | others' load (cores) |")
         lines.append("| --- | --- | --- | --- |")
         for cmd in ("embed", "search"):
             v = cs.get(cmd)
             if isinstance(v, dict):
-                lines.append(f"| obembed {cmd} \"x\" | {v['fast']['median_s']:.2f} s ({v['fast']['all']}) | "
-                             f"{v['torch']['median_s']:.2f} s ({v['torch']['all']}) | "
+                lines.append(f"| obembed {cmd} \"x\" | {v['fast']['median_s']:.2f} s {v['fast']['all']}, "
+                             f"CPU {v['fast']['cpu_s']:.2f} s | {v['torch']['median_s']:.2f} s {v['torch']['all']}, "
+                             f"CPU {v['torch']['cpu_s']:.2f} s | "
                              f"{v['fast']['others_cores']} / {v['torch']['others_cores']} |")
             elif v:
                 lines.append(f"| obembed {cmd} \"x\" | {v} | | |")
@@ -350,6 +410,9 @@ def main() -> None:
     ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per command and mode")
     ap.add_argument("--retrieval", type=int, default=0, metavar="Q",
                     help="also recall@10 of st / onnx fp32 / int8 on Q queries + 4Q documents (default off)")
+    ap.add_argument("--retrieval-slice", choices=["small", "baseline"], default="small",
+                    help="small: Q queries + 4Q documents; baseline: BASELINES.md's en 3000 slice (500 queries)")
+    ap.add_argument("--retrieval-paths", default="st,onnx,onnx-int8")
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
@@ -362,7 +425,7 @@ def main() -> None:
                            "cores": len(os.sched_getaffinity(0)), "loadavg_start": os.getloadavg()}
     if not args.no_throughput:
         res["throughput"] = throughput(args)
-    if args.retrieval:
+    if args.retrieval or args.retrieval_slice == "baseline":
         res["retrieval"] = retrieval(args)
     if not args.no_cold:
         res["cold_start"] = cold_start(args)
