@@ -1,7 +1,7 @@
 """Ingest benchmark: pipeline throughput vs the model alone, no-change rerun, retrieval quality.
 
 usage:
-  python benchmarks/ingest.py speed [--n 2000] [--repeat 1] [--batch-size 512]
+  python benchmarks/ingest.py speed [--n 2000] [--repeat 1] [--batch-size 1024]
   python benchmarks/ingest.py quality [--sets en,ja] [--en-docs 3000]
   python benchmarks/ingest.py tree [--files 100000]
 
@@ -327,12 +327,12 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--n", type=int, default=2000)
     s.add_argument("--repeat", type=int, default=1)
-    s.add_argument("--batch-size", type=int, default=512)
+    s.add_argument("--batch-size", type=int, default=1024)
     s.add_argument("--policy", default="truncate", choices=["truncate", "chunk"])
     q = sub.add_parser("quality")
     q.add_argument("--sets", default="en,ja")
     q.add_argument("--en-docs", type=int, default=3000)
-    q.add_argument("--batch-size", type=int, default=512)
+    q.add_argument("--batch-size", type=int, default=1024)
     t = sub.add_parser("tree")
     t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()

@@ -136,7 +136,7 @@ class _Bars:
 @click.option("--overlap", type=click.IntRange(0, None), default=32, show_default=True,
               help="Tokens shared by consecutive chunks.")
 @click.option("--prune", is_flag=True, help="Delete the rows of files under PATH that no longer exist.")
-@click.option("--batch-size", type=click.IntRange(1, None), default=512, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, None), default=1024, show_default=True,
               help="Texts per model call (large batches let the model sort by length).")
 @click.option("--max-file-size", default="20MB", show_default=True,
               help="Skip single-document files (txt/md/html/pdf) larger than this (records files stream).")
