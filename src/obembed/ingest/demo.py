@@ -22,10 +22,17 @@ __all__ = ["main"]
 SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "debian-sample"
 
 
+def _quote(arg: str) -> str:
+    """Shell quoting that reads well: "lang = 'ja'" rather than 'lang = '"'"'ja'"'"''."""
+    if "'" in arg and not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
 def _run(args: list[str]) -> None:
     from ..cli import main as cli_main
 
-    print(f"\n$ obembed {shlex.join(args)}", flush=True)
+    print(f"\n$ obembed {' '.join(_quote(a) for a in args)}", flush=True)
     t0 = time.perf_counter()
     try:
         cli_main.main(args, prog_name="obembed", standalone_mode=False)
