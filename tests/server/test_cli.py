@@ -61,6 +61,10 @@ def test_serve_command_end_to_end(tmp_path):
                        headers=auth, timeout=60)
         assert r.status_code == 200
         assert len(r.json()["data"]) == 2
+        for name in ("st:all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):  # the spec as written names it too
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"model": name, "input": "c"},
+                           headers=auth, timeout=60)
+            assert r.json()["model"] == "mini"
         r = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"input": ["a"] * 4}, headers=auth)
         assert r.status_code == 400
         assert httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"input": "a"}).status_code == 401

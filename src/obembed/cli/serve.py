@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import MissingCredentialError
+from ..settings import get_settings
 from ._common import load_provider
 
 __all__ = ["parse_model_arg", "serve"]
@@ -89,10 +90,12 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
     config = ServerConfig(max_inputs=max_inputs, max_chars=max_chars, max_body_bytes=max_body_bytes,
                           max_queue=max_queue, max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items,
                           batch_wait_ms=batch_wait_ms, api_key=api_key, collections=tuple(collections))
-    served: list[tuple[str | None, Any]] = []
+    served: list[tuple[str | None, Any, list[str]]] = []
     for arg in models or ("",):
         name, spec = parse_model_arg(arg) if arg else (None, None)
-        served.append((name, load_provider(spec, options, purpose="bulk")))
+        provider = load_provider(spec, options, purpose="bulk")
+        written = spec or get_settings().model
+        served.append((name, provider, [written, written.partition("?")[0]]))
 
     store_factory = None
     if not no_store:

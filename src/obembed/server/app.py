@@ -328,7 +328,7 @@ class _State:
 def _build_models(models: Any, config: ServerConfig) -> list[ServedModel]:
     import obembed
 
-    items: list[tuple[str | None, Any]]
+    items: list[tuple[Any, ...]]
     if models is None:
         items = [(None, obembed.load())]
     elif isinstance(models, Mapping):
@@ -338,9 +338,15 @@ def _build_models(models: Any, config: ServerConfig) -> list[ServedModel]:
     else:
         items = [m if isinstance(m, tuple) else (None, m) for m in models]
     out: list[ServedModel] = []
-    for alias, m in items:
+    for item in items:
+        alias, m = item[0], item[1]
+        more: Sequence[str] = item[2] if len(item) > 2 else ()
         provider = obembed.load(m) if isinstance(m, str) else m
         names = model_names(provider, alias)
+        # the spec as the user wrote it (e.g. st:... served through the onnx fast path) also names the model
+        for extra in [m if isinstance(m, str) else None, *more]:
+            if extra and extra not in names:
+                names.append(extra)
         batcher = Batcher(provider, max_batch_items=config.max_batch_items, max_batch_tokens=config.max_batch_tokens,
                           max_wait_s=config.batch_wait_ms / 1000.0, max_queue=config.max_queue, name=names[0])
         out.append(ServedModel(names[0], provider, batcher, names[1:]))
@@ -358,8 +364,9 @@ def create_app(
 ) -> FastAPI:
     """Build the ASGI app.
 
-    ``models``: a provider, a spec string, a list of them, or ``{name: provider_or_spec}`` (names are what
-    clients send as ``model``); default: the configured default model. ``store``: an open
+    ``models``: a provider, a spec string, a list of them (or of ``(name, provider_or_spec[, other_names])``
+    tuples), or ``{name: provider_or_spec}`` (names are what clients send as ``model``); default: the
+    configured default model. ``store``: an open
     :class:`obembed.store.Store` for /search (the caller closes it), or ``store_factory`` to open one on
     first use (closed with the app). Models are loaded before this returns.
     """
@@ -485,7 +492,7 @@ def create_app(
         if isinstance(raw, list) and raw and not isinstance(raw[0], str):
             raise InvalidInputError("token arrays are not supported by this server; send the text itself "
                                     "(input: a string or a list of strings)")
-        texts = [raw] if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
+        texts: list[Any] = [raw] if isinstance(raw, str) else list(raw)
         if not texts:
             raise InvalidInputError("input is an empty list; send at least one text")
         texts = check_limits(texts)
@@ -643,8 +650,8 @@ def create_app(
                 return None
             import io
 
-            with Image.open(path) as im:
-                im = im.convert("RGB")
+            with Image.open(path) as src_im:
+                im = src_im.convert("RGB")
                 im.thumbnail((size, size))
                 buf = io.BytesIO()
                 im.save(buf, "JPEG", quality=80)
