@@ -157,7 +157,7 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
     \b
     Examples:
       obembed ingest docs/ --collection docs
-      obembed ingest corpus.jsonl -c debian --column lang=varchar(8) --text-field text
+      obembed ingest corpus.jsonl -c debian --column 'lang=varchar(8)' --text-field text
       obembed ingest notes/ -c notes --glob '*.md' --exclude 'drafts/*' --prune
     """
     from ..ingest.loaders import LoadOptions
