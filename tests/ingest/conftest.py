@@ -53,3 +53,9 @@ def write(path: Path, text: str | bytes) -> Path:
 def put():
     """``put(path, text_or_bytes)``: write a file (parents created), return its path."""
     return write
+
+
+@pytest.fixture
+def store_args(store, store_test_dsn) -> list[str]:
+    """CLI arguments naming the session's store: ``--db PATH`` (embedded) or ``--dsn DSN`` (OBEMBED_TEST_DSN)."""
+    return ["--dsn", store_test_dsn] if store_test_dsn else ["--db", str(store.path)]

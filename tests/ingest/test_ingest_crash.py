@@ -45,7 +45,7 @@ def obembed_cmd() -> list[str]:
 
 
 def test_kill_9_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path, put, store, make_collection_name,
-                                                                         minilm):
+                                                                         minilm, store_args):
     rng = random.Random(int(os.environ.get("OBEMBED_TEST_SEED", "0")) or None)
     d = tmp_path / "corpus"
     corpus_v1(d, put)
@@ -60,8 +60,8 @@ def test_kill_9_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path
     assert expected_report.rows_pruned == 1
     expected = store.collection(ref).hashes()
 
-    assert store.path is not None, "the crash test needs the embedded store (its folder is shared with subprocesses)"
-    cmd = [*obembed_cmd(), "-v", "ingest", str(d), "--collection", crash, "--db", str(store.path), "--prune",
+    # the subprocesses attach to this session's store: its embedded folder, or OBEMBED_TEST_DSN
+    cmd = [*obembed_cmd(), "-v", "ingest", str(d), "--collection", crash, *store_args, "--prune",
            "--batch-size", "3", "--no-progress"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBEMBED_")}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OBEMBED_INGEST_WRITE_DELAY="0.3")
