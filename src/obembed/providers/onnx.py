@@ -380,11 +380,11 @@ class _TorchReference:
         self.facts = facts
         self.st: Any = None
         if facts.config.source == "modules.json":
-            try:
+            import importlib.util
+
+            if importlib.util.find_spec("sentence_transformers") is not None:
                 from sentence_transformers import SentenceTransformer
-            except ImportError:
-                SentenceTransformer = None
-            if SentenceTransformer is not None:
+
                 self.st = SentenceTransformer(str(facts.folder), device="cpu", local_files_only=True,
                                               model_kwargs={"dtype": "float32"})
                 self.st.max_seq_length = facts.max_seq_length
@@ -456,7 +456,7 @@ class _TorchReference:
 def _quantize(fp32: Path, int8: Path) -> None:
     """Dynamic int8 (weights per channel, 7-bit reduce_range: safe on AVX2 CPUs without VNNI)."""
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization import QuantType, quantize_dynamic  # type: ignore[import-untyped]
     except ImportError as exc:
         raise MissingDependencyError("onnxruntime", "onnx", "int8 quantisation") from exc
     tmp = int8.with_name(f".{int8.name}.{os.getpid()}.tmp.onnx")
@@ -488,7 +488,7 @@ class _Runner:
         from ._batching import resolve_threads
 
         try:
-            import onnxruntime  # noqa: F401
+            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("onnxruntime", "onnx", "onnx: models") from exc
         self.path, self.facts = path, facts
@@ -502,7 +502,7 @@ class _Runner:
         with self._lock:
             sess = self._sessions.get(n)
             if sess is None:
-                import onnxruntime as ort
+                import onnxruntime as ort  # type: ignore[import-untyped]
 
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = n
@@ -541,6 +541,8 @@ class OnnxProvider(Provider):
     """onnxruntime export of a local st/hf model: fast start, same vectors (fp32) or int8."""
 
     name = "onnx"
+    requested_spec: str | None = None
+    """Set by the fast-start path: the st:/hf: spec this provider stands in for (same vectors, same space)."""
 
     def __init__(
         self,
