@@ -7,12 +7,24 @@ seekdb store fixture (one runtime per test session) is defined below by the stor
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch a model hub
+# caches (ONNX exports, hub cache) go to a per-session temp folder, never the user's ~/.cache
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="obembed-test-cache-")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_TEST_CACHE = os.environ["XDG_CACHE_HOME"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    shutil.rmtree(_TEST_CACHE, ignore_errors=True)
+
 
 _KEY_VARS = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "BAICHUAN_API_KEY", "ARK_API_KEY", "OLLAMA_HOST",
              "HF_ENDPOINT")
