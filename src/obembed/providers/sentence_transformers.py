@@ -98,7 +98,8 @@ class SentenceTransformerProvider(Provider):
             raise
         if self._max_seq_length:
             model.max_seq_length = self._max_seq_length
-        full = int(model.get_embedding_dimension())
+        declared = model.get_embedding_dimension()
+        full = int(declared) if declared else int(model.encode(["dimension probe"]).shape[1])
         if self.truncate_dim and self.truncate_dim > full:
             raise ConfigError(f"truncate_dim={self.truncate_dim} is larger than {self.model}'s dimension {full}")
         self._dimension = self.truncate_dim or full
