@@ -40,59 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
 SLICE = ROOT.parent / "shared" / "tools" / "debian_slice.py"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------- CPU accounting
-def _busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        parts = f.readline().split()[1:]
-    vals = [int(x) for x in parts]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return (sum(vals[:8]) - idle) / TICK
-
-
-def _tree_seconds(root: int) -> float:
-    """CPU seconds of process ``root`` and all its descendants (the embedded seekdb server included)."""
-    procs: dict[int, tuple[int, float]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(")") + 2:].split()
-        procs[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
-    total = 0.0
-    todo = [root]
-    seen = set()
-    while todo:
-        p = todo.pop()
-        if p in seen or p not in procs:
-            continue
-        seen.add(p)
-        total += procs[p][1]
-        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
-    return total
-
-
-class Load:
-    """Context manager: wall time, our CPU, other processes' CPU during the block."""
-
-    def __enter__(self) -> Load:
-        self.t0, self.b0, self.o0 = time.perf_counter(), _busy_seconds(), _tree_seconds(os.getpid())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.t0
-        self.ours = _tree_seconds(os.getpid()) - self.o0
-        self.others = max(0.0, _busy_seconds() - self.b0 - self.ours)
-
-    def describe(self) -> str:
-        return f"{self.wall:.1f} s wall, ours {self.ours:.1f} CPU-s, others {self.others:.1f} CPU-s " \
-               f"({self.others / max(self.wall, 1e-9):.2f} cores busy elsewhere)"
+from _cpuload import Load  # noqa: E402  (benchmarks/_cpuload.py, shared by the benchmarks)
 
 
 # ---------------------------------------------------------------------------------------------- data

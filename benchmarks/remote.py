@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,57 +34,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "providers"))
 
-TICK = os.sysconf("SC_CLK_TCK")
 KEY = "sk-bench-0123456789abcdef"
 MODEL = "text-embedding-v3"
 
 
 # ---------------------------------------------------------------------------------------------- CPU accounting
-def _busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return (sum(vals[:8]) - idle) / TICK
-
-
-def _tree_seconds(root: int) -> float:
-    procs: dict[int, tuple[int, float]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(")") + 2:].split()
-        procs[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
-    total, todo, seen = 0.0, [root], set()
-    while todo:
-        p = todo.pop()
-        if p in seen or p not in procs:
-            continue
-        seen.add(p)
-        total += procs[p][1]
-        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
-    return total
-
-
-class Load:
-    """Wall time, this process tree's CPU, other processes' CPU during the block."""
-
-    def __enter__(self) -> Load:
-        self.t0, self.b0, self.o0 = time.perf_counter(), _busy_seconds(), _tree_seconds(os.getpid())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.t0
-        self.ours = _tree_seconds(os.getpid()) - self.o0
-        self.others = max(0.0, _busy_seconds() - self.b0 - self.ours)
-
-    def describe(self) -> str:
-        return (f"wall {self.wall:.2f}s, ours {self.ours:.2f} CPU-s, others {self.others:.2f} CPU-s "
-                f"({self.others / self.wall:.2f} cores busy elsewhere)")
+from _cpuload import Load  # noqa: E402  (benchmarks/_cpuload.py, shared by the benchmarks)
 
 
 # ---------------------------------------------------------------------------------------------- server process

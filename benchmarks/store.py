@@ -44,41 +44,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
-TICK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------------------------------------- CPU accounting
-def _busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return (sum(vals[:8]) - idle) / TICK
-
-
-def _tree_seconds(root: int) -> float:
-    """CPU seconds of ``root`` and its descendants (the embedded seekdb servers are children)."""
-    procs: dict[int, tuple[int, float]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(")") + 2:].split()
-        procs[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        p = todo.pop()
-        total += procs.get(p, (0, 0.0))[1]
-        todo += children.get(p, [])
-    return total
-
+from _cpuload import busy_seconds as _busy_seconds  # noqa: E402
+from _cpuload import tree_seconds as _tree_seconds  # noqa: E402
 
 LOAD: dict[str, float] = {}
 

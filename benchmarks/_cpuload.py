@@ -1,0 +1,65 @@
+"""CPU accounting shared by the benchmarks: the machine is shared, so every figure is printed beside the CPU
+time *other* processes used meanwhile (/proc/stat's busy time minus this process tree's, children such as the
+embedded seekdb engine or a benchmarked server included)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["Load", "busy_seconds", "tree_seconds"]
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine since boot (all cores, idle and iowait excluded)."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return (sum(vals[:8]) - idle) / TICK
+
+
+def tree_seconds(root: int) -> float:
+    """CPU seconds (user + system) of process ``root`` and all its live descendants."""
+    procs: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        procs[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK)
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        p = todo.pop()
+        if p in seen or p not in procs:
+            continue
+        seen.add(p)
+        total += procs[p][1]
+        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
+    return total
+
+
+class Load:
+    """``with Load() as l:`` -> ``l.wall`` s, ``l.ours`` / ``l.others`` CPU-s, ``l.others_cores`` during the block."""
+
+    def __enter__(self) -> Load:
+        self.t0, self.b0, self.o0 = time.perf_counter(), busy_seconds(), tree_seconds(os.getpid())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.ours = tree_seconds(os.getpid()) - self.o0
+        self.others = max(0.0, busy_seconds() - self.b0 - self.ours)
+
+    @property
+    def others_cores(self) -> float:
+        return self.others / max(self.wall, 1e-9)
+
+    def describe(self) -> str:
+        return (f"wall {self.wall:.2f} s, ours {self.ours:.2f} CPU-s, others {self.others:.2f} CPU-s "
+                f"({self.others_cores:.2f} cores busy elsewhere)")
