@@ -193,6 +193,9 @@ class _Session:
 
         args = dict(self.connect_args)
         args.setdefault("connect_timeout", 10)
+        # a client-side bound too: an engine that stops answering must not hang a search forever
+        args.setdefault("read_timeout", self.query_timeout + 60)
+        args.setdefault("write_timeout", self.query_timeout + 60)
         try:
             conn = pymysql.connect(**args, autocommit=True, charset="utf8mb4")
         except pymysql.err.OperationalError as exc:
