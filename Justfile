@@ -9,7 +9,7 @@ test *ARGS:
 
 lint:
     .venv/bin/ruff check src tests benchmarks
-    .venv/bin/ruff format --check src || true
+    .venv/bin/mypy
 
 fix:
     .venv/bin/ruff check --fix src tests benchmarks

@@ -40,10 +40,13 @@ def similarity(a: Any, b: Any | None = None, metric: Metric = "cosine") -> np.nd
         nb = np.linalg.norm(B, axis=1, keepdims=True)
         An = np.divide(A, na, out=np.zeros_like(A), where=na > 0)
         Bn = np.divide(B, nb, out=np.zeros_like(B), where=nb > 0)
-        return np.clip(An @ Bn.T, -1.0, 1.0)
+        cos: np.ndarray = np.clip(An @ Bn.T, -1.0, 1.0)
+        return cos
     if metric == "dot":
-        return A @ B.T
+        dot: np.ndarray = A @ B.T
+        return dot
     if metric == "l2":
         sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
-        return np.sqrt(np.maximum(sq, 0.0))
+        dist: np.ndarray = np.sqrt(np.maximum(sq, 0.0))
+        return dist
     raise InvalidInputError(f"unknown metric {metric!r}; use 'cosine', 'dot' or 'l2'")

@@ -7,6 +7,7 @@ Every :class:`~obembed.errors.ObembedError` becomes a one-line message and exit 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from typing import Any
 

@@ -31,7 +31,8 @@ def l2_normalize(x: np.ndarray) -> Vectors:
     """Rows scaled to unit length (zero rows stay zero), float32."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    out: Vectors = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return out
 
 
 def estimate_tokens(text: str) -> int:
@@ -108,12 +109,12 @@ class Provider(ABC):
     """Whether unknown keyword options are accepted (kept in ``self.options``) instead of refused."""
 
     # Facts a backend may set on the instance once known (see _fact: reading one loads a lazy model first).
-    normalized: bool = _fact("normalized", True)  # type: ignore[assignment]
+    normalized: bool = _fact("normalized", True)
     """Whether vectors come out unit length."""
-    pooling: str | None = _fact("pooling", None)  # type: ignore[assignment]
-    max_input_tokens: int | None = _fact("max_input_tokens", None)  # type: ignore[assignment]
-    query_prefix: str = _fact("query_prefix", "")  # type: ignore[assignment]
-    document_prefix: str = _fact("document_prefix", "")  # type: ignore[assignment]
+    pooling: str | None = _fact("pooling", None)
+    max_input_tokens: int | None = _fact("max_input_tokens", None)
+    query_prefix: str = _fact("query_prefix", "")
+    document_prefix: str = _fact("document_prefix", "")
     max_batch_items: int | None = None
     max_batch_tokens: int | None = None
     runtime: str = ""
@@ -249,7 +250,8 @@ class Provider(ABC):
         """Embed one search query (query prompt/prefix applied); ``(d,)`` float32."""
         if not isinstance(item, str):
             validate_texts([item])
-        return self.embed([item], kind="query", truncate=truncate).vectors[0]
+        vector: Vector = self.embed([item], kind="query", truncate=truncate).vectors[0]
+        return vector
 
     def embed_queries(self, items: Iterable[Any], *, truncate: TruncatePolicy | None = None) -> Vectors:
         """Embed many queries; ``(n, d)``."""

@@ -219,13 +219,16 @@ def pool_numpy(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     if mode in ("mean", "mean_sqrt_len"):
         summed = (hidden * m).sum(1)
         n = np.clip(m.sum(1), 1e-9, None)
-        return summed / (np.sqrt(n) if mode == "mean_sqrt_len" else n)
+        mean: np.ndarray = summed / (np.sqrt(n) if mode == "mean_sqrt_len" else n)
+        return mean
     if mode == "max":
-        return np.where(m > 0, hidden, np.finfo(np.float32).min).max(1)
+        biggest: np.ndarray = np.where(m > 0, hidden, np.finfo(np.float32).min).max(1)
+        return biggest
     if mode == "lasttoken":
         positions = np.arange(mask.shape[1])[None, :] * (mask > 0)
         last = positions.argmax(1)
-        return hidden[np.arange(hidden.shape[0]), last]
+        picked: np.ndarray = hidden[np.arange(hidden.shape[0]), last]
+        return picked
     raise ConfigError(f"pooling {mode!r} is not one of cls, mean, max, mean_sqrt_len, lasttoken")
 
 
@@ -456,7 +459,7 @@ class _TorchReference:
 def _quantize(fp32: Path, int8: Path) -> None:
     """Dynamic int8 (weights per channel, 7-bit reduce_range: safe on AVX2 CPUs without VNNI)."""
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic  # type: ignore[import-untyped]
+        from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise MissingDependencyError("onnxruntime", "onnx", "int8 quantisation") from exc
     tmp = int8.with_name(f".{int8.name}.{os.getpid()}.tmp.onnx")
@@ -488,7 +491,7 @@ class _Runner:
         from ._batching import resolve_threads
 
         try:
-            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+            import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("onnxruntime", "onnx", "onnx: models") from exc
         self.path, self.facts = path, facts
@@ -502,7 +505,7 @@ class _Runner:
         with self._lock:
             sess = self._sessions.get(n)
             if sess is None:
-                import onnxruntime as ort  # type: ignore[import-untyped]
+                import onnxruntime as ort
 
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = n

@@ -185,8 +185,9 @@ class SentenceTransformerProvider(Provider):
 
         def encode(idx: list[int]) -> np.ndarray:
             batch = [texts[i] for i in idx]
-            return fn(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False,
-                      normalize_embeddings=False)
+            out: np.ndarray = fn(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False,
+                                 normalize_embeddings=False)
+            return out
 
         vecs = run_sorted(lengths, encode, dimension=self._dimension,
                           token_budget=int(self.options.get("token_budget") or DEFAULT_TOKEN_BUDGET),
