@@ -144,3 +144,15 @@ def test_real_console_script(tmp_path: Path):
     assert "Error: unknown provider backend" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written into the working folder
+
+
+def test_read_texts_plain_file_starting_with_a_quote_stays_text(tmp_path: Path):
+    from obembed.cli.embed import read_texts
+
+    plain = tmp_path / "quotes.txt"
+    plain.write_text('"To be or not to be," said Hamlet.\n{braces} are fine too\nthird line\n', encoding="utf-8")
+    assert read_texts(str(plain)) == ['"To be or not to be," said Hamlet.', "{braces} are fine too", "third line"]
+    # a file with no .jsonl suffix whose every line is JSON is still read as JSONL
+    sniffed = tmp_path / "rows.txt"
+    sniffed.write_text('{"text": "alpha"}\n"beta"\n', encoding="utf-8")
+    assert read_texts(str(sniffed)) == ["alpha", "beta"]

@@ -16,6 +16,16 @@ from ._common import echo_json, load_provider, model_option
 __all__ = ["embed", "embed_image_files", "models", "similarity_cmd"]
 
 
+def _is_json_line(line: str) -> bool:
+    stripped = line.lstrip()
+    if not stripped.startswith(("{", '"')):
+        return False
+    try:
+        return isinstance(json.loads(stripped), str | dict)
+    except json.JSONDecodeError:
+        return False
+
+
 def read_texts(path: str, field: str = "text") -> list[str]:
     """One text per line, or JSONL (each line an object with ``field``, or a JSON string)."""
     if path == "-":
@@ -28,7 +38,9 @@ def read_texts(path: str, field: str = "text") -> list[str]:
         raw = p.read_text(encoding="utf-8", errors="replace")
         name = path
     lines = [ln for ln in raw.splitlines() if ln.strip()]
-    if path.endswith(".jsonl") or (lines and lines[0].lstrip().startswith(("{", '"'))):
+    # JSONL for a .jsonl file, or when every line is a JSON string/object; a plain text file whose first
+    # line happens to start with a quote or a brace stays one text per line
+    if path.endswith(".jsonl") or (lines and all(_is_json_line(ln) for ln in lines)):
         out = []
         for n, ln in enumerate(lines, 1):
             try:
