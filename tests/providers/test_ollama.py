@@ -45,10 +45,37 @@ def test_api_embed_batched_with_options(ollama_server):
 
 def test_truncate_policy_error_sends_truncate_false(ollama_server):
     p = ollama(ollama_server, truncate="error")
-    with pytest.raises(obembed.errors.ProviderStatusError, match="exceeds the context length"):
+    with pytest.raises(obembed.errors.InvalidInputError, match="exceeds the context length") as info:
         p.embed_documents(["word " * 600])
+    assert "truncate='truncate'" in str(info.value)  # the fix is named
     assert ollama_server.received[0].body["truncate"] is False
     assert len(ollama_server.received) == 1  # a 400 is not retried
+
+
+@pytest.mark.parametrize("sdk", [False, True])
+def test_per_call_truncate_policy_reaches_the_server(ollama_server, sdk):
+    p = ollama(ollama_server, sdk=sdk)  # provider default: truncate
+    with pytest.raises(obembed.errors.InvalidInputError, match="context"):
+        p.embed(["fine", "word " * 600], truncate="error")
+    assert ollama_server.received[-1].body["truncate"] is False
+    res = p.embed(["fine", "word " * 600])  # the provider's own policy again: the server cuts it
+    assert ollama_server.received[-1].body["truncate"] is True
+    assert res.vectors.shape == (2, 768)
+    assert res.truncated == []  # Ollama does not say what it cut (documented)
+    strict = ollama(ollama_server, sdk=sdk, truncate="error")
+    assert strict.embed(["word " * 600], truncate="truncate").vectors.shape == (1, 768)
+    assert ollama_server.received[-1].body["truncate"] is True
+
+
+def test_truncation_counted_when_max_input_tokens_given(ollama_server):
+    p = ollama(ollama_server, max_input_tokens=100)
+    res = p.embed(["short text", "word " * 600, "another"])
+    assert res.truncated == [1]
+    assert ollama_server.received[-1].body["truncate"] is True
+    n = len(ollama_server.received)
+    with pytest.raises(obembed.errors.InvalidInputError, match="input 1 has"):
+        p.embed(["short text", "word " * 600], truncate="error")
+    assert len(ollama_server.received) == n  # refused before sending
 
 
 def test_batches_and_concurrency(ollama_server):

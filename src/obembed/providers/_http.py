@@ -723,7 +723,7 @@ class RemoteProvider(Provider):
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
         """Split by items and tokens, send ``concurrency`` requests at once, keep order, keep partial results."""
         texts2, counts2 = self.prepare_texts(texts, token_counts, kind)
-        rows, failures = self.run_batches(texts2, counts2, kind, self._rows)
+        rows, failures = self.run_batches(texts2, counts2, kind, self.request_fn())
         if not failures:
             return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         good = [r for r in rows if r is not None]
@@ -744,6 +744,11 @@ class RemoteProvider(Provider):
 
     def _rows(self, batch: Sequence[str], kind: Kind) -> list[Any]:
         return list(self.embed_batch(batch, kind=kind))
+
+    def request_fn(self) -> Callable[[Sequence[str], Kind], list[Any]]:
+        """The one-request function :meth:`embed_many` runs on its worker threads; called on the caller's
+        thread, so a backend can bind per-call settings (e.g. ollama's per-call ``truncate``) here."""
+        return self._rows
 
     def embed_lenient(self, items: Iterable[Any], *, kind: Kind = "document") -> EmbedResult:
         """Like :meth:`embed` but a partial failure returns what succeeded (``.failed`` names the rest)."""

@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import logging
 import os
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -26,6 +27,7 @@ import httpx
 
 from ..errors import (
     ConfigError,
+    InvalidInputError,
     MissingDependencyError,
     ModelNotFoundError,
     ProviderConnectionError,
@@ -35,7 +37,7 @@ from ..errors import (
     ProviderTimeoutError,
     redact,
 )
-from ..types import Kind, Vectors
+from ..types import EmbedResult, Kind, TruncatePolicy, Vectors
 from ._http import RemoteProvider, make_status_error, request, response_json, status_error
 from .base import l2_normalize
 
@@ -77,6 +79,16 @@ def parse_ollama_host(host: str | None) -> str:
     if path := split.path.strip("/"):
         return f"{scheme}://{name}:{port}/{path}"
     return f"{scheme}://{name}:{port}"
+
+
+_CALL_TRUNCATE: contextvars.ContextVar[TruncatePolicy | None] = contextvars.ContextVar("ollama_truncate",
+                                                                                      default=None)
+"""The truncate policy of the embed() call in progress on this thread (None: the provider's own)."""
+
+
+def _is_context_overflow(status: int, message: str) -> bool:
+    low = message.lower()
+    return status in (400, 500) and ("context length" in low or "input length" in low or "too long" in low)
 
 
 def _is_model_missing(status: int, message: str) -> bool:
@@ -134,8 +146,29 @@ class OllamaProvider(RemoteProvider):
     def _uses_http_client(self) -> bool:
         return not self.sdk
 
-    def _payload(self, texts: Sequence[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "input": list(texts), "truncate": self.truncate != "error"}
+    # ------------------------------------------------------------------ truncation
+    def embed(self, items: Iterable[Any], *, kind: Kind = "document",
+              truncate: TruncatePolicy | None = None) -> EmbedResult:
+        """As :meth:`Provider.embed`; a per-call ``truncate="error"`` reaches the server as ``truncate: false``
+        (Ollama then refuses an over-long input with 400 instead of cutting it silently)."""
+        token = _CALL_TRUNCATE.set(truncate)
+        try:
+            return super().embed(items, kind=kind, truncate=truncate)
+        finally:
+            _CALL_TRUNCATE.reset(token)
+
+    def request_fn(self) -> Callable[[Sequence[str], Kind], list[Any]]:
+        allow = (_CALL_TRUNCATE.get() or self.truncate) != "error"  # read here, on the caller's thread
+
+        def call(batch: Sequence[str], kind: Kind) -> list[Any]:
+            return list(self._embed_texts(list(batch), allow_truncate=allow))
+
+        return call
+
+    def _payload(self, texts: Sequence[str], allow_truncate: bool | None = None) -> dict[str, Any]:
+        if allow_truncate is None:
+            allow_truncate = self.truncate != "error"
+        body: dict[str, Any] = {"model": self.model, "input": list(texts), "truncate": allow_truncate}
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
         if self.dimensions is not None:
@@ -150,11 +183,19 @@ class OllamaProvider(RemoteProvider):
             "there (see `ollama list` for the models it has)"
         )
 
-    def _http_error(self, resp: httpx.Response) -> ProviderError | ModelNotFoundError:
+    def _overflow(self, message: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"{self.spec}: an input is longer than the model's context and truncate='error' told Ollama not to "
+            f"cut it (server: {message!r}); shorten it, or use truncate='truncate' (Ollama then cuts it)")
+
+    def _http_error(self, resp: httpx.Response, *, allow_truncate: bool = True
+                    ) -> ProviderError | ModelNotFoundError | InvalidInputError:
         err = status_error(resp, self.spec)
         message = err.body.get("error", "") if isinstance(err.body, dict) else str(err.body or "")
         if _is_model_missing(resp.status_code, str(message)):
             return self._not_found()
+        if not allow_truncate and _is_context_overflow(resp.status_code, str(message)):
+            return self._overflow(str(message))
         return err
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -162,17 +203,19 @@ class OllamaProvider(RemoteProvider):
 
     # ------------------------------------------------------------------ one request
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
-        texts = list(items)
+        return self._embed_texts(list(items), allow_truncate=self.truncate != "error")
+
+    def _embed_texts(self, texts: list[str], *, allow_truncate: bool) -> Vectors:
         if self.sdk:
-            return self._embed_sdk(texts)
+            return self._embed_sdk(texts, allow_truncate=allow_truncate)
         if not self.legacy:
-            resp = self._post("/api/embed", self._payload(texts))
+            resp = self._post("/api/embed", self._payload(texts, allow_truncate))
             if resp.status_code == 404 and not _is_model_missing(404, resp.text):
                 log.info("%s: %s has no /api/embed (an old Ollama); using the legacy /api/embeddings",
                          self.spec, self.host)
                 self.legacy = True
             elif not resp.is_success:
-                raise self._http_error(resp)
+                raise self._http_error(resp, allow_truncate=allow_truncate)
             else:
                 data = response_json(resp, self.spec)
                 vectors = data.get("embeddings") if isinstance(data, dict) else None
@@ -213,7 +256,7 @@ class OllamaProvider(RemoteProvider):
         return l2_normalize(arr)
 
     # ------------------------------------------------------------------ sdk=True
-    def _sdk_call(self, fn: Callable[[], Any]) -> Any:
+    def _sdk_call(self, fn: Callable[[], Any], *, allow_truncate: bool = True) -> Any:
         import ollama
 
         try:
@@ -221,6 +264,8 @@ class OllamaProvider(RemoteProvider):
         except ollama.ResponseError as exc:
             if _is_model_missing(exc.status_code, str(exc.error)):
                 raise self._not_found() from exc
+            if not allow_truncate and _is_context_overflow(exc.status_code, str(exc.error)):
+                raise self._overflow(str(exc.error)) from exc
             raise make_status_error(exc.status_code, provider=self.spec, message=str(exc.error)) from exc
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(f"{self.spec}: no answer from {self.host} within {self.timeout}s; raise "
@@ -229,13 +274,13 @@ class OllamaProvider(RemoteProvider):
             raise ProviderConnectionError(f"{self.spec}: cannot reach Ollama at {self.host}: {exc}; start it "
                                           "(`ollama serve`) or set OLLAMA_HOST", self.name) from exc
 
-    def _embed_sdk(self, texts: list[str]) -> Vectors:
+    def _embed_sdk(self, texts: list[str], *, allow_truncate: bool) -> Vectors:
         client = self.sdk_client
         if not self.legacy:
             try:
                 resp = self._sdk_call(lambda: client.embed(
-                    model=self.model, input=texts, truncate=self.truncate != "error", options=self.model_options,
-                    keep_alive=self.keep_alive, dimensions=self.dimensions))
+                    model=self.model, input=texts, truncate=allow_truncate, options=self.model_options,
+                    keep_alive=self.keep_alive, dimensions=self.dimensions), allow_truncate=allow_truncate)
                 return self._finish(list(resp.embeddings), len(texts), "/api/embed", legacy=False)
             except ProviderStatusError as exc:
                 if exc.status_code != 404:
