@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
-from ..errors import ConfigError, InvalidInputError
+from ..errors import ConfigError, InvalidInputError, redact
 from .data import Dataset
 from .encode import encode
 from .metrics import METRICS, per_query_metrics, summarize
@@ -47,6 +47,24 @@ class Variant:
     query_prefix: str = ""
     document_prefix: str = ""
     prompts: bool = True
+    shown: str = ""
+    """The spec as tables, JSON, HTML and progress lines show it: secret options dropped, redacted."""
+
+    @property
+    def display_spec(self) -> str:
+        return self.shown or _display_spec(self.spec)
+
+
+def _display_spec(text: str) -> str:
+    """``text`` without secret options (``api_key=`` ...) and with anything secret-looking redacted."""
+    from ..providers.base import Provider
+
+    base, _, query = text.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in Provider.secret_options]
+    if len(kept) == len(pairs):
+        return redact(text)  # nothing to drop: the text as written
+    return redact(base + ("?" + urlencode(kept) if kept else ""))
 
 
 def parse_variant(text: str) -> Variant:
@@ -62,9 +80,11 @@ def parse_variant(text: str) -> Variant:
     prompts = own.get("prompts", "on").lower()
     if prompts not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
         raise ConfigError(f"prompts={own['prompts']!r} in {text!r}: use prompts=on or prompts=off")
-    return Variant(label=own.get("label") or text, spec=spec, query_prefix=own.get("query_prefix", ""),
+    shown = _display_spec(spec)
+    label = redact(own["label"]) if own.get("label") else _display_spec(text)
+    return Variant(label=label, spec=spec, query_prefix=own.get("query_prefix", ""),
                    document_prefix=own.get("document_prefix", ""),
-                   prompts=prompts in ("on", "true", "yes", "1"))
+                   prompts=prompts in ("on", "true", "yes", "1"), shown=shown)
 
 
 @dataclass
@@ -239,7 +259,7 @@ def evaluate(
     }
     providers: list[Any] = []
     for vi, v in enumerate(vs):
-        say(f"[{vi + 1}/{len(vs)}] {v.label}: loading {v.spec}")
+        say(f"[{vi + 1}/{len(vs)}] {v.label}: loading {v.display_spec}")
         provider = factory(v.spec)
         restore: Callable[[], None] = lambda: None  # noqa: E731
         if not v.prompts:
@@ -285,7 +305,7 @@ def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: 
     info = provider.info()
     dim = int(docs_enc.vectors.shape[1])
     entry: dict[str, Any] = {
-        "label": v.label, "spec": v.spec, "provider": info,
+        "label": v.label, "spec": v.display_spec, "provider": info,
         "query_prefix": v.query_prefix, "document_prefix": v.document_prefix, "prompts": v.prompts,
         "dimension": dim, "distance": distance,
         "encode": {"documents": len(doc_texts), "doc_seconds": docs_enc.seconds,
