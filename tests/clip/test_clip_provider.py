@@ -262,3 +262,31 @@ def test_helpers() -> None:
     assert _output_tensor(t) is t  # transformers 4: the tensor itself
     with pytest.raises(ConfigError, match="pooler_output"):
         _output_tensor(object())
+
+
+def test_text_tokenizer_exposed_and_counting_is_thread_safe(clip: ClipProvider) -> None:
+    """The ingest producer copies ``provider.tokenizer`` for its thread; counting and embedding at once on
+    one provider must not trip the fast tokenizer's "Already borrowed"."""
+    import threading
+
+    assert callable(clip.tokenizer)
+    texts = [" ".join(["a photo of a red square"] * (1 + i % 5)) for i in range(16)]
+    assert clip.tokenizer(texts[:1])["input_ids"][0] == clip.tokenizer(texts[:1])["input_ids"][0]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def run(fn) -> None:  # type: ignore[no-untyped-def]
+        start.wait()
+        try:
+            for _ in range(20):
+                fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(lambda: clip.count_tokens(texts),)),
+               threading.Thread(target=run, args=(lambda: clip.embed_documents(texts),))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors

@@ -100,3 +100,11 @@ def tiny_st_cls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BERT folder with modules.json saying CLS + Normalize and a query prompt (name says nothing)."""
     folder = build_bert(tmp_path_factory.mktemp("models") / "plain-model", seed=1)
     return add_st_modules(folder, "cls", normalize=True, prompts={"query": "search ", "document": ""})
+
+
+@pytest.fixture(scope="session")
+def builders():
+    """The model builders above, for tests that make their own folders (tests/core has no package)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(build_bert=build_bert, build_qwen3=build_qwen3, add_st_modules=add_st_modules)

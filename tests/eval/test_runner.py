@@ -100,3 +100,74 @@ def test_interleaved_speed_rounds(minilm):
     assert a["median_docs_per_s"] == sorted(a["docs_per_s"])[1]
     with pytest.raises(ConfigError, match="speed_rounds"):
         evaluate(ds, ["st:x"], speed_rounds=-1)
+
+
+def test_secret_options_never_shown(minilm, tmp_path):
+    import json
+
+    from obembed.eval.report import format_table, write_html
+
+    secret = "sk-test-abcdef123456"
+    v = parse_variant(f"openai:text-embedding-3-small?api_key={secret}&dimensions=256")
+    assert secret in v.spec  # obembed.load still gets the key
+    for shown in (v.label, v.display_spec):
+        assert secret not in shown
+        assert "api_key" not in shown
+        assert "dimensions=256" in shown
+    labelled = parse_variant(f"st:x?label=run with api_key={secret}")
+    assert secret not in labelled.label
+
+    ds = load_dataset(DATA / "corpus.jsonl", DATA / "queries.jsonl", DATA / "qrels.tsv")
+    said: list[str] = []
+    built: list[str] = []
+
+    def factory(spec):
+        built.append(spec)
+        return minilm
+
+    report = evaluate(ds, [f"st:all-MiniLM-L6-v2?password={secret}&token={secret}"], provider_factory=factory,
+                      n_resamples=20, progress=said.append)
+    assert secret in built[0]
+    html = write_html(report, tmp_path / "r.html").read_text(encoding="utf-8")
+    for text in (json.dumps(report), format_table(report), html, "\n".join(said)):
+        assert secret not in text
+    assert report["models"][0]["spec"] == "st:all-MiniLM-L6-v2"
+
+
+def test_cache_key_follows_a_model_retrained_in_place(tmp_path):
+    """Same spec, same options, new weights in the same folder: the cached vectors are not reused."""
+    import obembed
+
+    folder = _build_tiny(tmp_path / "model", seed=0)
+    texts = ["the cat sat on the mat", "hello world"]
+    before = obembed.load(f"hf:{folder}", device="cpu")
+    first = encode(before, texts, "document", cache_dir=tmp_path / "cache")
+    _build_tiny(folder, seed=9)
+    after = obembed.load(f"hf:{folder}", device="cpu")
+    assert after.spec == before.spec
+    assert cache_key(after, texts, "document") != cache_key(before, texts, "document")
+    again = encode(after, texts, "document", cache_dir=tmp_path / "cache")
+    assert not again.cached
+    assert not np.allclose(first.vectors, again.vectors, atol=1e-3)
+
+
+def _build_tiny(folder: Path, seed: int) -> Path:
+    """A 2-layer BERT with random weights and a word-level fast tokenizer, saved like a trained model."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    words = ["the", "cat", "sat", "on", "mat", "hello", "world"]
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", model_max_length=32)
+    torch.manual_seed(seed)
+    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=32, max_position_embeddings=32))
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

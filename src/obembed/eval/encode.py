@@ -1,7 +1,8 @@
 """Encoding for evaluation: timed, with an optional on-disk cache of the vectors.
 
 The cache (``cache_dir``) is opt-in: re-running an evaluation with other index settings then costs no
-re-encoding. An entry is keyed by the provider's spec, its public options, runtime, prefixes, the kind
+re-encoding. An entry is keyed by the provider's spec, its vector space (which holds a content key of a
+local model folder), its public options, runtime, prefixes, the kind
 (query/document) and a hash of the texts; it stores the vectors and the throughput measured when they
 were made, so a report from cached vectors still shows a real (and flagged) encode speed.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,11 @@ def cache_key(provider: Any, texts: list[str], kind: Kind) -> str:
     h = hashlib.sha256()
     ident = {
         "spec": provider.spec,
+        # the vector space: for a local folder it holds a content key, so a model retrained in place
+        # (same spec, same options) never reuses the old model's cached vectors
+        # (its prompts part is left out: the prefix of this kind is in the key already, so documents encoded
+        # with and without a query prompt still share one entry)
+        "space": re.sub(r"\|prompts=[^|]*", "", str(getattr(provider, "space", ""))),
         "options": provider.public_options(),
         "runtime": getattr(provider, "runtime", ""),
         "prefix": provider.query_prefix if kind == "query" else provider.document_prefix,

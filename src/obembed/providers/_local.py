@@ -3,8 +3,10 @@ the pooling family table, and the offline/mirror rules of the Hugging Face hub."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,23 @@ def resolve_model(name: str) -> str:
     return name
 
 
+ST_CONFIG_PATTERNS = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+                      "config.json", "*/config.json"]
+"""The small files that say how a hub model pools and prompts (no weights)."""
+
+
+def hub_config_folder(repo_id: str) -> str:
+    """The hub snapshot folder of ``repo_id`` holding its sentence-transformers description files.
+
+    They are fetched like the model itself (``local_files_only=hub_offline()``), so the pooling and prompts
+    do not depend on which files an earlier load happened to leave in the cache: ``from_pretrained``
+    downloads config, tokenizer and weights, never ``modules.json``. Offline, the cache is all there is.
+    """
+    from huggingface_hub import snapshot_download
+
+    return str(snapshot_download(repo_id, allow_patterns=ST_CONFIG_PATTERNS, local_files_only=hub_offline()))
+
+
 def hub_error(name: str, exc: BaseException) -> ModelNotFoundError:
     """A clear error for a model that could not be loaded from the hub or the cache."""
     if hub_offline():
@@ -93,7 +112,19 @@ class LocalModelConfig:
 
     @property
     def document_prefix(self) -> str:
-        return self.prompts.get("document", self.prompts.get("passage", ""))
+        return document_prompt(self.prompts)
+
+
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+"""The prompt names sentence-transformers' ``encode_document`` tries, in its order (the first present wins)."""
+
+
+def document_prompt(prompts: dict[str, str] | None) -> str:
+    """The document prefix ``encode_document`` applies: the first of document/passage/corpus present."""
+    for key in DOCUMENT_PROMPT_NAMES:
+        if prompts and key in prompts:
+            return prompts[key] or ""
+    return ""
 
 
 # family table for folders without modules.json (checked in order, substring of the lower-cased name)
@@ -127,7 +158,26 @@ _POOLING_KEYS = {
     "pooling_mode_max_tokens": "max",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
     "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
 }
+_POOLING_NAMES = {
+    "cls": "cls", "cls_token": "cls", "mean": "mean", "mean_tokens": "mean", "max": "max", "max_tokens": "max",
+    "mean_sqrt_len": "mean_sqrt_len", "mean_sqrt_len_tokens": "mean_sqrt_len", "lasttoken": "lasttoken",
+    "weightedmean": "weightedmean", "weightedmean_tokens": "weightedmean",
+}
+LOCAL_POOLINGS = ("cls", "mean", "max", "mean_sqrt_len", "lasttoken")
+"""The pooling modes hf: and onnx: run themselves (st: runs every mode sentence-transformers has)."""
+
+
+def canonical_pooling(mode: Any) -> str | None:
+    """One name per pooling mode, whichever backend reports it: sentence-transformers'
+    ``mean_sqrt_len_tokens`` is ``mean_sqrt_len``; a combination (a list/tuple of modes) is ``cls+mean``."""
+    if mode is None:
+        return None
+    if isinstance(mode, list | tuple):
+        names = [canonical_pooling(m) or "?" for m in mode]
+        return names[0] if len(names) == 1 else "+".join(names)
+    return _POOLING_NAMES.get(str(mode), str(mode))
 
 
 def _read_json(path: Path) -> Any:
@@ -149,14 +199,19 @@ def read_model_config(folder: str | Path, name: str = "") -> LocalModelConfig:
         mpath = folder / module.get("path", "")
         if mtype.endswith("Pooling"):
             pconf = _read_json(mpath / "config.json") if (mpath / "config.json").exists() else {}
-            if "pooling_mode" in pconf:  # newer format
-                cfg.pooling = {"cls": "cls", "mean": "mean", "max": "max", "lasttoken": "lasttoken",
-                               "mean_sqrt_len_tokens": "mean_sqrt_len"}.get(pconf["pooling_mode"], "mean")
+            if "pooling_mode" in pconf:  # newer format: a name, or a list of names (combined modes)
+                raw = pconf["pooling_mode"]
+                modes = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list | tuple) else [raw]
             else:
-                modes = [v for k, v in _POOLING_KEYS.items() if pconf.get(k)]
-                if len(modes) > 1:
-                    raise ConfigError(f"{mpath}: combined pooling modes {modes} are not supported by hf:; use st:")
-                cfg.pooling = modes[0] if modes else "mean"
+                modes = [v for k, v in _POOLING_KEYS.items() if pconf.get(k)] or ["mean"]
+            names = [canonical_pooling(m) for m in modes]
+            if len(names) != 1:
+                raise ConfigError(f"{mpath}/config.json: combined pooling modes {names} are not supported by "
+                                  "hf: or onnx:; load the model with st:")
+            if names[0] not in LOCAL_POOLINGS:
+                raise ConfigError(f"{mpath}/config.json: pooling mode {modes[0]!r} is not supported by hf: or "
+                                  f"onnx: (they run {', '.join(LOCAL_POOLINGS)}); load the model with st:")
+            cfg.pooling = str(names[0])
         elif mtype.endswith("Normalize"):
             cfg.normalize = True
         elif mtype.endswith("Dense"):
@@ -169,7 +224,8 @@ def read_model_config(folder: str | Path, name: str = "") -> LocalModelConfig:
     cst = folder / "config_sentence_transformers.json"
     if cst.exists():
         data = _read_json(cst)
-        cfg.prompts = {k: v for k, v in (data.get("prompts") or {}).items() if v}
+        # empty prompts are kept: encode_document takes the first *present* name, even an empty one
+        cfg.prompts = {k: v for k, v in (data.get("prompts") or {}).items() if isinstance(v, str)}
         cfg.similarity = data.get("similarity_fn_name") or "cosine"
     return cfg
 
@@ -184,9 +240,84 @@ def canonical_name(name: str) -> str:
     return low
 
 
-def local_space(name: str, pooling: str | None, normalized: bool, dimension: int, precision: str = "fp32") -> str:
-    """The vector-space id shared by st:, hf: and onnx: for one model (see ``Provider.space``)."""
-    return f"local:{canonical_name(name)}|{pooling or '?'}|{'unit' if normalized else 'raw'}|{dimension}|{precision}"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".gguf", ".h5", ".msgpack")
+_CONFIG_SUFFIXES = (".json", ".txt", ".model", ".py")
+_SAMPLE = 1 << 20  # bytes read from the start, middle and end of a weights file
+_FOLDER_KEYS: dict[tuple[str, str], str] = {}
+_FOLDER_KEYS_LOCK = threading.Lock()
+
+
+def _key_files(folder: Path) -> list[Path]:
+    out = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder).parts
+        if any(part.startswith(".") for part in rel) or not p.is_file():
+            continue
+        if p.suffix in _WEIGHT_SUFFIXES or p.suffix in _CONFIG_SUFFIXES:
+            out.append(p)
+    return sorted(out, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def folder_key(folder: str | Path) -> str:
+    """A short content key of a local model folder, cheap enough for every load.
+
+    Config, tokenizer and prompt files are hashed in full; each weights file by its size and three
+    sampled 1 MiB windows (start, middle, end), so a multi-GB model costs a few MB of reading and a model
+    retrained in place gets a new key, while a copy of the same files (other path, other mtimes) keeps it.
+    Memoised per process under the files' paths, sizes and mtimes.
+    """
+    folder = Path(folder).resolve()
+    files = _key_files(folder)
+    stats = [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    memo = (str(folder), hashlib.sha256(json.dumps(stats).encode()).hexdigest())
+    with _FOLDER_KEYS_LOCK:
+        if memo in _FOLDER_KEYS:
+            return _FOLDER_KEYS[memo]
+    h = hashlib.sha256(b"obembed-folder-key-v1\n")
+    for p, (rel, size, _) in zip(files, stats, strict=True):
+        h.update(f"{rel}\0{size}\0".encode())
+        with open(p, "rb") as f:
+            if p.suffix in _WEIGHT_SUFFIXES and size > 3 * _SAMPLE:
+                for offset in (0, size // 2, size - _SAMPLE):
+                    f.seek(offset)
+                    h.update(f.read(_SAMPLE))
+            else:
+                h.update(f.read())
+    key = h.hexdigest()[:12]
+    with _FOLDER_KEYS_LOCK:
+        _FOLDER_KEYS[memo] = key
+    return key
+
+
+def model_identity(name: str) -> str:
+    """The model part of a local space: the canonical name, plus ``@<content key>`` for a local folder
+    (two folders named ``final`` are two models; one retrained in place is a new one). Hub ids and the
+    bundled MiniLM stay by name."""
+    canonical = canonical_name(name)
+    if name.lower().rstrip("/") in BUNDLED_NAMES:
+        return canonical
+    path = Path(os.path.expanduser(name))
+    if not path.is_dir():
+        return canonical
+    bundled = _bundled_minilm()
+    if bundled is not None and path.resolve() == bundled.resolve():
+        return "sentence-transformers/all-minilm-l6-v2"
+    return f"{Path(path.resolve()).name.lower()}@{folder_key(path)}"
+
+
+def local_space(name: str, pooling: str | None, normalized: bool, dimension: int, precision: str = "fp32", *,
+                query_prefix: str = "", document_prefix: str = "", max_seq_length: int | None = None) -> str:
+    """The vector-space id shared by st:, hf: and onnx: for one model (see ``Provider.space``).
+
+    Everything that changes the vectors is in it: the model (by content for a local folder), pooling,
+    unit length, dimension, precision, the longest input (``len=``) and the query/document prefixes
+    (``prompts=`` a short hash, ``none`` without any).
+    """
+    prompts = "none"
+    if query_prefix or document_prefix:
+        prompts = hashlib.sha256(f"{query_prefix}\0{document_prefix}".encode()).hexdigest()[:8]
+    return (f"local:{model_identity(name)}|{canonical_pooling(pooling) or '?'}|{'unit' if normalized else 'raw'}"
+            f"|{dimension}|{precision}|len={max_seq_length or '?'}|prompts={prompts}")
 
 
 def quiet_transformers() -> None:

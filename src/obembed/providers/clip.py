@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
@@ -138,6 +139,7 @@ class ClipProvider(Provider):
         self.trust_remote_code = trust_remote_code
         self.normalized = True
         self.options.update(text_model=self.text_model)
+        self._tok_lock = threading.Lock()
 
     # ----------------------------------------------------------------- loading
     @cached_property
@@ -283,12 +285,22 @@ class ClipProvider(Provider):
         text = canonical_name(clip_model_name(self.text_model)) if self.text_model else image
         return f"clip:{image}+text:{text}|{dim}|fp32"
 
+    @property
+    def tokenizer(self) -> Any:
+        """The text tokenizer (the paired ``text_model``'s when there is one); callers on other threads
+        copy it: fast tokenizers are not thread-safe."""
+        _, tokenizer, _, _ = self._ensure_loaded()
+        if self.text_model:
+            return getattr(self._text_provider, "tokenizer", None)
+        return tokenizer
+
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
         _, tokenizer, _, _ = self._ensure_loaded()
         if self.text_model:
             return self._text_provider.count_tokens(texts, kind=kind)
-        enc = tokenizer(list(texts), add_special_tokens=True, truncation=False, padding=False,
-                        return_attention_mask=False, verbose=False)
+        with self._tok_lock:  # one tokenizer, many threads: "Already borrowed" without the lock
+            enc = tokenizer(list(texts), add_special_tokens=True, truncation=False, padding=False,
+                            return_attention_mask=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     # ----------------------------------------------------------------- text
@@ -300,8 +312,9 @@ class ClipProvider(Provider):
         if self.text_model:
             return l2_normalize(self._text_provider.embed_batch(list(items), kind=kind))
         padding: Any = "max_length" if self._model_type.startswith("siglip") else True  # SigLIP trained so
-        enc = tokenizer(list(items), padding=padding, truncation=True, max_length=self.max_input_tokens,
-                        return_tensors="pt")
+        with self._tok_lock:
+            enc = tokenizer(list(items), padding=padding, truncation=True, max_length=self.max_input_tokens,
+                            return_tensors="pt")
         inputs = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         if self._model_type.startswith("siglip"):
             inputs.pop("attention_mask", None)

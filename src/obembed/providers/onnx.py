@@ -159,6 +159,10 @@ def local_folder(name: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
+        from ._local import hub_config_folder
+
+        with contextlib.suppress(Exception):  # modules.json & co, fetched as st:/hf: would (not only if cached)
+            hub_config_folder(resolved)
         return Path(snapshot_download(resolved, local_files_only=True))
     except Exception as exc:
         raise ModelNotFoundError(
@@ -313,7 +317,7 @@ def _export(name: str, facts: ModelFacts, out: Path, precision: str, manifest: d
     }
     manifest.setdefault("files", {})
     tok_path = _tokenizer_json(facts, out)
-    ref = _reference(facts)
+    ref = _reference(facts, out.name)  # the export folder's name is the model's content key
     fp32 = out / "model.onnx"
     if "fp32" not in manifest["files"] or not fp32.exists():
         t0 = time.perf_counter()
@@ -360,13 +364,19 @@ def _tokenizer_json(facts: ModelFacts, out: Path) -> Path:
     return out / "tokenizer" / "tokenizer.json"
 
 
-_REFERENCES: dict[tuple[str, int], _TorchReference] = {}
+_REFERENCES: dict[tuple[str, int, str], _TorchReference] = {}
 
 
-def _reference(facts: ModelFacts) -> _TorchReference:
-    """One torch reference per model folder and process (an int8 export after the fp32 one reuses it)."""
-    key = (str(facts.folder), facts.max_seq_length)
+def _reference(facts: ModelFacts, content_key: str) -> _TorchReference:
+    """One torch reference per model content and process (an int8 export after the fp32 one reuses it).
+
+    Keyed by the content key (:func:`model_key`) too: after a folder's files change, the new export is
+    checked against the new model, never against the old one still in memory.
+    """
+    key = (str(facts.folder), facts.max_seq_length, content_key)
     if key not in _REFERENCES:
+        for old in [k for k in _REFERENCES if k[0] == key[0] and k[1] == key[1]]:
+            del _REFERENCES[old]  # the folder's previous content: free its torch model
         _REFERENCES[key] = _TorchReference(facts)
     return _REFERENCES[key]
 
@@ -595,9 +605,11 @@ class OnnxProvider(Provider):
         path, manifest = ensure_export(self.model, self.precision, cache_dir=self.cache_dir,
                                        create=self.allow_export, max_seq_length=self._max_len_opt)
         self.export_manifest = manifest
-        tok = Path(manifest.get("tokenizer") or self._facts.folder / "tokenizer.json")
+        # the folder's own tokenizer.json first: the manifest records the path of the folder that made the
+        # export, which may be another copy of the same files (or gone since)
+        tok = self._facts.folder / "tokenizer.json"
         if not tok.exists():
-            tok = self._facts.folder / "tokenizer.json"
+            tok = Path(manifest.get("tokenizer") or tok)
         return _Runner(path, self._facts, tok, self._threads)
 
     def load(self) -> OnnxProvider:
@@ -618,7 +630,9 @@ class OnnxProvider(Provider):
     def space(self) -> str:
         from ._local import local_space
 
-        return local_space(self.model, self.pooling, self.normalized, self.dimension, self.precision)
+        return local_space(self.model, self.pooling, self.normalized, self.dimension, self.precision,
+                           query_prefix=self.query_prefix, document_prefix=self.document_prefix,
+                           max_seq_length=self.max_input_tokens)
 
     # -------------------------------------------------------------- tokenise once
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
@@ -690,7 +704,12 @@ def fast_provider(spec: str, options: dict[str, Any] | None = None, *, purpose: 
         return None
     try:
         folder = local_folder(parsed.model)
-        read_facts(parsed.model, folder, max_seq_length=opts.get("max_seq_length"))  # Dense layers etc. refused
+        facts = read_facts(parsed.model, folder, max_seq_length=opts.get("max_seq_length"))  # Dense etc. refused
+        if parsed.backend == "st" and facts.config.source != "modules.json":
+            # sentence-transformers reads a folder without modules.json as mean pooling with no prompts,
+            # whereas the family table (hf:/onnx:) may say CLS and prefixes: not the same vectors
+            log.info("fast start unavailable for %s: %s has no modules.json", spec, folder)
+            return None
         ensure_export(parsed.model, "fp32", cache_dir=getattr(settings, "cache_dir", None),
                       create=mode != "cached", max_seq_length=opts.get("max_seq_length"))
         kwargs = {k: v for k, v in opts.items()

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
 from ..types import Kind, Vectors
-from ._local import hub_error, hub_offline, quiet_transformers, resolve_model
+from ._local import canonical_pooling, document_prompt, hub_error, hub_offline, quiet_transformers, resolve_model
 from .base import Provider, l2_normalize
 
 __all__ = ["SentenceTransformerProvider"]
@@ -106,12 +106,12 @@ class SentenceTransformerProvider(Provider):
         self.max_input_tokens = model.max_seq_length
         prompts = model.prompts or {}
         self.query_prefix = prompts.get("query", "") or ""
-        self.document_prefix = prompts.get("document", prompts.get("passage", "")) or ""
+        self.document_prefix = document_prompt(prompts)
         modules = [type(m).__name__ for m in model]
-        self.pooling = next((getattr(m, "pooling_mode", None) for m in model if type(m).__name__ == "Pooling"),
-                            None)
-        if not self.normalize and "Normalize" in modules:
-            self.normalized = True  # the model normalises by itself
+        self.pooling = canonical_pooling(next((getattr(m, "pooling_mode", None) for m in model
+                                               if type(m).__name__ == "Pooling"), None))
+        if not self.normalize and "Normalize" in modules and not self.truncate_dim:
+            self.normalized = True  # the model normalises by itself (a truncate_dim slice of it is not unit length)
         log.debug("loaded %s on %s (%s)", self.model, device, modules)
         return model
 
@@ -136,7 +136,8 @@ class SentenceTransformerProvider(Provider):
         from ._local import local_space
 
         dim = self.dimension  # loads the model first, which sets pooling and normalisation
-        return local_space(self.model, self.pooling, self.normalized, dim)
+        return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
+                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens)
 
     @property
     def tokenizer(self) -> Any:

@@ -9,6 +9,7 @@ Inputs are tokenised once, sorted by token length and batched by a padded-token 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -77,6 +78,7 @@ class TransformersProvider(Provider):
         self.token_budget = int(token_budget)
         self.trust_remote_code = trust_remote_code
         self.options.update(pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
+        self._tok_lock = threading.Lock()
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any, LocalModelConfig, str]:
@@ -142,13 +144,20 @@ class TransformersProvider(Provider):
         from ._local import local_space
 
         dim = self.dimension  # loads the model first, which sets pooling and normalisation
-        return local_space(self.model, self.pooling, self.normalized, dim)
+        return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
+                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (callers on other threads copy it: fast tokenizers are not thread-safe)."""
+        return self._loaded[0]
 
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
         tokenizer = self._loaded[0]
         prefix = self.query_prefix if kind == "query" else self.document_prefix
-        enc = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
-                        return_attention_mask=False, verbose=False)
+        with self._tok_lock:  # one tokenizer, many threads: "Already borrowed" without the lock
+            enc = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
+                            return_attention_mask=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
@@ -169,8 +178,9 @@ class TransformersProvider(Provider):
             longest = lengths[order[start]]
             size = max(1, min(self.token_budget // max(longest, 1), self.batch_size * 4))
             idx = order[start : start + size]
-            enc = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True, max_length=max_len,
-                            return_tensors="pt")
+            with self._tok_lock:
+                enc = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True,
+                                max_length=max_len, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
             with torch.inference_mode():
                 hidden = model(**enc).last_hidden_state
@@ -188,15 +198,15 @@ def _is_dir(path: str) -> bool:
 
 
 def _hub_config(repo_id: str, name: str) -> LocalModelConfig:
-    """For hub ids: read the snapshot the tokenizer/model just used from the cache."""
+    """For hub ids: the model's sentence-transformers files, fetched the way the model was (see
+    :func:`._local.hub_config_folder`), else the family table."""
     try:
-        from huggingface_hub import snapshot_download
+        from ._local import hub_config_folder
 
-        folder = snapshot_download(repo_id, local_files_only=True,
-                                   allow_patterns=["*.json", "*/config.json"])
-        return read_model_config(folder, name)
-    except Exception as exc:  # no snapshot with the ST files: use the family table
+        folder = hub_config_folder(repo_id)
+    except Exception as exc:
         log.debug("no sentence-transformers config for %s (%s); using the family table", name, exc)
         from ._local import family_config
 
         return family_config(name)
+    return read_model_config(folder, name)  # a bad modules.json / pooling config is a ConfigError
