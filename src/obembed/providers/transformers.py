@@ -64,7 +64,7 @@ class TransformersProvider(Provider):
         pooling: str | None = None,
         normalize: bool | None = None,
         max_seq_length: int | None = None,
-        token_budget: int = 8192,
+        token_budget: int = 2048,
         trust_remote_code: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -141,11 +141,12 @@ class TransformersProvider(Provider):
 
     @property
     def space(self) -> str:
-        from ._local import local_space
+        from ._local import local_space, provider_identity
 
         dim = self.dimension  # loads the model first, which sets pooling and normalisation
         return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
-                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens)
+                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens,
+                           identity=provider_identity(self))
 
     @property
     def tokenizer(self) -> Any:
