@@ -246,7 +246,9 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+"),
     re.compile(r"(?i)((?<![A-Za-z0-9_])(?:api[_-]?key|password|passwd|token|secret)[\"']?\s*[:=]\s*[\"']?)"
                r"[^\s\"',&}]+"),
-    re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"),
+    # DSN password: the user part may hold '@' (OceanBase user@tenant[#cluster]) and so may the password;
+    # the userinfo ends at the last '@' before the host (which has no '@', '/' or space)
+    re.compile(r"(://[^:/\s]+:)[^/\s]*(@)(?=[^@/\s]*(?:[/?#\s]|$))"),
     re.compile(r"\b(sk-)[A-Za-z0-9_\-]{6,}"),
 ]
 

@@ -265,7 +265,13 @@ class _Parser:
 
     def not_(self) -> tuple[str, list[Any]]:
         if self.accept("kw", "NOT"):
+            # a chain of NOTs nests like parentheses: bound it the same way (else RecursionError -> 500)
+            self.depth += 1
+            if self.depth > 32:
+                raise InvalidFilterError(f"filter expression {self.text[:80]!r}: NOT/parentheses nested too deeply "
+                                         "(at most 32 levels); simplify it")
             s, p = self.not_()
+            self.depth -= 1
             return f"NOT ({s})", p
         return self.primary()
 
@@ -273,7 +279,8 @@ class _Parser:
         if self.accept("("):
             self.depth += 1
             if self.depth > 32:
-                raise InvalidFilterError("filter expression nested too deeply")
+                raise InvalidFilterError(f"filter expression {self.text[:80]!r}: NOT/parentheses nested too deeply "
+                                         "(at most 32 levels); simplify it")
             s, p = self.or_()
             self.take(")")
             self.depth -= 1

@@ -31,6 +31,8 @@ SCHEMA_VERSION = 1
 VECTOR_COLUMN = "embedding"
 VECTOR_INDEX = "vidx_embedding"
 FULLTEXT_INDEX = "ftidx_content"
+BINARY_COLLATION = "utf8mb4_bin"
+"""Collation of the key-like columns (id, source, content_hash): case- and accent-sensitive."""
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _RESERVED_PREFIX = "obembed_"
@@ -173,12 +175,14 @@ def collection_ddl(
     """``CREATE TABLE`` of one collection (INDEX-organised: the HNSW index is kept synchronously)."""
     if fulltext is not None and fulltext not in FULLTEXT_PARSERS:
         raise ConfigError(f"fulltext parser {fulltext!r} is not supported; use one of {FULLTEXT_PARSERS}")
+    # ids, sources (file paths) and hashes compare byte for byte: under the engine's default collation
+    # (utf8mb4_general_ci) ids "A" and "a" would be one row and README.md / readme.md one source
     lines = [
-        "`id` varchar(512) NOT NULL",
+        f"`id` varchar(512) COLLATE {BINARY_COLLATION} NOT NULL",
         "`content` longtext",
-        "`source` varchar(2048)",
+        f"`source` varchar(2048) COLLATE {BINARY_COLLATION}",
         "`chunk` int",
-        "`content_hash` varchar(128)",
+        f"`content_hash` varchar(128) COLLATE {BINARY_COLLATION}",
     ]
     lines += [f"{quote(c)} {t}" for c, t in columns.items()]
     lines += [

@@ -12,6 +12,8 @@ Engine traps it designs around are listed in docs/storage.md.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import logging
 import math
@@ -22,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import numpy as np
 
@@ -41,7 +43,7 @@ from . import schema
 from .base import Hit
 from .filters import Where, compile_where
 
-__all__ = ["Collection", "Store", "connect", "parse_dsn"]
+__all__ = ["Collection", "Store", "connect", "parse_dsn", "redact_dsn"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ DEFAULT_DATABASE = "obembed"
 DEFAULT_QUERY_TIMEOUT_S = 600.0
 MAX_STATEMENT_BYTES = 8 * 1024 * 1024  # well under the engine's 16 MiB max_allowed_packet
 MAX_K = 16384
+DELETE_BATCH = 1000
+"""ids per DELETE statement (and per get() SELECT): bounded IN lists."""
 RRF_K = 60
 _CONN_LOST = {2006, 2013, 2055}
 _BASE_SELECT = ["id", "content", "source", "chunk", "content_hash", "metadata"]
@@ -64,19 +68,47 @@ def _obembed_version() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- connecting
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` fit for reprs, logs and messages: the netloc rebuilt from its parts as ``user:***@host:port``.
+
+    Built with :func:`urllib.parse.urlsplit` (which splits the userinfo at the *last* ``@``), so OceanBase
+    users such as ``user@tenant`` or ``user@tenant#cluster`` and passwords holding ``@`` or ``:`` are handled.
+    """
+    try:
+        parts = urlsplit(_escape_hash(dsn))
+        host = parts.hostname or ""
+        port = parts.port
+        user = parts.username
+        has_password = parts.password is not None
+    except ValueError:
+        return redact(dsn)
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port is not None else "")
+    if user is not None or has_password:
+        netloc = f"{user or ''}{':***' if has_password else ''}@{netloc}"
+    out = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return redact(out)  # the query too (a password=... option, should anyone add one)
+
+
+def _escape_hash(dsn: str) -> str:
+    """A DSN has no fragment: a ``#`` belongs to the login (OceanBase ``user@tenant#cluster``) or the password."""
+    return dsn.replace("#", "%23")
+
+
 def parse_dsn(dsn: str) -> dict[str, Any]:
     """``mysql://user:pass@host:port/db?charset=...`` → PyMySQL connect arguments (+ ``database``)."""
-    parts = urlsplit(dsn)
+    parts = urlsplit(_escape_hash(dsn))
     if parts.scheme.lower() not in ("mysql", "mysql+pymysql", "oceanbase", "seekdb"):
         raise ConfigError(
-            f"DSN {redact(dsn)!r}: scheme {parts.scheme!r} is not supported; use mysql://user:pass@host:2881/db"
+            f"DSN {redact_dsn(dsn)!r}: scheme {parts.scheme!r} is not supported; use mysql://user:pass@host:2881/db"
         )
     if not parts.hostname:
-        raise ConfigError(f"DSN {redact(dsn)!r} has no host; use mysql://user:pass@host:2881/db")
+        raise ConfigError(f"DSN {redact_dsn(dsn)!r} has no host; use mysql://user:pass@host:2881/db")
     try:
         port = parts.port or 2881
     except ValueError as exc:
-        raise ConfigError(f"DSN {redact(dsn)!r} has a bad port; use mysql://user:pass@host:2881/db") from exc
+        raise ConfigError(f"DSN {redact_dsn(dsn)!r} has a bad port; use mysql://user:pass@host:2881/db") from exc
     db = unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
     schema.check_identifier(db, "database name in the DSN")
     opts: dict[str, Any] = {
@@ -93,7 +125,7 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
         opts["unix_socket"] = q["unix_socket"][0]
     unknown = set(q) - {"connect_timeout", "unix_socket"}
     if unknown:
-        raise ConfigError(f"DSN {redact(dsn)!r}: unknown option(s) {sorted(unknown)}; known: connect_timeout, "
+        raise ConfigError(f"DSN {redact_dsn(dsn)!r}: unknown option(s) {sorted(unknown)}; known: connect_timeout, "
                           "unix_socket")
     return opts
 
@@ -235,8 +267,9 @@ class _Session:
         self.conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] | None = None, *, what: str = "query",
-                fetch: bool = True) -> tuple[list[tuple[Any, ...]], int]:
-        """Run one statement (autocommit); returns (rows, rowcount). Reconnects once on a lost connection."""
+                fetch: bool = True, retry: bool = True) -> tuple[list[tuple[Any, ...]], int]:
+        """Run one statement (autocommit); returns (rows, rowcount). Reconnects once on a lost connection and
+        runs it again, unless ``retry=False`` (DDL: it may have been applied before the link broke)."""
         import pymysql
 
         with self.lock:
@@ -250,7 +283,8 @@ class _Session:
                     if attempt == 0 and exc.args and exc.args[0] in _CONN_LOST:
                         log.warning("%s: connection lost (%s), reconnecting once", self.label, exc.args[0])
                         self._reconnect()
-                        continue
+                        if retry:
+                            continue
                     raise _map_error(exc, what) from exc
                 except pymysql.err.Error as exc:
                     raise _map_error(exc, what) from exc
@@ -321,6 +355,36 @@ def _as_vector(v: Any, dimension: int, what: str) -> np.ndarray:
     return arr
 
 
+_SCALARS = (str, int, float, decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)
+
+
+def _scalar_value(v: Any, ctype: str, what: str, index: int) -> Any:
+    """A declared column's value, checked: one scalar (or None). Containers and arbitrary objects are refused
+    before they reach the driver (PyMySQL < 1.1.1 built SQL from dict keys: CVE-2024-36039); a ``json``
+    column takes a dict/list (serialised here); bytes only go into binary/varbinary columns."""
+    if v is None:
+        return None
+    if ctype == "json":
+        if isinstance(v, str):  # JSON text, as before
+            return v
+        try:
+            return json.dumps(v, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{what}: the value is not JSON-serialisable ({exc})", index=index) from None
+    if isinstance(v, bytes | bytearray | memoryview):
+        if ctype.startswith(("binary", "varbinary")):
+            return bytes(v)
+        raise InvalidInputError(f"{what}: got bytes; pass a str (decode it) or declare the column varbinary(n)",
+                                index=index)
+    if not isinstance(v, _SCALARS):  # bool is an int
+        raise InvalidInputError(
+            f"{what}: got a {type(v).__name__}, not a single value; pass a str, number, bool, date or None "
+            "(put structured data into 'metadata', or declare the column as json)", index=index)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InvalidInputError(f"{what} is {v}; use a finite number or None", index=index)
+    return v
+
+
 def _parse_vector(text: Any) -> np.ndarray:
     if isinstance(text, bytes | bytearray):
         text = text.decode()
@@ -360,7 +424,7 @@ class Store:
         self._closed = False
         if dsn is None and self.settings.dsn is not None and path is None:
             dsn = self.settings.dsn.get_secret_value()
-        self.dsn_redacted: str | None = redact(dsn) if dsn else None
+        self.dsn_redacted: str | None = redact_dsn(dsn) if dsn else None
         if dsn:
             args = parse_dsn(dsn)
             db = database or args.pop("database")
@@ -384,8 +448,14 @@ class Store:
             if self._embedded is not None:
                 self._embedded.close()
             raise
-        self._session.execute(schema.meta_table_ddl(), what="create the metadata table", fetch=False)
-        self.engine_version = str(self._session.execute("SELECT version()")[0][0][0])
+        try:
+            self._session.execute(schema.meta_table_ddl(), what="create the metadata table", fetch=False)
+            self.engine_version = str(self._session.execute("SELECT version()")[0][0][0])
+        except BaseException:  # do not leak the connection or the embedded engine of a half-opened store
+            self._session.close()
+            if self._embedded is not None:
+                self._embedded.close()
+            raise
         self._providers: dict[tuple[str, str], Any] = {}
         self._provider_lock = threading.Lock()
         self.stats: dict[str, int] = {"searches": 0, "exact_fallbacks": 0}
@@ -394,10 +464,11 @@ class Store:
 
     # -------------------------------------------------------------------- plumbing
     def execute(self, sql: str, params: Sequence[Any] | None = None, *, what: str = "query",
-                fetch: bool = True) -> tuple[list[tuple[Any, ...]], int]:
-        """Run raw SQL (parameters bound by PyMySQL); for diagnostics and advanced use."""
+                fetch: bool = True, retry: bool = True) -> tuple[list[tuple[Any, ...]], int]:
+        """Run raw SQL (parameters bound by PyMySQL); for diagnostics and advanced use. ``retry=False``: do not
+        run it again after a lost connection (for statements that must not run twice)."""
         self._check_open()
-        return self._session.execute(sql, params, what=what, fetch=fetch)
+        return self._session.execute(sql, params, what=what, fetch=fetch, retry=retry)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -514,12 +585,11 @@ class Store:
                         "use another name or drop it first")
                 return coll
             if self._table_exists(name):
-                raise CollectionExistsError(
-                    f"a table named {name!r} exists in database {self.database!r} but is not an obembed collection; "
-                    "choose another collection name")
+                self._drop_orphan_table(name)
             ddl = schema.collection_ddl(name, dimension, dist, columns=cols, index=index, index_params=params,
                                         fulltext=parser)
-            self.execute(ddl, what=f"create collection {name!r}", fetch=False)
+            # no automatic re-run after a lost link: the table may exist already; calling again cleans it up
+            self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
             try:
                 self.execute(
                     f"INSERT INTO {schema.quote(schema.META_TABLE)} (`name`, `dimension`, `distance`, `spec`, `space`, "
@@ -539,15 +609,36 @@ class Store:
             assert meta is not None
             return Collection(self, meta, provider=provider)
 
+    def _drop_orphan_table(self, name: str) -> None:
+        """A table ``name`` exists without a metadata row: drop it if it is empty (a create_collection killed
+        between its CREATE TABLE and its metadata INSERT leaves one), refuse it otherwise (someone else's table).
+
+        DDL is not retried after a lost connection here: the caller sees the error and can simply call again.
+        """
+        try:
+            n = int(self.execute(f"SELECT COUNT(*) FROM {schema.quote(name)}", what=f"inspect table {name!r}")[0][0][0])
+        except StoreError as exc:
+            raise CollectionExistsError(
+                f"a table named {name!r} exists in database {self.database!r} but is not an obembed collection "
+                f"(it cannot be read: {exc}); choose another collection name") from exc
+        if n:
+            raise CollectionExistsError(
+                f"a table named {name!r} exists in database {self.database!r} with {n} rows but is not an obembed "
+                "collection (no metadata row); choose another collection name, or drop that table yourself")
+        log.warning("table %s exists without a metadata row and is empty (an interrupted create_collection?): "
+                    "dropping and recreating it", name)
+        self.execute(f"DROP TABLE {schema.quote(name)}", what=f"drop the empty orphan table {name!r}", fetch=False)
+
     def collection(self, name: str, provider: Any = None) -> Collection:
         """Open an existing collection; a given provider is checked against the recorded model and dimension."""
         self._check_open()
         schema.check_collection_name(name)
         meta = self._meta_row(name)
         if meta is None:
+            # no store repr (a DSN) in the message: servers pass it on to clients; they map this error themselves
             known = [c["name"] for c in self._list_meta()]
             raise CollectionNotFoundError(
-                f"no collection named {name!r} in {self!r}; known: {', '.join(known) or 'none'} "
+                f"no collection named {name!r} in database {self.database!r}; known: {', '.join(known) or 'none'} "
                 "(create it with store.create_collection or `obembed ingest`)")
         return Collection(self, meta, provider=provider)
 
@@ -708,13 +799,11 @@ class Collection:
                 raise InvalidInputError(f"row {i} (id {rid!r}): 'metadata' is not JSON-serialisable ({exc})",
                                         index=i) from None
         values: list[Any] = [rid, content, source, None if chunk is None else int(chunk), row.get("content_hash")]
-        for c in self.columns:
+        for c, ctype in self.columns.items():
             v = row.get(c)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise InvalidInputError(f"row {i} (id {rid!r}): column {c!r} is {v}; use a finite number or None",
-                                        index=i)
             if isinstance(v, np.generic):
                 v = v.item()
+            v = _scalar_value(v, ctype, f"row {i} (id {rid!r}): column {c!r} ({ctype})", i)
             values.append(v)
         values.append(meta)
         return values, (np.ascontiguousarray(vec, dtype="<f4").tobytes() if vec is not None else b"")
@@ -787,7 +876,7 @@ class Collection:
         size = 0
         n = 0
         for values, vec in batch:
-            row_bytes = 2 * len(vec) + sum(len(v) * 4 if isinstance(v, str) else 16 for v in values) + 64
+            row_bytes = 2 * len(vec) + sum(len(v) * 4 if isinstance(v, str | bytes) else 16 for v in values) + 64
             if n and size + row_bytes > MAX_STATEMENT_BYTES:
                 yield self._insert_sql(n), chunk
                 chunk, size, n = [], 0, 0
@@ -803,24 +892,24 @@ class Collection:
         self.store._check_open()
         if ids is None and where is None:
             raise InvalidInputError("delete() needs ids= or where=; to remove everything use drop_collection()")
-        clauses: list[str] = []
-        params: list[Any] = []
-        if ids is not None:
-            id_list = [ids] if isinstance(ids, str) else list(ids)
-            if not id_list:
-                return 0
-            clauses.append(f"`id` IN ({', '.join(['%s'] * len(id_list))})")
-            params += id_list
-        if where is not None:
-            sql, p = compile_where(where, self._filter_columns)
-            if sql:
-                clauses.append(f"({sql})")
-                params += p
-        if not clauses:
-            raise InvalidInputError("delete(where={}) would delete every row; use drop_collection() for that")
-        _, n = self.store.execute(f"DELETE FROM {self._table} WHERE {' AND '.join(clauses)}", params,
-                                  what=f"delete from {self.name!r}", fetch=False)
-        return int(n)
+        wsql, wparams = compile_where(where, self._filter_columns) if where is not None else ("", [])
+        if ids is None:
+            if not wsql:
+                raise InvalidInputError("delete(where={}) would delete every row; use drop_collection() for that")
+            _, n = self.store.execute(f"DELETE FROM {self._table} WHERE ({wsql})", wparams,
+                                      what=f"delete from {self.name!r}", fetch=False)
+            return int(n)
+        id_list = [ids] if isinstance(ids, str) else list(ids)
+        total = 0
+        # bounded IN lists (like get()): one statement per DELETE_BATCH ids, each committed on its own
+        for start in range(0, len(id_list), DELETE_BATCH):
+            part = id_list[start:start + DELETE_BATCH]
+            sql = f"DELETE FROM {self._table} WHERE `id` IN ({', '.join(['%s'] * len(part))})"
+            if wsql:
+                sql += f" AND ({wsql})"
+            _, n = self.store.execute(sql, [*part, *wparams], what=f"delete from {self.name!r}", fetch=False)
+            total += int(n)
+        return total
 
     # -------------------------------------------------------------------- reading
     def _select_cols(self, include_vectors: bool = False) -> str:
