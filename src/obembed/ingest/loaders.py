@@ -303,7 +303,8 @@ def load_file(path: Path, options: LoadOptions | None = None) -> Iterator[LoadIt
     if kind is None:
         yield Failure(source, f"unsupported file type {ext or '(no extension)'!r}")
         return
-    if kind in DOCUMENT_TYPES.values() and kind != "text" and st.st_size > opts.max_file_bytes:
+    # whole-file formats (read into memory at once): documents, and JSON (parsed whole, unlike JSONL/CSV)
+    if (kind in DOCUMENT_TYPES.values() or kind == "json") and kind != "text" and st.st_size > opts.max_file_bytes:
         yield Failure(source, f"file is {st.st_size / 2**20:.1f} MiB, over the {opts.max_file_bytes / 2**20:g} MiB "
                               "limit for one document; raise --max-file-size or split it")
         return
@@ -318,6 +319,10 @@ def load_file(path: Path, options: LoadOptions | None = None) -> Iterator[LoadIt
         tf = _TextFile(path)
     except OSError as exc:
         yield Failure(source, _os_reason(exc))
+        return
+    except Exception as exc:  # a loader bug or a parser's surprise must cost this file only, not the run
+        log.debug("loading %s failed", source, exc_info=True)
+        yield Failure(source, f"could not be loaded: {type(exc).__name__}: {_short(exc)}")
         return
     why = sniff_binary(tf.head)
     if why:
@@ -339,6 +344,9 @@ def load_file(path: Path, options: LoadOptions | None = None) -> Iterator[LoadIt
             yield from _load_csv(tf, source, opts, delimiter="\t" if kind == "tsv" else ",")
     except OSError as exc:
         yield Failure(source, _os_reason(exc))
+    except Exception as exc:  # as above: this file's failure, never the run's
+        log.debug("loading %s failed", source, exc_info=True)
+        yield Failure(source, f"could not be loaded: {type(exc).__name__}: {_short(exc)}")
     finally:
         tf.close()
     if tf.decoder.replaced:
@@ -413,7 +421,6 @@ def _load_pdf(path: Path) -> Iterator[LoadItem]:
     source = str(path)
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
     except ImportError:
         from ..errors import MissingDependencyError
 
@@ -427,6 +434,10 @@ def _load_pdf(path: Path) -> Iterator[LoadItem]:
     if b"%PDF" not in head:
         yield Failure(source, "not a PDF (no %PDF header); skipped")
         return
+    # pypdf raises far more than PdfReadError on malformed files (AttributeError, IndexError, RecursionError,
+    # AssertionError, ZeroDivisionError ...): any exception is this file's failure, never the run's
+    failed_pages: list[int] = []
+    sections = []
     try:
         logging.getLogger("pypdf").setLevel(logging.ERROR)
         reader = PdfReader(str(path))
@@ -436,18 +447,29 @@ def _load_pdf(path: Path) -> Iterator[LoadItem]:
             except Exception:
                 yield Failure(source, "encrypted PDF; decrypt it first (qpdf --decrypt)")
                 return
-        sections = []
-        for i, page in enumerate(reader.pages, 1):
-            text = (page.extract_text() or "").strip()
+        n_pages = len(reader.pages)
+        for i in range(n_pages):
+            try:
+                text = (reader.pages[i].extract_text() or "").strip()
+            except Exception as exc:  # one bad page: report it, keep the others
+                failed_pages.append(i + 1)
+                yield Failure(source, f"page {i + 1}: unreadable ({type(exc).__name__}: {_short(exc)})", i + 1)
+                continue
             if text:
-                sections.append(("", text, {"page": i}))
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        yield Failure(source, f"unreadable PDF: {type(exc).__name__}: {exc}")
+                sections.append(("", text, {"page": i + 1}))
+    except Exception as exc:
+        yield Failure(source, f"unreadable PDF: {type(exc).__name__}: {_short(exc)}")
         return
     if not sections:
-        yield Failure(source, "PDF has no extractable text (scanned images? run OCR first)")
+        yield Failure(source, f"no readable page ({len(failed_pages)} of {n_pages} failed)" if failed_pages
+                      else "PDF has no extractable text (scanned images? run OCR first)")
         return
-    yield Document(source, kind="text", sections=sections, metadata={"pages": len(reader.pages)})
+    yield Document(source, kind="text", sections=sections, metadata={"pages": n_pages})
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---------------------------------------------------------------------------------------------- records

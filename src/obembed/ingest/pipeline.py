@@ -247,6 +247,10 @@ class Ingestor:
         self.existing: dict[str, str | None] = self.coll.hashes()
         self.existing_sources: dict[str | None, int] = self.coll.sources()
         self.seen_sources: set[str] = set()
+        self.root_files: dict[str, int] = {}
+        """Files each root yielded in this run (prune skips a root that yielded none)."""
+        self.walk_failed: set[str] = set()
+        """Roots and folders the walk could not read (prune skips everything under them)."""
         threads = [threading.Thread(target=self._guard, args=(fn,), name=f"ingest-{fn.__name__.strip('_')}",
                                     daemon=True) for fn in (self._producer, self._embedder, self._writer)]
         for t in threads:
@@ -276,12 +280,15 @@ class Ingestor:
     # ------------------------------------------------------------------ producer
     def _producer(self) -> None:
         try:
-            for item in walk(self.roots, self.opts):
-                if isinstance(item, Failure):
-                    self.report.files_failed += 1
-                    self._fail(item)
-                    continue
-                self._file(item)
+            for root in self.roots:  # one root at a time: --prune needs to know what each one yielded
+                for item in walk([root], self.opts):
+                    if isinstance(item, Failure):
+                        self.walk_failed.add(item.source)
+                        self.report.files_failed += 1
+                        self._fail(item)
+                        continue
+                    self.root_files[root] = self.root_files.get(root, 0) + 1
+                    self._file(item)
         finally:
             if not self.abort.is_set():
                 self._put(self.q1, _STOP)
@@ -536,18 +543,52 @@ class Ingestor:
             self._prune()
 
     def _prune(self) -> None:
-        roots = [r.rstrip(os.sep) for r in self.roots]
+        """Delete the rows of sources under the ingested roots whose files are gone for sure.
+
+        A file is gone only when ``os.stat`` says it does not exist (FileNotFoundError): a file that cannot be
+        reached right now (permissions, I/O error, a symlink loop, an unmounted share) keeps its rows. Nothing is
+        pruned under a root that is missing, unreadable or yielded no file at all in this run (a share that is
+        not mounted looks like that), nor under a folder the walk could not read.
+        """
+        def under(source: str, folder: str) -> bool:
+            folder = folder.rstrip(os.sep) or os.sep
+            return source == folder or source.startswith(folder.rstrip(os.sep) + os.sep)
+
+        usable: list[str] = []
+        for root in self.roots:
+            if root in self.walk_failed or not self.root_files.get(root):
+                why = ("could not be read" if root in self.walk_failed else "yielded no file")
+                self.report.notices.append({"source": root, "message": f"not pruned: {root} {why} in this run, so "
+                                            "its stored rows are kept (a missing or unmounted folder looks the same "
+                                            "as deleted files); fix the path, or drop the rows explicitly"})
+                log.warning("ingest --prune: %s %s; nothing pruned under it", root, why)
+                continue
+            usable.append(root)
+        failed_dirs = [f for f in self.walk_failed if f not in self.roots]
         for source in list(self.existing_sources):
             if source is None or source in self.seen_sources:
                 continue
-            if not any(source == r or source.startswith(r + os.sep) for r in roots):
+            if not any(under(source, r) for r in usable) or any(under(source, d) for d in failed_dirs):
                 continue
-            if os.path.exists(source):  # still there, but excluded/failed this time: keep
+            if not source_is_gone(source):  # still there (excluded/failed this time) or unreachable: keep
                 continue
             ids = list(self.coll.hashes(source))
             if ids:
                 self.report.rows_pruned += self.coll.delete(ids=ids)
                 self.report.sources_pruned += 1
+
+
+def source_is_gone(path: str) -> bool:
+    """True only when ``path`` certainly does not exist (``os.stat`` raises FileNotFoundError); any other error
+    (permission denied, I/O error, a symlink loop, a stale mount) means "unreachable now", not "deleted"."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError) as exc:
+        log.info("ingest --prune: %s is unreachable (%s); its rows are kept", path, exc)
+        return False
+    return False
 
 
 def make_token_counter(provider: Any) -> Callable[[Sequence[str]], list[int]]:
