@@ -12,7 +12,7 @@ from ..errors import MissingCredentialError
 from ..settings import get_settings
 from ._common import load_provider
 
-__all__ = ["parse_model_arg", "serve"]
+__all__ = ["parse_model_arg", "serve", "store_choice"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,18 @@ def parse_model_arg(arg: str) -> tuple[str | None, str]:
     if sep and name and not any(c in name for c in ":?/&") and spec:
         return name.strip(), spec.strip()
     return None, arg.strip()
+
+
+def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> str | None:
+    """The DSN to open, as ``obembed ingest`` decides: ``--db`` and ``--dsn`` together are refused; ``--db`` wins
+    over ``$OBEMBED_DSN`` (the embedded store in that folder is opened, not the server)."""
+    if not db_path:
+        return dsn
+    if dsn and ctx.get_parameter_source("dsn") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --db (embedded) or --dsn (server), not both")
+    if dsn:
+        log.info("--db %s given: $OBEMBED_DSN is not used", db_path)
+    return None
 
 
 @click.command()
@@ -78,6 +90,7 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
 
     from ..server.app import ServerConfig, create_app
 
+    store_dsn = store_choice(click.get_current_context(), db_path, dsn)  # before loading any model
     api_key = None
     if api_key_env:
         value = os.environ.get(api_key_env, "")
@@ -102,7 +115,7 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
         def store_factory() -> Any:
             import obembed
 
-            return obembed.connect(dsn, path=db_path) if db_path else obembed.connect(dsn)
+            return obembed.connect(store_dsn, path=db_path)
 
     click.echo(f"loading {len(served)} model(s)...", err=True)
     app = create_app(served, config=config, store_factory=store_factory)

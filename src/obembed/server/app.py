@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -314,6 +315,16 @@ class _State:
         allowed = self.config.collections
         if allowed and name not in allowed:
             raise CollectionNotFoundError(f"collection {name!r} is not served here; served: {', '.join(allowed)}")
+
+    def open_collection(self, name: str) -> Any:
+        """The collection ``name`` if this server shows it; a 404 that names nothing the server hides."""
+        self.check_collection(name)
+        try:
+            return self.run_store(lambda s: s.collection(name))
+        except CollectionNotFoundError:
+            # the store's own message lists every collection of the database: not for clients
+            raise CollectionNotFoundError(
+                f"no collection named {name!r} on this server; GET /collections lists the ones served") from None
 
     def close(self) -> None:
         for m in self.models:
@@ -607,16 +618,16 @@ def create_app(
         if not 1 <= body.k <= config.max_k:
             raise InvalidInputError(f"k={body.k} must be between 1 and {config.max_k}")
         where = body.filter if body.filter is not None else body.where
-        state.check_collection(body.collection)
-        coll = await run_in_threadpool(state.run_store, lambda s: s.collection(body.collection))
+        coll = await run_in_threadpool(state.open_collection, body.collection)
         query: Any = body.query
-        m = None if body.hybrid else served_for(getattr(coll, "metadata", {}) or {})
+        m = served_for(getattr(coll, "metadata", {}) or {})
         if m is not None:  # embed through the batcher: same vectors, and it queues with everything else
+            # (also for hybrid: else the store would load a second copy of the model, under the store lock)
             query = (await embed(m, [body.query], kind="query")).vectors[0]
 
         def run(_: Any) -> Any:
             if body.hybrid:
-                return coll.hybrid_search(body.query, body.k, where=where)
+                return coll.hybrid_search(body.query, body.k, where=where, vector=None if m is None else query)
             return coll.search(query, body.k, where=where, exact=body.exact)
 
         hits = await run_in_threadpool(state.run_store, run)
@@ -625,7 +636,7 @@ def create_app(
             d = h.to_dict() if hasattr(h, "to_dict") else dict(h)
             src = str(d.get("source") or "")
             if src.lower().endswith(IMAGE_SUFFIXES):
-                d["thumbnail"] = f"/thumbnail?collection={body.collection}&id={d.get('id')}"
+                d["thumbnail"] = "/thumbnail?" + urlencode({"collection": body.collection, "id": d.get("id")})
             out.append(d)
         return _json({"collection": body.collection, "query": body.query, "k": body.k,
                       "model": m.name if m else None, "hits": out})
@@ -635,9 +646,9 @@ def create_app(
         """A JPEG thumbnail of an image row: only a file recorded as that row's source is ever read."""
         from starlette.concurrency import run_in_threadpool
 
-        state.check_collection(collection)
         size = max(16, min(size, 1024))
-        rows = await run_in_threadpool(state.run_store, lambda s: s.collection(collection).get([id]))
+        coll = await run_in_threadpool(state.open_collection, collection)
+        rows = await run_in_threadpool(state.run_store, lambda s: coll.get([id]))
         src = str(rows[0].get("source") or "") if rows else ""
         path = Path(src)
         if not src or not src.lower().endswith(IMAGE_SUFFIXES) or not path.is_file():
@@ -645,19 +656,27 @@ def create_app(
 
         def make() -> bytes | None:
             try:
-                from PIL import Image
+                import PIL  # noqa: F401
             except ImportError:
                 return None
             import io
 
-            with Image.open(path) as src_im:
-                im = src_im.convert("RGB")
-                im.thumbnail((size, size))
-                buf = io.BytesIO()
-                im.save(buf, "JPEG", quality=80)
-                return buf.getvalue()
+            from ..images import load_image
 
-        data = await run_in_threadpool(make)
+            # load_image bounds memory (JPEG draft, pixel budget, decompression bombs) and converts to RGB;
+            # thumbnail() then bounds the longer side too
+            im = load_image(path, max_size=size).image
+            im.thumbnail((size, size))
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=80)
+            return buf.getvalue()
+
+        try:
+            data = await run_in_threadpool(make)
+        except Exception as exc:  # a truncated/corrupt/unsupported file is a missing thumbnail, not a 500
+            log.info("thumbnail of %s/%s: %s", collection, id, redact(str(exc)))
+            raise _HTTPError(404, f"row {id!r} of {collection!r}: the image cannot be read ({type(exc).__name__})",
+                             "not_found", "id") from None
         if data is None:
             return FileResponse(path)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
