@@ -44,7 +44,7 @@ def test_prompts_and_max_seq_length_are_part_of_the_space(tiny_st_cls: Path):
     assert short.space != full.space
     assert "prompts=none" not in full.space  # the model has a query prompt
     no_prompt = obembed.load("hf:all-MiniLM-L6-v2", device="cpu")
-    assert no_prompt.space.endswith("|len=256|prompts=none")
+    assert no_prompt.space.endswith("|len=256|prompts=none|fp32")
 
 
 def test_st_on_a_folder_without_modules_json_is_not_the_family_table(tiny_bge: Path):
@@ -100,15 +100,20 @@ def test_mean_sqrt_len_has_one_name_in_every_backend(tmp_path: Path, builders):
     assert ((a * b).sum(1)).min() >= 0.9999
 
 
-def test_corpus_prompt_is_the_document_prompt(tmp_path: Path, builders):
+@pytest.mark.parametrize("name", ["corpus", "passage"])
+def test_document_prompt_is_the_one_encode_document_uses(tmp_path: Path, builders, name: str):
+    """A model saving a ``corpus``/``passage`` prompt but no ``document`` one: hf: applies exactly what the
+    installed sentence-transformers' encode_document does (6.x: its default empty ``document`` prompt wins)."""
     from sentence_transformers import SentenceTransformer
 
     folder = builders.add_st_modules(builders.build_bert(tmp_path / "m", seed=4), "cls", normalize=True,
-                            prompts={"query": "search ", "corpus": "doc "})
+                                     prompts={"query": "search ", name: "doc "})
+    ref_model = SentenceTransformer(str(folder), device="cpu")
+    used = next((ref_model.prompts[c] for c in ("document", "passage", "corpus") if c in ref_model.prompts), "")
     st = obembed.load(f"st:{folder}", device="cpu")
     hf = obembed.load(f"hf:{folder}", device="cpu")
-    assert st.document_prefix == hf.document_prefix == "doc "
-    ref = SentenceTransformer(str(folder), device="cpu").encode_document(TEXTS)
+    assert st.document_prefix == hf.document_prefix == (used or "")
+    ref = ref_model.encode_document(TEXTS)
     np.testing.assert_allclose(st.embed_documents(TEXTS), ref, atol=1e-5)
     np.testing.assert_allclose(hf.embed_documents(TEXTS), ref, atol=1e-5)
     assert st.space == hf.space

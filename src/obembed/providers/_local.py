@@ -3,10 +3,12 @@ the pooling family table, and the offline/mirror rules of the Hugging Face hub."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,10 +121,27 @@ DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 """The prompt names sentence-transformers' ``encode_document`` tries, in its order (the first present wins)."""
 
 
-def document_prompt(prompts: dict[str, str] | None) -> str:
-    """The document prefix ``encode_document`` applies: the first of document/passage/corpus present."""
+@functools.lru_cache(maxsize=1)
+def st_always_has_document_prompt() -> bool:
+    """Whether the installed sentence-transformers gives every model a ``document`` prompt (6.x: ``""`` unless
+    the model saved one), so ``encode_document`` never reaches ``passage``/``corpus``; 5.x has no such default.
+    Read from the package metadata (no import); without sentence-transformers, the current (6.x) rule."""
+    try:
+        from importlib.metadata import version
+
+        return int(version("sentence-transformers").split(".")[0]) >= 6
+    except Exception:
+        return True
+
+
+def document_prompt(prompts: Mapping[str, str | None] | None) -> str:
+    """The document prefix sentence-transformers' ``encode_document`` applies to a model saving ``prompts``:
+    the first of document/passage/corpus present (with 6.x, ``document`` is always present)."""
+    prompts = dict(prompts or {})
+    if st_always_has_document_prompt():
+        prompts.setdefault("document", "")
     for key in DOCUMENT_PROMPT_NAMES:
-        if prompts and key in prompts:
+        if key in prompts:
             return prompts[key] or ""
     return ""
 
@@ -305,19 +324,30 @@ def model_identity(name: str) -> str:
     return f"{Path(path.resolve()).name.lower()}@{folder_key(path)}"
 
 
+def provider_identity(provider: Any) -> str:
+    """:func:`model_identity` of ``provider.model``, computed once per provider (after its model loaded):
+    the space of a loaded model stays the one of the files it was loaded from."""
+    ident = provider.__dict__.get("_space_identity")
+    if ident is None:
+        ident = provider.__dict__["_space_identity"] = model_identity(provider.model)
+    return str(ident)
+
+
 def local_space(name: str, pooling: str | None, normalized: bool, dimension: int, precision: str = "fp32", *,
-                query_prefix: str = "", document_prefix: str = "", max_seq_length: int | None = None) -> str:
+                query_prefix: str = "", document_prefix: str = "", max_seq_length: int | None = None,
+                identity: str | None = None) -> str:
     """The vector-space id shared by st:, hf: and onnx: for one model (see ``Provider.space``).
 
     Everything that changes the vectors is in it: the model (by content for a local folder), pooling,
-    unit length, dimension, precision, the longest input (``len=``) and the query/document prefixes
-    (``prompts=`` a short hash, ``none`` without any).
+    unit length, dimension, the longest input (``len=``), the query/document prefixes (``prompts=`` a short
+    hash, ``none`` without any) and, last, the precision. ``identity``: see :func:`provider_identity`.
     """
     prompts = "none"
     if query_prefix or document_prefix:
         prompts = hashlib.sha256(f"{query_prefix}\0{document_prefix}".encode()).hexdigest()[:8]
-    return (f"local:{model_identity(name)}|{canonical_pooling(pooling) or '?'}|{'unit' if normalized else 'raw'}"
-            f"|{dimension}|{precision}|len={max_seq_length or '?'}|prompts={prompts}")
+    model = identity or model_identity(name)
+    return (f"local:{model}|{canonical_pooling(pooling) or '?'}|{'unit' if normalized else 'raw'}"
+            f"|{dimension}|len={max_seq_length or '?'}|prompts={prompts}|{precision}")
 
 
 def quiet_transformers() -> None:

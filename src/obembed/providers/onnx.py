@@ -628,11 +628,12 @@ class OnnxProvider(Provider):
 
     @property
     def space(self) -> str:
-        from ._local import local_space
+        from ._local import local_space, provider_identity
 
         return local_space(self.model, self.pooling, self.normalized, self.dimension, self.precision,
                            query_prefix=self.query_prefix, document_prefix=self.document_prefix,
-                           max_seq_length=self.max_input_tokens)
+                           max_seq_length=self.max_input_tokens,
+                           identity=provider_identity(self))
 
     # -------------------------------------------------------------- tokenise once
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
@@ -650,7 +651,7 @@ class OnnxProvider(Provider):
         return self.embed_many(texts, kind=kind, token_counts=self.count_tokens(texts, kind=kind))
 
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
-        from ._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, run_sorted
+        from ._batching import DEFAULT_MAX_ITEMS, ONNX_TOKEN_BUDGET, run_sorted
 
         runner = self._runner
         last = getattr(self._memo, "last", None)
@@ -669,7 +670,7 @@ class OnnxProvider(Provider):
         session = runner.session()
         return run_sorted(lengths, lambda idx: runner.embed([encs[i] for i in idx], session),
                           dimension=self._dimension,
-                          token_budget=self.token_budget or DEFAULT_TOKEN_BUDGET, max_items=DEFAULT_MAX_ITEMS)
+                          token_budget=self.token_budget or ONNX_TOKEN_BUDGET, max_items=DEFAULT_MAX_ITEMS)
 
 
 # ------------------------------------------------------------------------------------------ fast start

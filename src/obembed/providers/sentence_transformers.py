@@ -133,11 +133,12 @@ class SentenceTransformerProvider(Provider):
 
     @property
     def space(self) -> str:
-        from ._local import local_space
+        from ._local import local_space, provider_identity
 
         dim = self.dimension  # loads the model first, which sets pooling and normalisation
         return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
-                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens)
+                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens,
+                           identity=provider_identity(self))
 
     @property
     def tokenizer(self) -> Any:
