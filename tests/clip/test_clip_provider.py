@@ -270,7 +270,7 @@ def test_text_tokenizer_exposed_and_counting_is_thread_safe(clip: ClipProvider) 
     import threading
 
     assert callable(clip.tokenizer)
-    texts = [" ".join(["a photo of a red square"] * (1 + i % 5)) for i in range(16)]
+    texts = [" ".join(["a photo of a red square"] * (1 + i % 5)) for i in range(48)]
     assert clip.tokenizer(texts[:1])["input_ids"][0] == clip.tokenizer(texts[:1])["input_ids"][0]
     errors: list[BaseException] = []
     start = threading.Barrier(2)
@@ -278,7 +278,7 @@ def test_text_tokenizer_exposed_and_counting_is_thread_safe(clip: ClipProvider) 
     def run(fn) -> None:  # type: ignore[no-untyped-def]
         start.wait()
         try:
-            for _ in range(20):
+            for _ in range(100):
                 fn()
         except BaseException as exc:
             errors.append(exc)

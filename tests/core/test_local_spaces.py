@@ -134,14 +134,14 @@ def test_truncate_dim_without_normalize_is_not_unit_length(tiny_st_cls: Path):
 def test_hf_tokenizer_is_exposed_and_thread_safe(tiny_st_cls: Path):
     p = obembed.load(f"hf:{tiny_st_cls}", device="cpu")
     assert callable(p.tokenizer)
-    texts = [" ".join(["the cat sat on the mat"] * (1 + i % 7)) for i in range(24)]
+    texts = [" ".join(["the cat sat on the mat"] * (1 + i % 7)) for i in range(64)]
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
     def count() -> None:
         start.wait()
         try:
-            for _ in range(60):
+            for _ in range(400):
                 assert len(p.count_tokens(texts)) == len(texts)
         except BaseException as exc:  # "Already borrowed" from the shared fast tokenizer
             errors.append(exc)
@@ -149,7 +149,7 @@ def test_hf_tokenizer_is_exposed_and_thread_safe(tiny_st_cls: Path):
     def embed() -> None:
         start.wait()
         try:
-            for _ in range(15):
+            for _ in range(100):
                 assert p.embed_documents(texts).shape == (len(texts), 32)
         except BaseException as exc:
             errors.append(exc)
