@@ -10,6 +10,7 @@ Quick start::
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +64,15 @@ def load(spec: str | None = None, *, settings: Settings | None = None, **options
     return default_registry().create(spec or settings.model, settings=settings, **options)
 
 
-def connect(dsn: str | None = None, **kwargs: Any) -> Store:
-    """Open the vector store: embedded seekdb in a local folder by default, or a server by DSN.
+def connect(target: str | os.PathLike[str] | None = None, **kwargs: Any) -> Store:
+    """Open the vector store: ``connect("kb")`` (embedded seekdb in the folder ``kb``), ``connect("mysql://...")``
+    (a seekdb server or OceanBase; a string with ``://`` is a DSN), or ``connect()`` (``OBEMBED_DSN``, else
+    ``./obembed.db``). Keywords ``path=`` / ``dsn=`` say which explicitly.
 
-    See :func:`obembed.store.connect`.
+    Text queries rebuild each collection's model from its metadata (``collection.model``). See
+    :func:`obembed.store.connect`.
     """
     from .store import connect as _connect
 
     kwargs.setdefault("provider_factory", load)  # text queries rebuild the collection's model from its metadata
-    return _connect(dsn, **kwargs)
+    return _connect(target, **kwargs)

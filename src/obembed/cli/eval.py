@@ -46,7 +46,7 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
     from ..store import connect
 
     if dsn or db_path:
-        store = connect(dsn, path=db_path)
+        store = connect(dsn=dsn, path=db_path)
         try:
             yield store
         finally:
@@ -184,7 +184,7 @@ def map_cmd(collection: str, color_by: str | None, out: str, method: str, max_po
         raise click.BadParameter(f"{out!r}: use a .html or .png file", param_hint="--out")
     if max_points < 2:
         raise click.BadParameter("must be at least 2", param_hint="--max-points")
-    store = connect(dsn, path=db_path)
+    store = connect(dsn=dsn, path=db_path)
     try:
         coll = store.collection(collection)
         pts = collection_points(coll, color_by=color_by, max_points=max_points, seed=seed, method=method)

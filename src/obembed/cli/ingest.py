@@ -32,7 +32,7 @@ def open_store(db: str | None, dsn: str | None) -> Any:
 
     if db and dsn:
         raise click.UsageError("give --db (embedded) or --dsn (server), not both")
-    return obembed.connect(dsn, path=db, provider_factory=obembed.load)
+    return obembed.connect(dsn=dsn, path=db, provider_factory=obembed.load)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.I)
@@ -251,23 +251,21 @@ def format_hits(hits: list[Any], width: int | None = None) -> str:
 
 
 def _query_provider(store: Any, collection: str, model: str | None, options: tuple[str, ...]) -> Any:
-    """The model for the query: --model, else the collection's recorded one (fast-start path)."""
-    import obembed
-
+    """The model for the query: --model, else the collection's recorded one (``collection.model``: rebuilt from
+    its metadata, fast-start path first, the recorded model as written when that is another vector space)."""
     coll = store.collection(collection)
     if model:
         return load_provider(model, options, purpose="oneshot")
-    spec = coll.spec
-    if not spec:
+    if options:  # -o on top of the recorded options
+        spec = coll.spec
+        if not spec:
+            raise ConfigError(f"collection {collection!r} has no model recorded; pass --model SPEC")
+        recorded = dict((coll.metadata.get("provider") or {}).get("options") or {})
+        opts = tuple(f"{k}={v}" for k, v in recorded.items()) + options
+        return load_provider(spec, opts, purpose="oneshot")
+    if not coll.spec:
         raise ConfigError(f"collection {collection!r} has no model recorded; pass --model SPEC")
-    recorded = dict((coll.metadata.get("provider") or {}).get("options") or {})
-    opts = tuple(f"{k}={v}" for k, v in recorded.items()) + options
-    provider = load_provider(spec, opts, purpose="oneshot")
-    try:
-        coll.check_provider(provider)
-    except DimensionMismatchError:  # the fast path gave another runtime: use the recorded one exactly
-        provider = obembed.load(spec, **recorded)
-    return provider
+    return coll.model
 
 
 @click.command()
@@ -297,7 +295,14 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
     """
     from ..ingest.search import search as run_search
 
-    store = open_store(db, dsn)
+    import obembed
+
+    from ._common import provider_factory
+
+    if db and dsn:
+        raise click.UsageError("give --db (embedded) or --dsn (server), not both")
+    store = obembed.connect(dsn=dsn, path=db, provider_factory=provider_factory("oneshot"),
+                            fallback_factory=obembed.load)
     try:
         provider = _query_provider(store, collection, model, options)
         if hybrid and (exact is not None or ef_search):

@@ -115,7 +115,7 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
         def store_factory() -> Any:
             import obembed
 
-            return obembed.connect(store_dsn, path=db_path)
+            return obembed.connect(dsn=store_dsn, path=db_path)
 
     click.echo(f"loading {len(served)} model(s)...", err=True)
     app = create_app(served, config=config, store_factory=store_factory)

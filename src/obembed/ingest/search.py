@@ -7,28 +7,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..store.base import Hit, QueryModel, VectorStore
+from ..store.search import EXACT_MAX_ROWS
 
 __all__ = ["EXACT_MAX_ROWS", "search"]
-
-EXACT_MAX_ROWS = 20_000
-"""Up to this many rows, ``search`` scans exactly by default (SEEKDB.md: ~220 ms per query at 100k × 384,
-so a few ms here); above it, the HNSW index answers."""
 
 log = logging.getLogger(__name__)
 
 
 def search(
-    store: Any,
+    store: VectorStore,
     collection: str,
     query: str,
     *,
     k: int = 10,
     where: str | Mapping[str, Any] | None = None,
     hybrid: bool = False,
-    provider: Any = None,
+    provider: QueryModel | None = None,
     exact: bool | None = None,
     ef_search: int | None = None,
-) -> list[Any]:
+) -> list[Hit]:
     """The ``k`` best chunks of ``collection`` for a text ``query``.
 
     ``where``: a filter, as a dict (``{"lang": "ja"}``) or a validated expression string
@@ -36,9 +34,9 @@ def search(
     ``hybrid``: fuse full-text and vector results (reciprocal rank fusion); needs a FULLTEXT index
     (``obembed ingest`` creates one by default). ``provider``: the model for the query; by default the one
     recorded with the collection (rebuilt by the store's provider factory). ``exact``: ``True`` scans every
-    row (exact), ``False`` uses the vector index, ``None`` (default) scans collections of at most
-    :data:`EXACT_MAX_ROWS` rows (a few milliseconds there, and exact: HNSW loses recall on crowded vectors,
-    e.g. MiniLM on Japanese text) and uses the index above. ``ef_search``: the HNSW search breadth.
+    row (exact), ``False`` uses the vector index, ``None`` (default): the store's policy
+    (:meth:`obembed.store.Collection.search`: exact up to :data:`EXACT_MAX_ROWS` rows, the index above).
+    ``ef_search``: the HNSW search breadth.
     """
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("the search query is empty; pass a non-empty text")
@@ -46,7 +44,5 @@ def search(
     if isinstance(where, str) and not where.strip():
         where = None
     if hybrid:
-        return list(coll.hybrid_search(query, k=k, where=where))
-    if exact is None:
-        exact = ef_search is None and coll.count() <= EXACT_MAX_ROWS
+        return list(coll.hybrid_search(query, k=k, where=where, exact=exact))
     return list(coll.search(query, k=k, where=where, exact=exact, ef_search=ef_search))

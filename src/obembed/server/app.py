@@ -160,7 +160,9 @@ class SearchRequest(BaseModel):
         None, alias="filter", description='Filter: {"lang": "ja", "year": {">=": 2020}} or "lang = \'ja\'".')
     where: dict[str, Any] | str | None = Field(None, description="Same as filter.")
     hybrid: bool = Field(False, description="Vector + full-text (collections created with fulltext).")
-    exact: bool = Field(False, description="Exact (brute-force) search instead of the ANN index.")
+    exact: bool | None = Field(
+        None, description="true: exact (brute-force) scan; false: the vector index; null (default): the store's "
+        "policy (exact up to 20,000 rows, the index above), as in Python and `obembed search`.")
 
 
 # --------------------------------------------------------------------------- errors

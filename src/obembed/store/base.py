@@ -1,11 +1,41 @@
-"""What the store hands back: :class:`Hit` (one search result)."""
+"""The store's contracts: :class:`Hit` (one search result), what it needs of a model (:class:`QueryModel`), and
+what it offers the layers above (:class:`VectorStore`, :class:`VectorCollection`; the ingest pipeline, the
+CLI, the server and eval are written against these)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Hit"]
+import numpy.typing as npt
+
+from .filters import Where
+
+__all__ = ["Hit", "ProviderFactory", "QueryModel", "VectorCollection", "VectorStore"]
+
+@runtime_checkable
+class QueryModel(Protocol):
+    """What the store needs of an embedding model: the facts recorded with a collection, and query vectors.
+
+    Every :class:`obembed.Provider` is one."""
+
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def space(self) -> str: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def embed_query(self, item: Any) -> npt.NDArray[Any]: ...
+
+
+ProviderFactory = Callable[..., QueryModel]
+"""``factory(spec, **options) -> model`` (``obembed.load`` is one): how a collection rebuilds its own model."""
 
 
 @dataclass
@@ -46,3 +76,59 @@ def _jsonable(v: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     return v
+
+
+Query = str | npt.ArrayLike
+"""A search query: a text (embedded with the collection's model) or a vector."""
+
+
+class VectorCollection(Protocol):
+    """One collection of vectors beside scalar data (:class:`obembed.store.Collection`)."""
+
+    name: str
+    dimension: int
+    metadata: dict[str, Any]
+
+    @property
+    def spec(self) -> str | None: ...
+
+    @property
+    def model(self) -> QueryModel: ...
+
+    def attach(self, provider: QueryModel) -> VectorCollection: ...
+
+    def count(self, where: Where = None) -> int: ...
+
+    def upsert(self, rows: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> int: ...
+
+    def get(self, ids: Iterable[str] | str, *, include_vectors: bool = False) -> list[dict[str, Any]]: ...
+
+    def delete(self, ids: Iterable[str] | str | None = None, *, where: Where = None) -> int: ...
+
+    def hashes(self, source: str | None = None) -> dict[str, str | None]: ...
+
+    def sources(self) -> dict[str | None, int]: ...
+
+    def iter_rows(self, batch_size: int = 1000, *, include_vectors: bool = True,
+                  where: Where = None) -> Iterator[list[dict[str, Any]]]: ...
+
+    def search(self, query: Query, k: int = 10, *, where: Where = None, exact: bool | None = None,
+               ef_search: int | None = None) -> list[Hit]: ...
+
+    def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
+                      vector: npt.ArrayLike | None = None, weights: tuple[float, float] = (1.0, 1.0),
+                      exact: bool | None = None) -> list[Hit]: ...
+
+
+class VectorStore(Protocol):
+    """A store of collections (:class:`obembed.store.Store`)."""
+
+    def collection(self, name: str, provider: QueryModel | None = None) -> VectorCollection: ...
+
+    def has_collection(self, name: str) -> bool: ...
+
+    def list_collections(self) -> list[dict[str, Any]]: ...
+
+    def drop_collection(self, name: str, *, missing_ok: bool = False) -> None: ...
+
+    def close(self) -> None: ...

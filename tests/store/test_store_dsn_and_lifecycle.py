@@ -1,5 +1,5 @@
-"""Review fixes of the store: DSN redaction (user@tenant), byte-exact ids/sources, orphan tables, batched deletes,
-scalar column values, deep NOT chains, no leak of a half-opened store."""
+"""DSNs (user@tenant redaction, cluster logins) and the store's lifecycle: byte-exact ids/sources, orphan tables,
+batched deletes, scalar column values, deep NOT chains, no leak of a half-opened store."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from obembed.errors import (
     redact,
 )
 from obembed.store import compile_where, connect
+from obembed.store import collection as collection_mod
 from obembed.store import seekdb as seekdb_mod
-from obembed.store.seekdb import redact_dsn
+from obembed.store.dsn import redact_dsn
 
 pytestmark = pytest.mark.seekdb
 
@@ -143,7 +144,7 @@ def test_empty_orphan_table_is_replaced_and_a_foreign_table_refused(store, make_
 # ------------------------------------------------------------------------------------------- 5. batched delete
 def test_delete_more_than_one_batch_of_ids(store, collection_name):
     coll = store.create_collection(collection_name, D, index=None)
-    n = 2 * seekdb_mod.DELETE_BATCH + 5
+    n = 2 * collection_mod.DELETE_BATCH + 5
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((n, D)).astype(np.float32)
     coll.upsert([{"id": f"r{i}", "vector": vecs[i]} for i in range(n)])
@@ -163,21 +164,21 @@ def test_delete_more_than_one_batch_of_ids(store, collection_name):
     assert [r["id"] for r in coll.get([f"r{n - 1}", "r0"])] == [f"r{n - 1}"]
     deletes = [s for s in statements if s.startswith("DELETE")]
     assert len(deletes) == 3  # 1000 + 1000 + 5 ids
-    assert all(s.count("%s") <= seekdb_mod.DELETE_BATCH for s in deletes)
+    assert all(s.count("%s") <= collection_mod.DELETE_BATCH for s in deletes)
 
 
 # ------------------------------------------------------------------------------------------- 10. no leak
 def test_failed_open_closes_its_connection(store, store_test_dsn, monkeypatch):
     if store_test_dsn:
         pytest.skip("needs the embedded engine's unix socket")  # pragma: no cover
-    sessions: list[seekdb_mod._Session] = []
-    real_init = seekdb_mod._Session.__init__
+    sessions: list[seekdb_mod.Session] = []
+    real_init = seekdb_mod.Session.__init__
 
     def init(self, *a, **kw):
         sessions.append(self)
         real_init(self, *a, **kw)
 
-    monkeypatch.setattr(seekdb_mod._Session, "__init__", init)
+    monkeypatch.setattr(seekdb_mod.Session, "__init__", init)
     monkeypatch.setattr(seekdb_mod.schema, "meta_table_ddl", lambda: "CREATE TABLE obembed_bad (")  # engine refuses
     sock = store._embedded.connect_args()["unix_socket"]
     with pytest.raises(StoreError):

@@ -1,0 +1,512 @@
+"""A collection: one table of vectors beside scalar data (reads, writes, search, hybrid search, indexes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, StoreError
+from . import schema
+from .base import Hit, Query, QueryModel
+from .filters import Where, compile_where
+from .rows import BASE_SELECT, as_vector, parse_vector, scalar_value, score, vector_bytes
+from .search import rrf_fuse, use_exact
+
+if TYPE_CHECKING:
+    from .seekdb import Store
+
+__all__ = ["DELETE_BATCH", "MAX_K", "MAX_STATEMENT_BYTES", "Collection"]
+
+log = logging.getLogger(__name__)
+
+MAX_STATEMENT_BYTES = 8 * 1024 * 1024  # well under the engine's 16 MiB max_allowed_packet
+MAX_K = 16384
+DELETE_BATCH = 1000
+"""ids per DELETE statement (and per get() SELECT): bounded IN lists."""
+
+
+class Collection:
+    """One table of vectors beside scalar data; from :meth:`Store.create_collection` / :meth:`Store.collection`."""
+
+    def __init__(self, store: Store, meta: dict[str, Any], provider: QueryModel | None = None) -> None:
+        self.store = store
+        self.metadata: dict[str, Any] = meta
+        self.name: str = meta["name"]
+        self.dimension: int = int(meta["dimension"])
+        self.distance: str = meta["distance"]
+        self.columns: dict[str, str] = dict(meta.get("columns") or {})
+        self._provider: QueryModel | None = None
+        self._table = schema.quote(self.name)
+        self._fn = schema.DISTANCE_FUNCTIONS[self.distance][1]
+        self._filter_columns = ["id", "content", "source", "chunk", "content_hash", "created_at", "updated_at",
+                                *self.columns]
+        if provider is not None:
+            self.attach(provider)
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, {self.dimension}-d {self.distance}, spec={self.metadata.get('spec')!r})"
+
+    # -------------------------------------------------------------------- provider
+    @property
+    def spec(self) -> str | None:
+        return self.metadata.get("spec")
+
+    @property
+    def space(self) -> str | None:
+        return self.metadata.get("space")
+
+    def check_provider(self, provider: QueryModel) -> None:
+        """Refuse a provider whose vector space or dimension differs from the collection's."""
+        dim = int(provider.dimension)
+        pspace = provider.space
+        pspec = provider.spec
+        theirs = (f"{self.spec} ({self.dimension}-d, space {self.space})" if self.space
+                  else f"{self.dimension}-d vectors")
+        if dim != self.dimension:
+            raise DimensionMismatchError(
+                f"collection {self.name!r} holds {theirs}; provider {pspec} gives {dim}-d vectors. Query it with "
+                f"{self.spec or f'a {self.dimension}-d model'}, or ingest into a new collection for {pspec}")
+        if self.space and pspace and pspace != self.space:
+            raise DimensionMismatchError(
+                f"collection {self.name!r} holds vectors of {theirs}; provider {pspec} is another vector space "
+                f"({pspace}). Use {self.spec} for this collection, or ingest into a new collection for {pspec}")
+
+    def attach(self, provider: QueryModel) -> Collection:
+        """Use ``provider`` for text queries (checked against the metadata); returns self."""
+        self.check_provider(provider)
+        self._provider = provider
+        return self
+
+    @property
+    def model(self) -> QueryModel:
+        """The model for text queries: the attached one, else rebuilt from the collection's metadata (its recorded
+        spec and options) by the store's ``provider_factory``, once per store. Should that model be another
+        vector space than the one recorded (a faster runtime that does not reproduce it), the store's
+        ``fallback_factory`` builds the recorded spec as written."""
+        if self._provider is None:
+            factory = self.store.provider_factory
+            spec = self.spec
+            if not spec:
+                raise ConfigError(
+                    f"collection {self.name!r} was created from a bare dimension and has no model recorded; "
+                    "search it with a vector, or open it with store.collection(name, provider=...)")
+            if factory is None:
+                raise ConfigError(
+                    f"searching collection {self.name!r} with text needs its model {spec}: open the store with "
+                    "obembed.connect() (which can rebuild models), or pass provider= to store.collection()")
+            options = dict((self.metadata.get("provider") or {}).get("options") or {})
+            key = (spec, json.dumps(options, sort_keys=True, default=str))
+            cache = self.store._providers
+            with self.store._provider_lock:
+                provider = cache.get(key)
+                if provider is None:  # build each model once per store, not once per Collection object
+                    provider = factory(spec, **options)
+                    try:
+                        self.check_provider(provider)
+                    except DimensionMismatchError:
+                        fallback = self.store.fallback_factory
+                        if fallback is None:
+                            raise
+                        log.info("collection %s: %s from the fast path is another vector space; loading the "
+                                 "recorded model as written", self.name, spec)
+                        provider = fallback(spec, **options)
+                    cache[key] = provider
+            self.attach(provider)
+        assert self._provider is not None
+        return self._provider
+
+    @property
+    def provider(self) -> QueryModel:
+        """Same as :attr:`model` (the older name)."""
+        return self.model
+
+    # -------------------------------------------------------------------- writing
+    def _row_values(self, i: int, row: Any, seen: set[str], *, vector: bool = True) -> tuple[list[Any], bytes]:
+        """Check one row; return its column values (without the vector) and its float32 vector bytes
+        (``b""`` with ``vector=False``, when the caller checked all vectors at once)."""
+        if not isinstance(row, Mapping):
+            raise InvalidInputError(f"row {i} is a {type(row).__name__}, not a dict with 'id' and 'vector'", index=i)
+        rid = row.get("id")
+        if not isinstance(rid, str) or not rid or len(rid) > 512:
+            raise InvalidInputError(f"row {i}: 'id' must be a non-empty string of at most 512 characters, got "
+                                    f"{rid!r:.80}", index=i)
+        if rid in seen:
+            raise InvalidInputError(f"row {i}: id {rid!r} appears twice in this batch; ids must be unique "
+                                    "(merge the rows or make the ids distinct)", index=i)
+        seen.add(rid)
+        unknown = set(row) - self._writable
+        if unknown:
+            raise InvalidInputError(
+                f"row {i} (id {rid!r}): unknown field(s) {sorted(unknown)}; known: {sorted(self._writable)} "
+                "(put free-form fields into 'metadata', or declare columns at create_collection)", index=i)
+        if "vector" not in row or row["vector"] is None:
+            raise InvalidInputError(f"row {i} (id {rid!r}) has no 'vector'; embed its content first", index=i)
+        vec = as_vector(row["vector"], self.dimension, f"row {i} (id {rid!r})") if vector else None
+        content = row.get("content")
+        if content is not None and not isinstance(content, str):
+            raise InvalidInputError(f"row {i} (id {rid!r}): 'content' must be a string or None", index=i)
+        source = row.get("source")
+        if source is not None and not isinstance(source, str):
+            source = str(source)
+        chunk = row.get("chunk")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int | np.integer)):
+            raise InvalidInputError(f"row {i} (id {rid!r}): 'chunk' must be an int or None", index=i)
+        meta = row.get("metadata")
+        if meta is not None:
+            if not isinstance(meta, Mapping):
+                raise InvalidInputError(f"row {i} (id {rid!r}): 'metadata' must be a dict or None", index=i)
+            try:
+                meta = json.dumps(meta, ensure_ascii=False, allow_nan=False, default=str)
+            except ValueError as exc:
+                raise InvalidInputError(f"row {i} (id {rid!r}): 'metadata' is not JSON-serialisable ({exc})",
+                                        index=i) from None
+        values: list[Any] = [rid, content, source, None if chunk is None else int(chunk), row.get("content_hash")]
+        for c, ctype in self.columns.items():
+            v = row.get(c)
+            if isinstance(v, np.generic):
+                v = v.item()
+            v = scalar_value(v, ctype, f"row {i} (id {rid!r}): column {c!r} ({ctype})", i)
+            values.append(v)
+        values.append(meta)
+        return values, (np.ascontiguousarray(vec, dtype="<f4").tobytes() if vec is not None else b"")
+
+    def _prepare(self, rows: list[Any]) -> list[tuple[list[Any], bytes]]:
+        """Check every row before any SQL; vectors are checked in one numpy pass when they stack cleanly."""
+        seen: set[str] = set()
+        bulk: np.ndarray | None = None
+        raw = [r.get("vector") if isinstance(r, Mapping) else None for r in rows]
+        if all(v is not None for v in raw):
+            try:
+                arr = np.asarray(raw, dtype=np.float32)
+            except (TypeError, ValueError):
+                arr = None
+            if arr is not None and arr.ndim == 2 and arr.shape[1] == self.dimension and np.isfinite(arr).all():
+                bulk = np.ascontiguousarray(arr, dtype="<f4")
+        if bulk is None:  # something is off: the per-row path names the first bad row
+            return [self._row_values(i, r, seen) for i, r in enumerate(rows)]
+        buf = bulk.tobytes()
+        step = 4 * self.dimension
+        out = []
+        for i, r in enumerate(rows):
+            values, _ = self._row_values(i, r, seen, vector=False)
+            out.append((values, buf[i * step:(i + 1) * step]))
+        return out
+
+    @property
+    def _writable(self) -> set[str]:
+        return {"id", "vector", "content", "source", "chunk", "content_hash", "metadata", *self.columns}
+
+    def _insert_sql(self, n: int) -> str:
+        cols = ["id", "content", "source", "chunk", "content_hash", *self.columns, "metadata", schema.VECTOR_COLUMN]
+        col_sql = ", ".join(schema.quote(c) for c in cols)
+        one = "(" + ", ".join(["%s"] * len(cols)) + ")"
+        upd = ", ".join(f"{schema.quote(c)} = VALUES({schema.quote(c)})" for c in cols[1:])
+        return f"INSERT INTO {self._table} ({col_sql}) VALUES {', '.join([one] * n)} ON DUPLICATE KEY UPDATE {upd}"
+
+    def upsert(self, rows: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> int:
+        """Insert or replace rows by id; returns the number of rows written.
+
+        Every row is checked before any SQL runs (id, unknown fields, dimension, NaN/inf, duplicate ids), so bad
+        input writes nothing. Rows go in multi-row statements with float32 binary vectors, one transaction per
+        ``batch_size`` rows: after an engine error the earlier batches stay committed (the error says how many).
+        Fields a row leaves out are stored as NULL (upsert replaces the whole row).
+        """
+        self.store._check_open()
+        if isinstance(rows, Mapping):
+            rows = [rows]
+        rows = list(rows)
+        if not rows:
+            raise InvalidInputError("upsert() got no rows; pass a non-empty list of dicts with 'id' and 'vector'")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size={batch_size} must be ≥ 1")
+        prepared = self._prepare(rows)
+        written = 0
+        for start in range(0, len(prepared), batch_size):
+            batch = prepared[start:start + batch_size]
+            statements = list(self._statements(batch))
+            try:
+                self.store._session.transaction(statements, what=f"upsert into {self.name!r}")
+            except StoreError as exc:
+                raise type(exc)(f"{exc} [rows {start}..{start + len(batch) - 1} rolled back; {written} earlier rows "
+                                "committed]") from exc
+            written += len(batch)
+        log.debug("upserted %d rows into %s", written, self.name)
+        return written
+
+    def _statements(self, batch: list[tuple[list[Any], bytes]]) -> Iterator[tuple[str, list[Any]]]:
+        chunk: list[Any] = []
+        size = 0
+        n = 0
+        for values, vec in batch:
+            row_bytes = 2 * len(vec) + sum(len(v) * 4 if isinstance(v, str | bytes) else 16 for v in values) + 64
+            if n and size + row_bytes > MAX_STATEMENT_BYTES:
+                yield self._insert_sql(n), chunk
+                chunk, size, n = [], 0, 0
+            chunk.extend(values)
+            chunk.append(vec)
+            size += row_bytes
+            n += 1
+        if n:
+            yield self._insert_sql(n), chunk
+
+    def delete(self, ids: Iterable[str] | str | None = None, *, where: Where = None) -> int:
+        """Delete rows by id and/or filter; returns how many rows were deleted."""
+        self.store._check_open()
+        if ids is None and where is None:
+            raise InvalidInputError("delete() needs ids= or where=; to remove everything use drop_collection()")
+        wsql, wparams = compile_where(where, self._filter_columns) if where is not None else ("", [])
+        if ids is None:
+            if not wsql:
+                raise InvalidInputError("delete(where={}) would delete every row; use drop_collection() for that")
+            _, n = self.store.execute(f"DELETE FROM {self._table} WHERE ({wsql})", wparams,
+                                      what=f"delete from {self.name!r}", fetch=False)
+            return int(n)
+        id_list = [ids] if isinstance(ids, str) else list(ids)
+        total = 0
+        # bounded IN lists (like get()): one statement per DELETE_BATCH ids, each committed on its own
+        for start in range(0, len(id_list), DELETE_BATCH):
+            part = id_list[start:start + DELETE_BATCH]
+            sql = f"DELETE FROM {self._table} WHERE `id` IN ({', '.join(['%s'] * len(part))})"
+            if wsql:
+                sql += f" AND ({wsql})"
+            _, n = self.store.execute(sql, [*part, *wparams], what=f"delete from {self.name!r}", fetch=False)
+            total += int(n)
+        return total
+
+    # -------------------------------------------------------------------- reading
+    def _select_cols(self, include_vectors: bool = False) -> str:
+        cols = [*BASE_SELECT, *self.columns, "created_at", "updated_at"]
+        if include_vectors:
+            cols.append(schema.VECTOR_COLUMN)
+        return ", ".join(schema.quote(c) for c in cols)
+
+    def _row_dict(self, r: Sequence[Any], include_vectors: bool) -> dict[str, Any]:
+        names = [*BASE_SELECT, *self.columns, "created_at", "updated_at"]
+        d = dict(zip(names, r[: len(names)], strict=True))
+        d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
+        if include_vectors:
+            d["vector"] = parse_vector(r[len(names)])
+        return d
+
+    def get(self, ids: Iterable[str] | str, *, include_vectors: bool = False) -> list[dict[str, Any]]:
+        """Rows by id, in the order asked (missing ids are left out). Vectors come back as float32 arrays
+        (the engine returns them as text with ~6 significant digits)."""
+        id_list = [ids] if isinstance(ids, str) else list(ids)
+        if not id_list:
+            return []
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(id_list), 1000):
+            part = id_list[start:start + 1000]
+            rows, _ = self.store.execute(
+                f"SELECT {self._select_cols(include_vectors)} FROM {self._table} "
+                f"WHERE `id` IN ({', '.join(['%s'] * len(part))})", part, what=f"get from {self.name!r}")
+            for r in rows:
+                d = self._row_dict(r, include_vectors)
+                out[d["id"]] = d
+        return [out[i] for i in id_list if i in out]
+
+    def count(self, where: Where = None) -> int:
+        """Number of rows (matching ``where``)."""
+        sql, params = compile_where(where, self._filter_columns)
+        rows, _ = self.store.execute(f"SELECT COUNT(*) FROM {self._table}" + (f" WHERE {sql}" if sql else ""),
+                                     params, what=f"count {self.name!r}")
+        return int(rows[0][0])
+
+    def hashes(self, source: str | None = None) -> dict[str, str | None]:
+        """``{id: content_hash}`` (of one source, or all): what incremental ingest compares against."""
+        if source is None:
+            rows, _ = self.store.execute(f"SELECT `id`, `content_hash` FROM {self._table}", what="read hashes")
+        else:
+            rows, _ = self.store.execute(f"SELECT `id`, `content_hash` FROM {self._table} WHERE `source` = %s",
+                                         (source,), what="read hashes")
+        return {r[0]: r[1] for r in rows}
+
+    def sources(self) -> dict[str | None, int]:
+        """``{source: number of rows}``."""
+        rows, _ = self.store.execute(f"SELECT `source`, COUNT(*) FROM {self._table} GROUP BY `source`",
+                                     what="list sources")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def iter_rows(self, batch_size: int = 1000, *, include_vectors: bool = True,
+                  where: Where = None) -> Iterator[list[dict[str, Any]]]:
+        """All rows in id order, ``batch_size`` at a time (keyset pagination: flat memory, consistent pages)."""
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size={batch_size} must be ≥ 1")
+        wsql, wparams = compile_where(where, self._filter_columns)
+        last: str | None = None
+        while True:
+            clauses = [f"({wsql})"] if wsql else []
+            params = list(wparams)
+            if last is not None:
+                clauses.append("`id` > %s")
+                params.append(last)
+            rows, _ = self.store.execute(
+                f"SELECT {self._select_cols(include_vectors)} FROM {self._table}"
+                + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+                + f" ORDER BY `id` LIMIT {int(batch_size)}", params, what=f"read rows of {self.name!r}")
+            if not rows:
+                return
+            batch = [self._row_dict(r, include_vectors) for r in rows]
+            yield batch
+            last = batch[-1]["id"]
+            if len(rows) < batch_size:
+                return
+
+    # -------------------------------------------------------------------- searching
+    def _query_vector(self, query: Query) -> npt.NDArray[np.float32]:
+        if isinstance(query, str):
+            if not query.strip():
+                raise InvalidInputError("the search text is empty; pass a non-empty query")
+            vec = self.model.embed_query(query)
+            return as_vector(vec, self.dimension, "query")
+        return as_vector(query, self.dimension, "query vector")
+
+    @property
+    def has_index(self) -> bool:
+        return bool(self.metadata.get("index_type"))
+
+    def search_sql(self, k: int, *, where: Where = None, exact: bool = False,
+                   ef_search: int | None = None) -> tuple[str, list[Any]]:
+        """The SELECT a search runs (the query vector is the first parameter); useful with EXPLAIN."""
+        wsql, wparams = compile_where(where, self._filter_columns)
+        sql = (f"SELECT {self._select_cols()}, {self._fn}({schema.quote(schema.VECTOR_COLUMN)}, %s) AS `_distance` "
+               f"FROM {self._table}" + (f" WHERE {wsql}" if wsql else "") + " ORDER BY `_distance`")
+        if exact or not self.has_index:
+            sql += f" LIMIT {int(k)}"
+        else:
+            sql += f" APPROXIMATE LIMIT {int(k)}"
+            hnsw = str(self.metadata.get("index_type", "")).startswith("hnsw")
+            if ef_search is not None and not hnsw:
+                raise InvalidInputError(f"ef_search applies to HNSW indexes; {self.name!r} has a "
+                                        f"{self.metadata.get('index_type')} index (IVF uses SET ob_ivf_nprobes = n)")
+            if ef_search is None and hnsw:
+                # the engine ignores the index's own ef_search and uses the session's (64): pass ours explicitly
+                ef_search = (self.metadata.get("index_params") or {}).get("ef_search")
+            if ef_search is not None:
+                sql += f" PARAMETERS(ef_search={max(int(ef_search), int(k))})"
+        return sql, wparams
+
+    def _hits(self, rows: Sequence[Sequence[Any]]) -> list[Hit]:
+        hits = []
+        n = len(BASE_SELECT)
+        for r in rows:
+            d = float(r[-1])
+            cols = dict(zip(self.columns, r[n:n + len(self.columns)], strict=True))
+            hits.append(Hit(id=r[0], content=r[1], source=r[2], chunk=r[3], distance=d,
+                            score=score(self.distance, d), metadata=json.loads(r[5]) if r[5] else {}, columns=cols))
+        return hits
+
+    def use_exact(self, exact: bool | None = None, *, ef_search: int | None = None) -> bool:
+        """Whether a search with these options scans exactly (the policy of :func:`obembed.store.search.use_exact`:
+        ``exact`` when given, else exact up to ``EXACT_MAX_ROWS`` rows or without an index)."""
+        return use_exact(exact, has_index=self.has_index, rows=self.count, ef_search=ef_search)
+
+    def search(self, query: Query, k: int = 10, *, where: Where = None, exact: bool | None = None,
+               ef_search: int | None = None) -> list[Hit]:
+        """The ``k`` nearest rows to a vector or a text (embedded with the collection's model).
+
+        ``exact``: ``True`` scans every row, ``False`` uses the vector index, ``None`` (default) decides by the
+        store's policy: exact up to ``EXACT_MAX_ROWS`` (20,000) rows (a few ms there, and exact: HNSW loses
+        recall on crowded vectors), the index above, or when ``ef_search`` is given. With a filter the index can
+        return fewer than ``k`` rows although more match: the store then answers from an exact search of the
+        filtered rows. Python, ``obembed search`` and the server's ``/search`` all rank through here.
+        """
+        self.store._check_open()
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
+        if ef_search is not None and (isinstance(ef_search, bool) or not isinstance(ef_search, int)
+                                      or not 1 <= ef_search <= MAX_K):
+            raise InvalidInputError(f"ef_search={ef_search!r} must be an int between 1 and {MAX_K}")
+        qvec = vector_bytes(self._query_vector(query))
+        approx = not self.use_exact(exact, ef_search=ef_search)
+        sql, params = self.search_sql(k, where=where, exact=not approx, ef_search=ef_search)
+        rows, _ = self.store.execute(sql, [qvec, *params], what=f"search {self.name!r}")
+        self.store.stats["searches"] += 1
+        if approx and len(rows) < k:
+            # the index found too few (filtered HNSW at low selectivity, or a small table): exact over the filter
+            self.store.stats["exact_fallbacks"] += 1
+            sql, params = self.search_sql(k, where=where, exact=True)
+            exact_rows, _ = self.store.execute(sql, [qvec, *params], what=f"search {self.name!r}")
+            if len(exact_rows) > len(rows):
+                log.debug("search %s: index returned %d < k=%d rows, exact fallback gave %d", self.name, len(rows),
+                          k, len(exact_rows))
+                rows = exact_rows
+        return self._hits(rows)
+
+    def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
+                      vector: npt.ArrayLike | None = None, weights: tuple[float, float] = (1.0, 1.0),
+                      exact: bool | None = None) -> list[Hit]:
+        """Full-text (MATCH ... AGAINST) and vector search fused with reciprocal rank fusion (k=60).
+
+        Needs a collection created with ``fulltext=True``. ``candidates`` rows are taken from each side
+        (default ``max(4k, 40)``); ``weights`` = (vector, full-text) multiply each side's RRF terms (raise the
+        full-text weight for a model that is weak in the corpus language). ``vector`` skips embedding ``text``.
+        ``score`` is the fused RRF score; ``distance`` the vector distance when the vector side found the row.
+        ``exact``: the vector side's exact-or-index choice, as in :meth:`search`.
+        """
+        self.store._check_open()
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("hybrid_search needs a non-empty text")
+        if not self.metadata.get("fulltext"):
+            raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True to use "
+                              "hybrid_search (or use search())")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
+        n = min(MAX_K, candidates or max(4 * k, 40))
+        vec_hits = self.search(text if vector is None else vector, n, where=where, exact=exact)
+        wsql, wparams = compile_where(where, self._filter_columns)
+        sql = (f"SELECT {self._select_cols()}, MATCH(`content`) AGAINST(%s) AS `_ft` FROM {self._table} "
+               f"WHERE MATCH(`content`) AGAINST(%s)" + (f" AND ({wsql})" if wsql else "")
+               + f" ORDER BY `_ft` DESC LIMIT {int(n)}")
+        rows, _ = self.store.execute(sql, [text, text, *wparams], what=f"full-text search {self.name!r}")
+        text_hits = self._hits(rows)
+        by_id: dict[str, Hit] = {h.id: h for h in vec_hits}
+        for h in text_hits:
+            if h.id not in by_id:
+                h.distance = None
+                by_id[h.id] = h
+        wv, wt = weights
+        out = []
+        for i, fused in rrf_fuse([([h.id for h in vec_hits], wv), ([h.id for h in text_hits], wt)], k):
+            h = by_id[i]
+            h.score = fused
+            out.append(h)
+        return out
+
+    # -------------------------------------------------------------------- index management
+    def create_index(self, index: str = "hnsw", *, index_params: Mapping[str, int] | None = None,
+                     parallel: int | None = None) -> None:
+        """Build the vector index after a bulk load (synchronous: complete when it returns)."""
+        if self.has_index:
+            raise StoreError(f"collection {self.name!r} already has a {self.metadata['index_type']} index")
+        index = index.lower()
+        if index not in schema.INDEX_TYPES:
+            raise ConfigError(f"index={index!r} is not supported; use one of {schema.INDEX_TYPES}")
+        if self.dimension > 4096:
+            raise InvalidInputError(f"a vector index needs dimension ≤ 4096 (this one is {self.dimension})")
+        params = schema.index_params(index, self.dimension, dict(index_params or {}))
+        ddl = schema.vector_index_ddl(self.name, self.distance, index, params)
+        if parallel:
+            ddl = ddl.replace("CREATE VECTOR INDEX", f"CREATE /*+ parallel({int(parallel)}) */ VECTOR INDEX", 1)
+        t0 = time.perf_counter()
+        self.store.execute(ddl, what=f"build the vector index of {self.name!r}", fetch=False)
+        self.store.execute(
+            f"UPDATE {schema.quote(schema.META_TABLE)} SET `index_type` = %s, `index_params` = %s WHERE `name` = %s",
+            (index, json.dumps(params), self.name), what="record the index", fetch=False)
+        self.metadata["index_type"] = index
+        self.metadata["index_params"] = params
+        log.info("built %s index on %s in %.1f s", index, self.name, time.perf_counter() - t0)
+
+    def explain(self, k: int = 10, *, where: Where = None, exact: bool = False) -> str:
+        """The engine's plan for a search (look for ``VECTOR INDEX SCAN``)."""
+        sql, params = self.search_sql(k, where=where, exact=exact)
+        probe = np.zeros(self.dimension, dtype="<f4")
+        probe[0] = 1.0
+        rows, _ = self.store.execute("EXPLAIN " + sql, [vector_bytes(probe), *params], what="explain")
+        return "\n".join(str(r[0]) for r in rows)
