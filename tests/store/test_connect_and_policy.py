@@ -34,7 +34,9 @@ def test_connect_to_a_file_names_it_and_the_fix(tmp_path, name):
         with pytest.raises(ConfigError) as e:
             call()
         msg = str(e.value)
-        assert str(f) in msg and "folder" in msg and "mysql://" in msg
+        assert str(f) in msg
+        assert "folder" in msg
+        assert "mysql://" in msg
     assert f.read_text() == "not a store"  # nothing touched
 
 
@@ -43,7 +45,8 @@ def test_a_string_with_scheme_is_a_dsn(tmp_path, dsn, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as e:
         obembed.connect(dsn)
-    assert "DSN" in str(e.value) and "p@" not in str(e.value)
+    assert "DSN" in str(e.value)
+    assert "p@" not in str(e.value)
     assert list(tmp_path.iterdir()) == []  # no folder made of a DSN
 
 
@@ -92,7 +95,9 @@ def test_collection_model_is_rebuilt_from_its_metadata(store, minilm, collection
                  for t, v in zip(["a cat", "a car"], minilm.embed_documents(["a cat", "a car"]), strict=True)])
     again = store.collection(collection_name)  # nothing attached: rebuilt by the store's provider_factory
     model = again.model
-    assert model.spec == minilm.spec and model.dimension == minilm.dimension and model.space == minilm.space
+    assert model.spec == minilm.spec
+    assert model.dimension == minilm.dimension
+    assert model.space == minilm.space
     assert np.allclose(model.embed_query("kitten"), minilm.embed_query("kitten"), atol=1e-5)
     assert [h.id for h in again.search("kitten", 1)] == ["a cat"]
 

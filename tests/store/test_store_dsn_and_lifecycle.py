@@ -18,8 +18,8 @@ from obembed.errors import (
     StoreError,
     redact,
 )
-from obembed.store import compile_where, connect
 from obembed.store import collection as collection_mod
+from obembed.store import compile_where, connect
 from obembed.store import seekdb as seekdb_mod
 from obembed.store.dsn import redact_dsn
 

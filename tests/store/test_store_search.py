@@ -91,7 +91,7 @@ def test_short_approximate_result_falls_back_to_exact(store, collection_name):
     rng = np.random.default_rng(3)
     coll.upsert([{"id": str(i), "vector": v} for i, v in enumerate(unit(rng, 4, 8))])
     before = store.stats["exact_fallbacks"]
-    hits = coll.search(unit(rng, 1, 8)[0], k=10, exact=False)  # the index path; fewer rows than k: the index answers short
+    hits = coll.search(unit(rng, 1, 8)[0], k=10, exact=False)  # the index; fewer rows than k: it answers short
     assert len(hits) == 4
     assert store.stats["exact_fallbacks"] == before + 1
 

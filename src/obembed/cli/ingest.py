@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import ConfigError, DimensionMismatchError
+from ..errors import ConfigError
 from ._common import echo_json, load_provider, model_option
 
 __all__ = ["collections", "ingest", "search"]
@@ -293,10 +293,9 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
       obembed search "画像編集" -c debian --where "lang = 'ja'" -k 5
       obembed search "tiling window manager" -c debian --hybrid --json
     """
-    from ..ingest.search import search as run_search
-
     import obembed
 
+    from ..ingest.search import search as run_search
     from ._common import provider_factory
 
     if db and dsn:

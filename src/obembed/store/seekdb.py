@@ -344,8 +344,9 @@ def connect(
     query_timeout: float = DEFAULT_QUERY_TIMEOUT_S,
 ) -> Store:
     """Open the store. ``target``: a folder path (embedded seekdb there) or a DSN (a string with ``://``,
-    ``mysql://user:pass@host:2881/db``); or say which with ``path=`` / ``dsn=`` (a DSN wins when both are given). With none of them: ``OBEMBED_DSN``
-    if set, else embedded seekdb in ``settings.db_path`` (``./obembed.db``).
+    ``mysql://user:pass@host:2881/db``); or say which with ``path=`` / ``dsn=`` (a DSN wins when both are
+    given). With none of them: ``OBEMBED_DSN`` if set, else embedded seekdb in ``settings.db_path``
+    (``./obembed.db``).
 
     ``provider_factory(spec, **options)`` rebuilds a collection's model for text queries (``obembed.connect``
     passes ``obembed.load``); ``fallback_factory`` is used when that model turns out another vector space.
