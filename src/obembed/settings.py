@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     model: str = Field(DEFAULT_MODEL, description="default provider spec")
     db_path: str = Field("./obembed.db", description="folder of the embedded seekdb")
+    engine_idle: float = Field(0.0, ge=0, description="keep the embedded engine warm this many idle seconds after "
+                               "a command (0: off); see `obembed engine`")
     dsn: SecretStr | None = Field(None, description="mysql://user:pass@host:port/db for a seekdb server / OceanBase")
     device: str | None = Field(None, description="torch device for local models (cpu, cuda, mps); auto when unset")
     truncate: Literal["truncate", "error", "chunk"] = "truncate"

@@ -86,7 +86,7 @@ class Store:
             label = f"seekdb/OceanBase at {where}"
         else:
             self.path = Path(path if path is not None else self.settings.db_path).expanduser().resolve()
-            self._embedded = EmbeddedEngine(self.path)
+            self._embedded = EmbeddedEngine(self.path, keep_warm_s=self.settings.engine_idle)
             args = self._embedded.connect_args()
             db = database or DEFAULT_DATABASE
             self.mode = "embedded"
