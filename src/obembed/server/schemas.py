@@ -1,0 +1,66 @@
+"""The request bodies of the server's routes (pydantic models; FastAPI validates and documents them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EmbeddingsRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest", "SearchRequest"]
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI ``POST /v1/embeddings``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        ..., description="A text or a list of texts (token arrays are refused: send text).")
+    model: str | None = Field(None, description="A served model's name (GET /v1/models); default: the first.")
+    dimensions: int | None = Field(None, description="Truncate to this many dimensions and re-normalise.")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="float: JSON numbers; base64: little-endian float32 bytes.")
+    user: str | None = None
+    input_type: Literal["query", "document"] | None = Field(
+        None, description="obembed extension: embed as search queries (applies the model's query prompt).")
+
+
+class OllamaEmbedRequest(BaseModel):
+    """Ollama ``POST /api/embed``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field("", description="A served model's name.")
+    input: str | list[str] | None = Field(None, description="A text or a list of texts; empty gives no vectors.")
+    truncate: bool | None = Field(True, description="false: an input over the context length is a 400.")
+    dimensions: int | None = None
+    options: dict[str, Any] | None = Field(None, description="Accepted and ignored.")
+    keep_alive: str | float | None = Field(None, description="Accepted and ignored.")
+
+
+class OllamaEmbeddingsRequest(BaseModel):
+    """Ollama legacy ``POST /api/embeddings``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = ""
+    prompt: str | None = None
+    options: dict[str, Any] | None = None
+    keep_alive: str | float | None = None
+
+
+class SearchRequest(BaseModel):
+    """``POST /search``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    collection: str = Field(..., description="Collection name (GET /collections).")
+    query: str = Field(..., description="Query text.")
+    k: int = Field(10, description="How many hits (1..max_k).")
+    filter: dict[str, Any] | str | None = Field(
+        None, alias="filter", description='Filter: {"lang": "ja", "year": {">=": 2020}} or "lang = \'ja\'".')
+    where: dict[str, Any] | str | None = Field(None, description="Same as filter.")
+    hybrid: bool = Field(False, description="Vector + full-text (collections created with fulltext).")
+    exact: bool | None = Field(
+        None, description="true: exact (brute-force) scan; false: the vector index; null (default): the store's "
+        "policy (exact up to 20,000 rows, the index above), as in Python and `obembed search`.")
