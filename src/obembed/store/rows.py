@@ -7,7 +7,6 @@ import datetime
 import decimal
 import json
 import math
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +19,7 @@ BASE_SELECT = ["id", "content", "source", "chunk", "content_hash", "metadata"]
 """The fixed columns every SELECT of a collection starts with (declared columns follow)."""
 
 
-def as_vector(v: Any, dimension: int, what: str) -> np.ndarray:
+def as_vector(v: object, dimension: int, what: str) -> npt.NDArray[np.float32]:
     try:
         arr = np.asarray(v, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -46,7 +45,7 @@ def as_vector(v: Any, dimension: int, what: str) -> np.ndarray:
 SCALARS = (str, int, float, decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)
 
 
-def scalar_value(v: Any, ctype: str, what: str, index: int) -> Any:
+def scalar_value(v: object, ctype: str, what: str, index: int) -> object:
     """A declared column's value, checked: one scalar (or None). Containers and arbitrary objects are refused
     before they reach the driver (PyMySQL < 1.1.1 built SQL from dict keys: CVE-2024-36039); a ``json``
     column takes a dict/list (serialised here); bytes only go into binary/varbinary columns."""
@@ -73,7 +72,7 @@ def scalar_value(v: Any, ctype: str, what: str, index: int) -> Any:
     return v
 
 
-def parse_vector(text: Any) -> np.ndarray:
+def parse_vector(text: object) -> npt.NDArray[np.float32]:
     if isinstance(text, bytes | bytearray):
         text = text.decode()
     s = str(text).strip()

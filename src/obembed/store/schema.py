@@ -70,7 +70,7 @@ _TYPE_PATTERNS = [
 ]
 
 
-def check_identifier(name: Any, what: str = "name") -> str:
+def check_identifier(name: object, what: str = "name") -> str:
     """Return ``name`` if it is a safe SQL identifier (letter, then letters/digits/_; ≤ 63), else raise."""
     if not isinstance(name, str) or not _IDENT.match(name):
         raise InvalidInputError(
@@ -80,7 +80,7 @@ def check_identifier(name: Any, what: str = "name") -> str:
     return str(name)
 
 
-def check_collection_name(name: Any) -> str:
+def check_collection_name(name: object) -> str:
     """A collection name: a safe identifier that does not use obembed's reserved prefix."""
     name = check_identifier(name, "collection name")
     if name.lower().startswith(_RESERVED_PREFIX):
@@ -90,7 +90,7 @@ def check_collection_name(name: Any) -> str:
     return str(name)
 
 
-def check_column_type(column: str, sql_type: Any) -> str:
+def check_column_type(column: str, sql_type: object) -> str:
     """A declared scalar column type, normalised to lower case, from a small allow-list."""
     if not isinstance(sql_type, str):
         raise InvalidInputError(f"column {column!r}: type must be a string such as 'varchar(64)' or 'int'")

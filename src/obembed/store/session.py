@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreConnectionError, StoreError, redact
 from . import schema
+
+if TYPE_CHECKING:
+    from pymysql.connections import Connection
 
 __all__ = ["Session", "map_error"]
 
@@ -22,7 +25,7 @@ def map_error(exc: BaseException, what: str) -> StoreError:
     """Translate a PyMySQL error into the obembed tree (one place)."""
     import pymysql
 
-    code = exc.args[0] if getattr(exc, "args", None) else None
+    code = exc.args[0] if exc.args else None
     msg = str(exc.args[1]) if isinstance(exc, pymysql.err.Error) and len(exc.args) > 1 else str(exc)
     msg = redact(msg)
     if isinstance(exc, pymysql.err.OperationalError) and code in _CONN_LOST:
@@ -45,7 +48,7 @@ class Session:
         self.label = label
         self.create_database = create_database
         self.lock = threading.RLock()
-        self.conn: Any = None
+        self.conn: Connection[Any] | None = None
         self._open()
 
     def _open(self) -> None:
@@ -103,7 +106,7 @@ class Session:
         with self.lock:
             for attempt in (0, 1):
                 try:
-                    with self.conn.cursor() as cur:
+                    with self._live.cursor() as cur:
                         n = cur.execute(sql, params)
                         rows = list(cur.fetchall()) if fetch else []
                         return rows, n
@@ -124,27 +127,34 @@ class Session:
 
         with self.lock:
             try:
-                self.conn.begin()
-                with self.conn.cursor() as cur:
+                self._live.begin()
+                with self._live.cursor() as cur:
                     for sql, params in statements:
                         cur.execute(sql, params)
-                self.conn.commit()
+                self._live.commit()
             except pymysql.err.Error as exc:
                 try:
-                    self.conn.rollback()
+                    self._live.rollback()
                 except pymysql.err.Error:
                     pass
                 raise map_error(exc, what) from exc
             except BaseException:
                 try:
-                    self.conn.rollback()
+                    self._live.rollback()
                 except pymysql.err.Error:
                     pass
                 raise
 
+    @property
+    def _live(self) -> Connection[Any]:
+        if self.conn is None:
+            raise StoreError(f"{self.label}: the connection is closed; open the store again")
+        return self.conn
+
     def _reconnect(self) -> None:
         try:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
         except Exception:  # already broken
             pass
         self._open()
