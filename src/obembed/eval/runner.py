@@ -166,7 +166,7 @@ def _store_runs(opts: StoreOptions, vi: int, variant: Variant, provider: Any, da
             if index.startswith("hnsw"):
                 paths += [(f"{index} ef={ef}", {"ef_search": int(ef)}) for ef in opts.ef_search]
             else:
-                paths.append((index, {}))
+                paths.append((index, {"exact": False}))  # the index, whatever the store's default policy
             for run_name, kw in paths:
                 rankings: dict[str, list[str]] = {}
                 times: list[float] = []
