@@ -1,17 +1,13 @@
-"""Token-sorted batching and the thread choice, without a model."""
+"""Token-sorted batching, without a model (the thread choice: test_threads.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from obembed.errors import ConfigError
 from obembed.providers._batching import (
-    ThreadAdvisor,
-    choose_threads,
     padded_tokens,
     plan_batches,
-    resolve_threads,
     run_sorted,
 )
 
@@ -63,35 +59,3 @@ def test_run_sorted_returns_rows_in_input_order() -> None:
 def test_run_sorted_refuses_a_batch_with_the_wrong_row_count() -> None:
     with pytest.raises(ValueError, match="batch of 2 items"):
         run_sorted([3, 3], lambda idx: np.zeros((1, 4)))
-
-
-@pytest.mark.parametrize(("others", "cores", "want"), [
-    (0.0, 2, 2), (0.3, 2, 2), (1.0, 2, 1), (5.0, 2, 1), (0.0, 1, 1), (0.0, 16, 8), (3.0, 16, 8), (10.0, 16, 6),
-])
-def test_one_thread_per_free_core(others: float, cores: int, want: int) -> None:
-    assert choose_threads(others=others, cores=cores) == want
-
-
-def test_threads_option_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_threads(3).threads() == 3
-    monkeypatch.setenv("OBEMBED_THREADS", "1")
-    assert resolve_threads(None).threads() == 1
-    assert resolve_threads("auto").threads() == 1
-    assert resolve_threads(2).threads() == 2  # the option beats the environment
-    monkeypatch.setenv("OBEMBED_THREADS", "many")
-    with pytest.raises(ConfigError, match="OBEMBED_THREADS"):
-        resolve_threads(None)
-    with pytest.raises(ConfigError, match="threads=0"):
-        resolve_threads(0)
-    with pytest.raises(ConfigError, match="positive integer"):
-        resolve_threads("lots")
-
-
-def test_auto_threads_stay_within_the_usable_cores() -> None:
-    import os
-
-    advisor = ThreadAdvisor(min_interval=0.0)
-    cores = len(os.sched_getaffinity(0))
-    for _ in range(3):
-        n = advisor.threads()
-        assert 1 <= n <= min(cores, 8)

@@ -498,7 +498,7 @@ class _Runner:
     """onnxruntime session(s) + tokenizer + numpy pooling for one exported file."""
 
     def __init__(self, path: Path, facts: ModelFacts, tok_path: Path, threads: Any) -> None:
-        from ._batching import resolve_threads
+        from ._threads import resolve_threads
 
         try:
             import onnxruntime  # noqa: F401
@@ -667,8 +667,8 @@ class OnnxProvider(Provider):
             for i, e in zip(long_idx, runner.tok.encode_cut([prefix + texts[i] for i in long_idx]), strict=True):
                 encs[i] = e
         lengths = [len(e.ids) for e in encs]
-        session = runner.session()
-        return run_sorted(lengths, lambda idx: runner.embed([encs[i] for i in idx], session),
+        # runner.session() per batch: the thread advisor re-measures the machine every few seconds of a long job
+        return run_sorted(lengths, lambda idx: runner.embed([encs[i] for i in idx], runner.session()),
                           dimension=self._dimension,
                           token_budget=self.token_budget or ONNX_TOKEN_BUDGET, max_items=DEFAULT_MAX_ITEMS)
 

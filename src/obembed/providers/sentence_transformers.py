@@ -193,14 +193,14 @@ class SentenceTransformerProvider(Provider):
 
         vecs = run_sorted(lengths, encode, dimension=self._dimension,
                           token_budget=int(self.options.get("token_budget") or DEFAULT_TOKEN_BUDGET),
-                          max_items=DEFAULT_MAX_ITEMS)
+                          max_items=DEFAULT_MAX_ITEMS, before_batch=self._apply_threads)
         return self._finish(vecs)
 
     def _apply_threads(self) -> None:
         """torch intra-op threads for this job: ``threads=`` option, ``OBEMBED_THREADS``, else free cores."""
         if pick_device(self.device) != "cpu":
             return
-        from ._batching import resolve_threads
+        from ._threads import resolve_threads
 
         advisor = self.__dict__.get("_thread_advisor")
         if advisor is None:

@@ -1,0 +1,257 @@
+"""The thread rule (obembed.providers._threads), fed synthetic /proc/stat samples through its probe seam.
+
+A small simulated machine produces the samples: per-CPU busy/total jiffies, this process's and its tree's
+CPU time. Each scenario of issue 19 asserts the thread count the rule picks; nothing here measures time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from obembed.errors import ConfigError
+from obembed.providers._batching import run_sorted
+from obembed.providers._threads import (
+    HELD_AT,
+    MAX_AUTO_THREADS,
+    ProcProbe,
+    Sample,
+    ThreadAdvisor,
+    choose_threads,
+    parse_proc_stat,
+    resolve_threads,
+)
+
+HZ = 100
+
+
+class Machine:
+    """A simulated box: ``run()`` advances the clock with given loads and the probe reads the counters."""
+
+    def __init__(self, cores: int = 2, usable: set[int] | None = None) -> None:
+        self.clock = 1000.0
+        self.cpus = {c: [0, 0] for c in range(cores)}
+        self.own = self.tree = 0
+        self._usable = frozenset(usable if usable is not None else range(cores))
+        self.background: dict[str, object] = {"others": 0.0, "child": 0.0, "pinned": {}}
+        self.samples = 0
+
+    def run(self, seconds: float, *, others: float | None = None, own: float = 0.0, child: float | None = None,
+            pinned: dict[int, float] | None = None) -> None:
+        """``others``/``own``/``child`` in cores, spread evenly over the usable CPUs; ``pinned``: {cpu: share}."""
+        others = float(self.background["others"]) if others is None else others  # type: ignore[arg-type]
+        child = float(self.background["child"]) if child is None else child  # type: ignore[arg-type]
+        pinned = dict(self.background["pinned"]) if pinned is None else pinned  # type: ignore[call-overload]
+        j = seconds * HZ
+        spread = (others + own + child) / len(self._usable)
+        for c, v in self.cpus.items():
+            share = (spread if c in self._usable else 0.0) + pinned.get(c, 0.0)
+            v[0] += round(j * min(1.0, share))
+            v[1] += round(j)
+        self.own += round(j * own)
+        self.tree += round(j * (own + child))
+        self.clock += seconds
+
+    # the Probe protocol
+    def sample(self) -> Sample:
+        self.samples += 1
+        return Sample(self.clock, {c: (v[0], v[1]) for c, v in self.cpus.items()}, self.own, self.tree)
+
+    def usable(self) -> frozenset[int]:
+        return self._usable
+
+    def sleep(self, seconds: float) -> None:  # we are idle while sampling: only the background runs
+        self.run(seconds)
+
+
+def advisor_on(m: Machine) -> ThreadAdvisor:
+    return ThreadAdvisor(probe=m)
+
+
+# ---------------------------------------------------------------------------------------------- the five states
+def test_a_idle_machine_uses_every_core() -> None:
+    m = Machine(2)
+    assert advisor_on(m).threads() == 2
+
+
+def test_b_right_after_another_heavy_command_the_past_does_not_count() -> None:
+    m = Machine(2)
+    m.run(90, others=2.0)  # a minute and a half of someone else's work: the load average would say ~1.8
+    a = advisor_on(m)  # the machine went quiet when the command started
+    assert a.threads() == 2
+    assert a.last is not None
+    assert a.last.others_used == 0.0
+
+
+def test_c_our_own_engine_writing_is_not_another_process() -> None:
+    m = Machine(2)
+    m.background["child"] = 0.9  # the embedded seekdb engine obembed started, busy writing
+    a = advisor_on(m)
+    m.run(0.5, own=0.4)  # our own ingest threads while the model loads
+    d = a.decide()
+    assert d.threads == 2
+    assert d.others_used == 0.0
+    assert d.own_used > 0.5
+
+
+def test_d_one_competing_process_per_core_leaves_one_thread() -> None:
+    m = Machine(2)
+    m.background["others"] = 2.0
+    assert advisor_on(m).threads() == 1
+
+
+@pytest.mark.parametrize(("cores", "want"), [(2, 1), (4, 3), (8, 7), (16, MAX_AUTO_THREADS)])
+def test_e_one_competitor_costs_one_core_on_any_machine(cores: int, want: int) -> None:
+    m = Machine(cores)
+    m.background["others"] = 1.0
+    assert advisor_on(m).threads() == want
+
+
+def test_e_a_competitor_pinned_outside_our_cpus_is_not_ours_to_avoid() -> None:
+    m = Machine(4, usable={0, 1})  # taskset -c 0,1 obembed ...
+    m.background["pinned"] = {3: 1.0}  # taskset -c 3 other-job
+    assert advisor_on(m).threads() == 2
+    m2 = Machine(4, usable={0, 1})
+    m2.background["pinned"] = {1: 1.0}  # pinned onto one of our two CPUs
+    assert advisor_on(m2).threads() == 1
+
+
+# ---------------------------------------------------------------------------------------------- the details
+def test_a_light_neighbour_below_the_threshold_leaves_both_cores() -> None:
+    m = Machine(2)
+    m.background["others"] = HELD_AT - 0.2  # a bursty job: a second thread still wins on average
+    assert advisor_on(m).threads() == 2
+    m.background["others"] = HELD_AT + 0.1
+    assert advisor_on(m).threads() == 1
+
+
+def test_adapts_during_a_long_job_and_corrects_for_its_own_share() -> None:
+    m = Machine(2)
+    a = advisor_on(m)
+    assert a.threads() == 2
+    # a CPU-bound competitor starts: with our 2 threads on 2 cores it gets only 2/3 of a core
+    m.run(3.0, others=2 / 3, own=4 / 3)
+    d = a.decide()
+    assert d.saturated
+    assert d.others_used == pytest.approx(0.667, abs=0.01)
+    assert d.others_demand == pytest.approx(1.0, abs=0.02)
+    assert d.threads == 1
+    m.run(3.0, others=1.0, own=1.0)  # one thread now: the competitor gets its core
+    assert a.threads() == 1
+    m.run(3.0, others=0.0, own=1.0)  # the competitor ended
+    assert a.threads() == 2
+
+
+def test_between_rechecks_the_decision_is_reused_without_sleeping() -> None:
+    m = Machine(2)
+    a = advisor_on(m)
+    assert a.threads() == 2
+    clock = m.clock
+    m.background["others"] = 2.0
+    m.run(0.5, own=2.0)  # less than the re-check interval later
+    assert a.threads() == 2
+    assert m.clock == clock + 0.5  # no sampling window was slept
+
+
+def test_a_stale_window_is_measured_afresh() -> None:
+    m = Machine(2)
+    m.background["others"] = 2.0
+    a = advisor_on(m)  # made while the machine was busy (e.g. a server that started an hour ago)
+    m.run(3600)
+    m.background["others"] = 0.0
+    assert a.threads() == 2  # the first request only looks at the last moments
+
+
+def test_without_proc_every_usable_core_is_used() -> None:
+    class NoProc(Machine):
+        def sample(self) -> Sample | None:  # type: ignore[override]
+            return None
+
+    assert ThreadAdvisor(probe=NoProc(4)).decide().source == "no /proc (default)"
+    assert ThreadAdvisor(probe=NoProc(4)).threads() == 4
+    assert ThreadAdvisor(probe=NoProc(32)).threads() == MAX_AUTO_THREADS
+
+
+@pytest.mark.parametrize(("others", "cores", "want"), [
+    (0.0, 2, 2), (0.5, 2, 2), (0.7, 2, 1), (1.0, 2, 1), (5.0, 2, 1), (0.0, 1, 1), (0.0, 16, 8), (3.0, 16, 8),
+    (10.0, 16, 6),
+])
+def test_one_thread_per_free_core(others: float, cores: int, want: int) -> None:
+    assert choose_threads(others=others, cores=cores) == want
+
+
+def test_overrides_beat_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = Machine(2)
+    m.background["others"] = 2.0
+    monkeypatch.delenv("OBEMBED_THREADS", raising=False)
+    assert resolve_threads(None, probe=m).threads() == 1
+    assert resolve_threads(3, probe=m).threads() == 3
+    assert resolve_threads(3).decide().source == "threads option"
+    monkeypatch.setenv("OBEMBED_THREADS", "2")
+    assert resolve_threads(None, probe=m).threads() == 2
+    assert resolve_threads("auto", probe=m).decide().source == "OBEMBED_THREADS"
+    assert resolve_threads(1, probe=m).threads() == 1  # the option beats the environment
+    assert "fixed by OBEMBED_THREADS" in resolve_threads(None).decide().reason()
+    monkeypatch.setenv("OBEMBED_THREADS", "many")
+    with pytest.raises(ConfigError, match="OBEMBED_THREADS"):
+        resolve_threads(None)
+    monkeypatch.setenv("OBEMBED_THREADS", "0")
+    with pytest.raises(ConfigError, match="at least 1"):
+        resolve_threads(None)
+    with pytest.raises(ConfigError, match="threads=0"):
+        resolve_threads(0)
+    with pytest.raises(ConfigError, match="positive integer"):
+        resolve_threads("lots")
+
+
+def test_the_reason_names_what_was_measured() -> None:
+    m = Machine(2)
+    m.background["others"] = 1.0
+    text = advisor_on(m).decide().reason()
+    assert text.startswith("1 thread(s)")
+    assert "2 usable core(s)" in text
+    assert "1 core(s) held" in text
+
+
+def test_run_sorted_checks_the_threads_before_every_batch() -> None:
+    calls: list[int] = []
+    run_sorted([10] * 50, lambda idx: np.zeros((len(idx), 2)), token_budget=100,
+               before_batch=lambda: calls.append(1))
+    assert len(calls) == 5
+
+
+# ---------------------------------------------------------------------------------------------- the real /proc
+def test_parse_proc_stat_per_cpu_busy_and_total() -> None:
+    text = ("cpu  35 3 6 550 7 0 2 1 0 0\n"
+            "cpu0 10 1 2 300 5 0 1 1 0 0\n"
+            "cpu1 25 2 4 250 2 0 1 0 4 0\n"
+            "intr 12345 1 2\nctxt 99\n")
+    assert parse_proc_stat(text) == {0: (15, 320), 1: (32, 284)}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux /proc")
+def test_proc_probe_counts_a_child_process_as_our_own() -> None:
+    burn = ("import time, sys\n"
+            "while time.process_time() < 0.4: pass\n"
+            "print('done', flush=True)\n"
+            "sys.stdin.read()\n")
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "done"
+        s = ProcProbe().sample()
+        assert s is not None
+        assert s.cpus
+        assert s.own_tree - s.own_process >= 0.3 * os.sysconf("SC_CLK_TCK")  # the child's 0.4 CPU-s
+        assert set(ProcProbe().usable()) == set(os.sched_getaffinity(0))
+    finally:
+        child.kill()
+        child.wait()
+    d = ThreadAdvisor().decide()
+    assert d.source == "auto"
+    assert d.window >= 0.1
+    assert 1 <= d.threads <= min(len(os.sched_getaffinity(0)), MAX_AUTO_THREADS)
