@@ -21,7 +21,14 @@
 (b) Cold start to the first vector from a fresh process: ``obembed embed "x"`` and ``obembed search "x"``,
     torch path (``OBEMBED_FAST_START=0``) vs the fast path (cached verified ONNX export), alternated, median.
 
-Run:  .venv/bin/python benchmarks/encode.py --n 500          (issue 2 asks 500, issue 9 2000)
+(c) Issue 19's machine states (``--states a,b,c,d,e`` or ``--quick``): default obembed (the CLI's path for the
+    default model, and ``obembed.load`` = st:) vs raw ``SentenceTransformer.encode()`` while the machine is idle,
+    just after a heavy command, while obembed's own engine writes, with a competitor per core, and with one
+    competitor pinned to one core (benchmarks/_states.py). Each obembed run starts a fresh thread advisor, as
+    a fresh command would.
+
+Run:  .venv/bin/python benchmarks/encode.py --quick          (the five machine states, a few minutes)
+      .venv/bin/python benchmarks/encode.py --n 500          (issue 2 asks 500, issue 9 2000)
       .venv/bin/python benchmarks/encode.py --n 100 --rounds 3 --cold-runs 3 --json /tmp/encode.json
 """
 
@@ -45,7 +52,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT.parent / "shared")
+"""The workplace's shared folder: beside the checkout (/work/main) or further up (a worktree under /work/wt)."""
+DATA = SHARED / "data" / "debian-descriptions"
 PATHS = ("raw", "st", "hf", "onnx", "onnx-int8")
 
 
@@ -168,7 +177,7 @@ def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from obembed.providers._batching import ThreadAdvisor
+    from obembed.providers._threads import ThreadAdvisor
 
     default_threads = torch.get_num_threads()  # torch's own default, before any provider changes it
     texts = load_texts(args.n)
@@ -245,6 +254,134 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# ------------------------------------------------------------------------------------------ machine states
+SPEC = "st:all-MiniLM-L6-v2"
+STATE_PATHS = ("obembed", "st", "raw")
+
+
+class _Fresh:
+    """A path measured as a fresh command would run it: a new thread advisor (first-use window) each time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.provider: Any = None
+        if name == "st":
+            import obembed
+
+            self.provider = obembed.load(SPEC, device="cpu")
+            self.provider.embed_documents(["warm up"])
+
+    def prepare(self) -> None:
+        if self.name == "obembed":  # what `obembed ingest/eval/serve` load for the default model
+            from obembed.cli._common import load_provider
+
+            self.provider = load_provider(SPEC, purpose="bulk").load()
+        elif self.name == "st":  # the Python API's default: obembed.load(SPEC)
+            self.provider.__dict__.pop("_thread_advisor", None)
+
+    def run(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.provider.embed_documents(texts), dtype=np.float32)
+
+    def decision(self) -> Any:
+        adv = (self.provider._runner.advisor if self.name == "obembed"
+               else self.provider.__dict__.get("_thread_advisor"))
+        return adv.last if adv is not None else None
+
+
+def machine_states(args: argparse.Namespace) -> dict[str, Any]:
+    """Issue 19's table: default obembed vs raw encode() in the five machine states, interleaved per round."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _cpuload import Load
+    from _states import LABELS, States, parse_cores
+
+    states = States(heavy_seconds=args.heavy_seconds, cores=parse_cores(args.cores))
+    default_threads = torch.get_num_threads()
+    texts = load_texts(args.n)
+    names = [p.strip() for p in args.state_paths.split(",") if p.strip()]
+    print(f"machine states {args.states}, paths {names}, {len(texts)} texts, cores {states.cores}", file=sys.stderr)
+    import obembed
+
+    raw_model = obembed.load(SPEC, device="cpu").st_model
+    raw_model.encode(texts[:4], show_progress_bar=False)
+    paths = {n: _Fresh(n) for n in names if n != "raw"}
+    out: dict[str, Any] = {"n": len(texts), "cores": states.cores, "rounds": args.rounds, "states": {}}
+    try:
+        for st in [x.strip() for x in args.states.split(",") if x.strip()]:
+            runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+            vecs: dict[str, np.ndarray] = {}
+            for r in range(args.rounds):
+                order = [n for n in names if n != "raw"]
+                order = order[r % len(order):] + order[: r % len(order)] if order else []
+                # raw first on odd rounds, last on even ones; in (b) obembed's paths go first after the burn
+                seq = ["raw", *order] if (r % 2 and st != "b" and "raw" in names) else [*order, "raw"]
+                seq = [n for n in seq if n in names]
+                for name in seq:
+                    with states.enter(st) as info:
+                        torch.set_num_threads(default_threads)
+                        if name != "raw":
+                            paths[name].prepare()
+                        load1 = os.getloadavg()[0]
+                        with Load() as m:
+                            v = (np.asarray(raw_model.encode(texts, show_progress_bar=False), dtype=np.float32)
+                                 if name == "raw" else paths[name].run(texts))
+                        d = paths[name].decision() if name != "raw" else None
+                    vecs[name] = v
+                    rec = {"texts_per_s": len(texts) / m.wall, "wall": m.wall, "others": m.others_cores,
+                           "own": m.ours / m.wall, "load1": round(load1, 2),
+                           "threads": d.threads if d is not None else torch.get_num_threads(),
+                           "why": d.reason() if d is not None else "torch default", **info}
+                    runs[name].append(rec)
+                    print(f"{LABELS[st]:<36} r{r + 1} {name:<8} {rec['texts_per_s']:6.2f} texts/s, threads "
+                          f"{rec['threads']}, others {m.others_cores:.2f} cores, load1 {load1:.2f} {info}",
+                          file=sys.stderr)
+            torch.set_num_threads(default_threads)
+            entry: dict[str, Any] = {"label": LABELS[st], "paths": {}}
+            for name in names:
+                e: dict[str, Any] = {
+                    "texts_per_s": statistics.median(x["texts_per_s"] for x in runs[name]),
+                    "all": [round(x["texts_per_s"], 2) for x in runs[name]],
+                    "threads": [x["threads"] for x in runs[name]],
+                    "others": [round(x["others"], 2) for x in runs[name]],
+                    "load1": [x["load1"] for x in runs[name]], "why": runs[name][-1]["why"]}
+                if "raw" in runs and name != "raw":
+                    e["ratio"] = statistics.median(x["texts_per_s"] / y["texts_per_s"]
+                                                   for x, y in zip(runs[name], runs["raw"], strict=True))
+                    a, b = vecs[name], vecs["raw"]
+                    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+                    e.update(max_abs_diff=float(np.abs(a - b).max()), cos_min=float(cos.min()))
+                entry["paths"][name] = e
+            out["states"][st] = entry
+    finally:
+        states.close()
+    return out
+
+
+def states_report(res: dict[str, Any]) -> str:
+    names = [n for n in next(iter(res["states"].values()))["paths"] if n != "raw"] if res["states"] else []
+    head = "| machine state | raw encode() texts/s |"
+    sep = "| --- | --- |"
+    for n in names:
+        head += f" {n} texts/s | {n} × raw | {n} threads |"
+        sep += " --- | --- | --- |"
+    head += " max abs diff vs raw | others' CPU (cores, per run) | load1 |"
+    sep += " --- | --- | --- |"
+    lines = [f"{res['n']} Debian texts, cores {res['cores']}, median of {res['rounds']} interleaved rounds",
+             head, sep]
+    for e in res["states"].values():
+        p = e["paths"]
+        row = f"| {e['label']} | {p['raw']['texts_per_s']:.1f} ({', '.join(map(str, p['raw']['all']))}) |"
+        for n in names:
+            row += (f" {p[n]['texts_per_s']:.1f} ({', '.join(map(str, p[n]['all']))}) | **{p[n]['ratio']:.2f}×** "
+                    f"| {', '.join(map(str, p[n]['threads']))} |")
+        diff = max((p[n].get("max_abs_diff", 0.0) for n in names), default=0.0)
+        others = "; ".join(f"{n} {p[n]['others']}" for n in ["raw", *names])
+        loads = ", ".join(str(x) for n in names for x in p[n]["load1"])
+        lines.append(row + f" {diff:.1e} | {others} | {loads} |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ retrieval
 def retrieval(args: argparse.Namespace) -> dict[str, Any]:
     """recall@10 / MRR@10 of each path on one small slice: Q en queries, their documents + 3Q seeded distractors.
@@ -254,7 +391,7 @@ def retrieval(args: argparse.Namespace) -> dict[str, Any]:
     """
     if args.retrieval_slice == "baseline":  # the BASELINES.md slice: debian_slice.py en 3000
         tmp = Path(tempfile.mkdtemp(prefix="obembed-slice-"))
-        subprocess.run([sys.executable, str(ROOT.parent / "shared" / "tools" / "debian_slice.py"), "en", "3000",
+        subprocess.run([sys.executable, str(SHARED / "tools" / "debian_slice.py"), "en", "3000",
                         str(tmp)], check=True, capture_output=True)
         queries = [json.loads(line) for line in (tmp / "en_queries.jsonl").read_text().splitlines()]
         docs_rows = [json.loads(line) for line in (tmp / "corpus.jsonl").read_text().splitlines()]
@@ -416,13 +553,33 @@ def main() -> None:
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    ap.add_argument("--states", default="", metavar="a,b,c,d,e",
+                    help="run issue 19's machine-state table instead (see benchmarks/_states.py)")
+    ap.add_argument("--state-paths", default=",".join(STATE_PATHS),
+                    help="obembed (the CLI's default for st:all-MiniLM-L6-v2), st (obembed.load), raw")
+    ap.add_argument("--heavy-seconds", type=float, default=20.0, help="(b): how long the heavy command runs")
+    ap.add_argument("--cores", default="", help="restrict the whole benchmark to these CPUs, e.g. 0-3")
+    ap.add_argument("--quick", action="store_true",
+                    help="the machine-state table at a size that reruns in a few minutes (all states, 200 texts, "
+                         "2 rounds, 12 s heavy command)")
     args = ap.parse_args()
+    if args.quick:
+        args.states = args.states or "a,b,c,d,e"
+        args.n, args.rounds, args.heavy_seconds = min(args.n, 200), 2, 12.0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started = time.time()
     res: dict[str, Any] = {"command": " ".join(["benchmarks/encode.py", *sys.argv[1:]]),
                            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
                            "cores": len(os.sched_getaffinity(0)), "loadavg_start": os.getloadavg()}
+    if args.states:
+        res["machine_states"] = machine_states(args)
+        print(states_report(res["machine_states"]))
+        print(f"\nloadavg {res['loadavg_start']} -> {os.getloadavg()}, "
+              f"{(time.time() - started) / 60:.1f} min, cores {res['machine_states']['cores']}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        return
     if not args.no_throughput:
         res["throughput"] = throughput(args)
     if args.retrieval or args.retrieval_slice == "baseline":

@@ -38,8 +38,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
-SLICE = ROOT.parent / "shared" / "tools" / "debian_slice.py"
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT.parent / "shared")
+"""The workplace's shared folder: beside the checkout (/work/main) or further up (a worktree under /work/wt)."""
+DATA = SHARED / "data" / "debian-descriptions"
+SLICE = SHARED / "tools" / "debian_slice.py"
 
 
 # ---------------------------------------------------------------------------------------------- CPU accounting
