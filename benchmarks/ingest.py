@@ -4,6 +4,7 @@ usage:
   python benchmarks/ingest.py speed [--n 2000] [--repeat 1] [--batch-size 1024]
   python benchmarks/ingest.py quality [--sets en,ja] [--en-docs 3000]
   python benchmarks/ingest.py tree [--files 100000]
+  python benchmarks/ingest.py states [--quick] [--n 600] [--states a,b,c,d,e] [--cores 0-3]
 
 speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
           the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
@@ -14,6 +15,8 @@ quality : the BASELINES.md slices (en 3000 docs + en/xl queries; ja whole corpus
           ``--truncate truncate`` (the reference cut texts at 256 tokens), queried through the code
           ``obembed search`` runs (``obembed.ingest.search``, HNSW index), recall@1/@10, MRR@10, nDCG@10 beside
           the exact brute-force reference in BASELINES.md (goal ≥ 0.99× its recall@10).
+states  : issue 19's machine states (benchmarks/_states.py): idle, just after a heavy command, own engine
+          writing, a competitor per core, one pinned competitor; pipeline vs the model alone in each (goal >= 0.9x).
 tree    : memory on a large tree: N small files through the whole pipeline (real model and store), our RSS
           sampled as files complete (flat = bounded queues work), then a no-change rerun over the tree.
 
@@ -117,6 +120,78 @@ def speed(args: argparse.Namespace) -> None:
           f"CPU ratio (model CPU-s / pipeline CPU-s incl. seekdb, median) {cpu:.3f}; other processes' cores "
           f"(model, pipeline) per round: {', '.join(f'({a:.2f}, {b:.2f})' for a, b in busy)}; "
           f"rerun {lr.wall:.2f} s (embedded {rerun.chunks_embedded})")
+
+
+# ---------------------------------------------------------------------------------------------- machine states
+def states(args: argparse.Namespace) -> None:
+    """Issue 19: pipeline vs the model alone in each machine state (benchmarks/_states.py), goal >= 0.9x.
+
+    Both sides use what ``obembed ingest`` loads for the default model (the CLI's bulk path), freshly loaded
+    for every measurement (a fresh thread advisor, as a new command gets); model loading is not timed.
+    """
+    from _states import LABELS, States, parse_cores
+
+    from obembed.cli._common import load_provider
+
+    spec = "st:all-MiniLM-L6-v2"
+    corpus = load_gz("en_corpus.jsonl.gz")
+    random.Random(11).shuffle(corpus)
+    docs = corpus[: args.n]
+    texts = [d["text"].strip() for d in docs]
+    machine = States(heavy_seconds=args.heavy_seconds, cores=parse_cores(args.cores))
+    results: dict[str, list[tuple[str, float, float, int]]] = {}
+    with tempfile.TemporaryDirectory(prefix="obembed-bench-") as tmpd:
+        tmp = Path(tmpd)
+        path = tmp / "dev.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        store = make_store(tmp)
+        k = 0
+        try:
+            for st in [x.strip() for x in args.states.split(",") if x.strip()]:
+                rows = results.setdefault(st, [])
+                for r in range(args.repeat):
+                    order = ("pipeline", "model") if (r % 2 == 0) else ("model", "pipeline")
+                    for what in order:
+                        with machine.enter(st) as info:
+                            provider = load_provider(spec, purpose="bulk")  # a fresh advisor, as a new command
+                            if hasattr(provider, "load"):
+                                provider.load()
+                            with Load() as m:
+                                if what == "model":
+                                    n = len(provider.embed(texts))
+                                else:
+                                    k += 1
+                                    rep = run_ingest(store, provider, f"bench_states_{k}_{os.getpid()}", path,
+                                                     args.policy, args.batch_size)
+                                    n = rep.chunks_embedded
+                            adv = getattr(getattr(provider, "_runner", None), "advisor", None)
+                            threads = adv.last.threads if adv is not None and adv.last is not None else 0
+                        rows.append((what, m.wall, m.others_cores, threads))
+                        print(f"{LABELS[st]:<36} r{r + 1} {what:<8} {n / m.wall:6.2f} texts/s, threads {threads}; "
+                              f"{m.describe()} {info}", flush=True)
+                        if what == "pipeline":
+                            store.drop_collection(f"bench_states_{k}_{os.getpid()}", missing_ok=True)
+        finally:
+            store.close()
+            machine.close()
+    print(f"\n{args.n} Debian texts, `obembed ingest`'s default path, cores {machine.cores}, "
+          f"{args.repeat} interleaved round(s) per state")
+    print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | threads (model / pipeline) "
+          "| others' CPU (cores: model / pipeline) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for st, rows in results.items():
+        mw = [w for what, w, _, _ in rows if what == "model"]
+        pw = [w for what, w, _, _ in rows if what == "pipeline"]
+        ratio = statistics.median(a / b for a, b in zip(mw, pw, strict=True))
+        th = "/".join(str(t) for what, _, _, t in rows if what == "model") + " / " + \
+            "/".join(str(t) for what, _, _, t in rows if what == "pipeline")
+        oth = ", ".join(f"{o:.2f}" for what, _, o, _ in rows if what == "model") + " / " + \
+            ", ".join(f"{o:.2f}" for what, _, o, _ in rows if what == "pipeline")
+        print(f"| {LABELS[st]} | {args.n / statistics.median(mw):.1f} | {args.n / statistics.median(pw):.1f} "
+              f"| **{ratio:.2f}×** | {th} | {oth} |")
+    print(f"loadavg at the end {os.getloadavg()}")
 
 
 # ---------------------------------------------------------------------------------------------- quality
@@ -286,12 +361,23 @@ def main() -> None:
     q.add_argument("--sets", default="en,ja")
     q.add_argument("--en-docs", type=int, default=3000)
     q.add_argument("--batch-size", type=int, default=1024)
+    m = sub.add_parser("states", help="issue 19's machine states: pipeline vs model alone in each")
+    m.add_argument("--n", type=int, default=600)
+    m.add_argument("--repeat", type=int, default=1)
+    m.add_argument("--batch-size", type=int, default=1024)
+    m.add_argument("--policy", default="truncate", choices=["truncate", "chunk"])
+    m.add_argument("--states", default="a,b,c,d,e")
+    m.add_argument("--heavy-seconds", type=float, default=20.0)
+    m.add_argument("--cores", default="")
+    m.add_argument("--quick", action="store_true", help="200 texts, 12 s heavy command: a few minutes")
     t = sub.add_parser("tree")
     t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    {"speed": speed, "quality": quality, "tree": tree}[args.cmd](args)
+    if getattr(args, "quick", False):
+        args.n, args.heavy_seconds = min(args.n, 200), 12.0
+    {"speed": speed, "quality": quality, "tree": tree, "states": states}[args.cmd](args)
 
 
 if __name__ == "__main__":
