@@ -207,11 +207,21 @@ def format_matrix(matrix: np.ndarray, labels: list[str], width: int = 28) -> str
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def models(as_json: bool) -> None:
-    """List provider backends, their spec form and the default model."""
+@click.option("--explain", "explain_spec", default=None, metavar="SPEC",
+              help="Show what a run of SPEC on this machine uses (runtime, precision, threads, token budget) and why.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Provider option for --explain, e.g. -o threads=2 (repeatable).")
+def models(as_json: bool, explain_spec: str | None, options: tuple[str, ...]) -> None:
+    """List provider backends, their spec form and the default model (--explain SPEC: how SPEC runs here)."""
     from ..registry import default_registry
     from ..settings import DEFAULT_MODEL, get_settings
 
+    if explain_spec is not None:
+        from ..explain import explain, format_explain
+
+        info = explain(load_provider(explain_spec, options, purpose="bulk"), requested=explain_spec)
+        echo_json(info) if as_json else click.echo(format_explain(info))
+        return
     reg = default_registry()
     rows = reg.describe()
     current = get_settings().model
