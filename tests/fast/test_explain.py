@@ -58,7 +58,8 @@ def test_options_are_explained_as_set(cached_env: Path) -> None:
     info = json.loads(run("--explain", "onnx:all-MiniLM-L6-v2?precision=int8", "-o", "token_budget=512",
                           "-o", "threads=1", "--json"))
     assert info["runtime"] == "onnx-int8"
-    assert info["precision"]["value"] == "int8" and "separate vector space" in info["precision"]["why"]
+    assert info["precision"]["value"] == "int8"
+    assert "separate vector space" in info["precision"]["why"]
     assert info["token_budget"] == {"value": 512, "why": "padded tokens per batch, set by token_budget="}
     assert info["threads"] == {"value": 1, "why": "1 thread(s): fixed by threads option", "measured": None}
 
@@ -67,7 +68,8 @@ def test_torch_path_when_fast_start_is_off(cached_env: Path, monkeypatch: pytest
     monkeypatch.setenv("OBEMBED_FAST_START", "0")
     monkeypatch.setenv("OBEMBED_THREADS", "2")
     info = json.loads(run("--explain", "st:all-MiniLM-L6-v2", "--json"))
-    assert info["runs_as"] == "st:all-MiniLM-L6-v2" and info["runtime"] == "torch"
+    assert info["runs_as"] == "st:all-MiniLM-L6-v2"
+    assert info["runtime"] == "torch"
     assert "runs_as_why" not in info
     assert info["token_budget"]["value"] == 2048
     assert info["max_input_tokens"]["value"] == minilm.max_input_tokens == 256
