@@ -169,9 +169,46 @@ def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]
             out[name] = obembed.load("onnx:all-MiniLM-L6-v2").load().embed_documents
         elif name == "onnx-int8":
             out[name] = obembed.load("onnx:all-MiniLM-L6-v2", precision="int8").load().embed_documents
+        elif name.startswith("onnx") and name.endswith("t"):  # onnx-1t, onnx-int8-2t: fixed threads
+            prec = "int8" if "int8" in name else "fp32"
+            out[name] = obembed.load("onnx:all-MiniLM-L6-v2", precision=prec,
+                                     threads=int(name.rsplit("-", 1)[1][:-1])).load().embed_documents
+        elif name.startswith("fastembed"):  # fastembed-par: its parallel= option (0 = one worker per core)
+            out[name] = fastembed_path(parallel=0 if name == "fastembed-par" else None)
         else:
             raise SystemExit(f"unknown path {name!r}; choose from {PATHS}")
     return out
+
+
+def fastembed_path(parallel: int | None) -> Callable[[list[str]], np.ndarray]:
+    """fastembed 0.9 on the *same* ONNX graph as obembed's fp32 export, from a local folder (no hub).
+
+    The folder holds the export's model.onnx (linked) and the bundled MiniLM's tokenizer files, with
+    ``model_max_length`` set to 256: the cut sentence-transformers applies (the shipped tokenizer_config.json
+    says 512, which would give different vectors for long texts). fastembed pools and normalises itself;
+    its defaults: batch_size=256 (each batch padded to its longest text), threads = onnxruntime's default.
+    """
+    from fastembed import TextEmbedding
+
+    import obembed
+    from obembed.providers._local import resolve_model
+
+    onnx_file = Path(obembed.load("onnx:all-MiniLM-L6-v2").load()._runner.path)
+    model_dir = Path(resolve_model("all-MiniLM-L6-v2"))
+    folder = Path(tempfile.mkdtemp(prefix="obembed-fastembed-"))
+    os.symlink(onnx_file, folder / "model.onnx")
+    for f in ("tokenizer.json", "config.json", "special_tokens_map.json"):
+        shutil.copy(model_dir / f, folder / f)
+    tok_cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tok_cfg["model_max_length"] = 256
+    (folder / "tokenizer_config.json").write_text(json.dumps(tok_cfg), encoding="utf-8")
+    model = TextEmbedding("sentence-transformers/all-MiniLM-L6-v2", specific_model_path=str(folder),
+                          local_files_only=True)
+
+    def run(texts: list[str]) -> np.ndarray:
+        return np.asarray(list(model.embed(texts, parallel=parallel)), dtype=np.float32)
+
+    return run
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -209,7 +246,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             torch.set_num_threads(default_threads)  # every path starts from torch's default; st: picks its own
             with LoadMeter() as m:
                 vecs = np.asarray(paths[name](texts), dtype=np.float32)
-            threads = torch.get_num_threads() if not name.startswith("onnx") else "auto"
+            threads = (torch.get_num_threads() if not name.startswith(("onnx", "fastembed")) else
+                       name.rsplit("-", 1)[1] if name.endswith("t") and name[-2].isdigit() else "auto")
             vectors[name] = vecs
             runs[name].append({"texts_per_s": len(texts) / m.wall, "seconds": m.wall, "others": m.others,
                                "own_cores": m.own_cores, "torch_threads": threads})
@@ -543,7 +581,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="texts for the throughput part (default 2000)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     ap.add_argument("--paths", default=",".join(PATHS),
-                    help=f"comma list of {PATHS}, or st-plain (sorted_batching=false), st-1t / st-2t (fixed threads)")
+                    help=f"comma list of {PATHS}, or st-plain (sorted_batching=false), st-1t / st-2t, onnx-1t / "
+                         "onnx-int8-2t ... (fixed threads), fastembed / fastembed-par (fastembed on the same ONNX "
+                         "graph, its defaults / parallel=0)")
     ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per command and mode")
     ap.add_argument("--retrieval", type=int, default=0, metavar="Q",
                     help="also recall@10 of st / onnx fp32 / int8 on Q queries + 4Q documents (default off)")
