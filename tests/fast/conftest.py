@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "debian-descriptions" / "en_corpus.jsonl.gz"
+_ROOT = Path(__file__).resolve().parents[2]
+# the workplace's shared folder sits beside the checkout (/work/main) or further up (a worktree under /work/wt)
+_SHARED = next((p / "shared" for p in _ROOT.parents if (p / "shared" / "data").is_dir()), _ROOT.parent / "shared")
+CORPUS = _SHARED / "data" / "debian-descriptions" / "en_corpus.jsonl.gz"
 
 
 def _corpus_texts(n: int) -> list[str]:
