@@ -255,3 +255,38 @@ def test_proc_probe_counts_a_child_process_as_our_own() -> None:
     assert d.source == "auto"
     assert d.window >= 0.1
     assert 1 <= d.threads <= min(len(os.sched_getaffinity(0)), MAX_AUTO_THREADS)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux /proc")
+def test_an_adopted_process_outside_our_tree_counts_as_ours(tmp_path) -> None:
+    """A warm engine's keeper is detached (not our child); once adopted, its CPU is obembed's own."""
+    import signal
+
+    from obembed.providers import _threads
+
+    done = tmp_path / "done"
+    code = ("import time, pathlib\n"
+            "while time.process_time() < 0.4: pass\n"
+            f"pathlib.Path({str(done)!r}).write_text('x')\n"
+            "time.sleep(60)\n")
+    script = tmp_path / "burn.py"
+    script.write_text(code)
+    out = subprocess.run(["sh", "-c", f"'{sys.executable}' '{script}' </dev/null >/dev/null 2>&1 & echo $!"],
+                         capture_output=True, text=True, check=True)
+    pid = int(out.stdout.strip())
+    try:
+        for _ in range(600):
+            if done.exists():
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        assert done.exists()
+        before = ProcProbe().sample()
+        _threads.adopt_process(pid)
+        after = ProcProbe().sample()
+        assert before is not None
+        assert after is not None
+        tick = os.sysconf("SC_CLK_TCK")
+        assert (after.own_tree - after.own_process) - (before.own_tree - before.own_process) >= 0.3 * tick
+    finally:
+        _threads._ADOPTED.discard(pid)
+        os.kill(pid, signal.SIGTERM)

@@ -42,6 +42,7 @@ __all__ = [
     "ProcProbe",
     "Sample",
     "ThreadAdvisor",
+    "adopt_process",
     "choose_threads",
     "measure",
     "parse_proc_stat",
@@ -137,17 +138,32 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+_ADOPTED: set[int] = set()
+
+
+def adopt_process(pid: int) -> None:
+    """Count process ``pid`` and its descendants as obembed's own: a warm seekdb engine this process attached to
+    runs under a detached keeper (not our child), yet its work is ours (the store calls this when it attaches)."""
+    if pid > 0 and pid != os.getpid():
+        _ADOPTED.add(pid)
+
+
 class ProcProbe:
-    """Reads ``/proc/stat`` and this process tree's ``/proc/<pid>/stat`` (Linux)."""
+    """Reads ``/proc/stat`` and this process tree's ``/proc/<pid>/stat`` (Linux), adopted processes included."""
 
     def __init__(self, root: int | None = None) -> None:
         self.root = root or os.getpid()
         self._has_children_files = os.path.exists(f"/proc/{self.root}/task/{self.root}/children")
 
+    def _roots(self) -> list[int]:
+        return [p for p in sorted(_ADOPTED) if os.path.exists(f"/proc/{p}")]
+
     def _descendants(self) -> list[int]:
+        """Every process of our tree but the root: children, grandchildren, adopted processes and theirs."""
+        adopted = self._roots()
         if self._has_children_files:
-            seen: list[int] = []
-            todo = [self.root]
+            seen: list[int] = list(adopted)
+            todo = [self.root, *adopted]
             while todo:
                 p = todo.pop()
                 kids = _children(p)
@@ -166,7 +182,7 @@ class ProcProbe:
             except (OSError, ValueError, IndexError):
                 continue
             parents.setdefault(ppid, []).append(int(d))
-        out, todo = [], [self.root]
+        out, todo = list(adopted), [self.root, *adopted]
         while todo:
             kids = parents.get(todo.pop(), [])
             out.extend(kids)

@@ -51,6 +51,11 @@ class EmbeddedEngine:
         log.info("embedded seekdb opened in %s (%.1f s)", path, time.perf_counter() - t0)
         self.path = path
         _touch(path)
+        warm = engine_status(path)
+        if warm is not None:  # attached to a warm engine: its CPU is ours, not another process's (thread rule)
+            from ..providers._threads import adopt_process
+
+            adopt_process(int(str(warm["pid"])))
 
     def connect_args(self) -> dict[str, Any]:
         return dict(self.instance.connection_options())
