@@ -3,8 +3,10 @@
 Two forms, both validated against the collection's known columns; values never enter SQL text:
 
 * dict: ``{"lang": "ja", "year": {">=": 2020}, "metadata.author": "x", "$or": [{...}, {...}]}``
-  (operators ``= != <> < <= > >= in not_in like not_like is_null`` and Mongo-style ``$eq $ne $gt $gte $lt
-  $lte $in $nin``; a list value means IN; ``None`` means IS NULL);
+  (operators ``= != <> < <= > >= in not_in like not_like ilike between is_null`` and Mongo-style ``$eq $ne $gt
+  $gte $lt $lte $in $nin $like $ilike $between $exists``; for lists stored in ``metadata``: ``contains`` (holds the
+  value), ``any`` (holds one of the values), ``all`` (holds every value), ``is_empty`` (missing, null, ``""`` or
+  ``[]``), each also with a ``$``; a list value means IN; ``None`` means IS NULL);
 * expression string: ``"lang = 'ja' AND (year >= 2020 OR metadata.author IN ('a', 'b'))"`` with
   ``AND OR NOT``, parentheses, comparisons, ``[NOT] IN (...)``, ``[NOT] LIKE '...'``, ``IS [NOT] NULL``,
   ``BETWEEN a AND b``; literals are single-quoted strings (``''`` escapes a quote), numbers, TRUE/FALSE/NULL.
@@ -12,13 +14,14 @@ Two forms, both validated against the collection's known columns; values never e
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InvalidFilterError
 
-__all__ = ["Where", "compile_where"]
+__all__ = ["Where", "compile_where", "escape_like"]
 
 Where = Mapping[str, Any] | str | None
 
@@ -34,7 +37,14 @@ _OPS = {
     "not_in": "NOT IN", "not in": "NOT IN", "$nin": "NOT IN", "nin": "NOT IN",
     "like": "LIKE", "$like": "LIKE", "not_like": "NOT LIKE", "not like": "NOT LIKE",
     "is_null": "IS NULL", "$exists": "EXISTS",
+    "ilike": "ILIKE", "$ilike": "ILIKE",
+    "between": "BETWEEN", "$between": "BETWEEN",
+    "contains": "CONTAINS", "$contains": "CONTAINS",
+    "any": "ANY", "$any": "ANY",
+    "all": "ALL", "$all": "ALL",
+    "is_empty": "IS_EMPTY", "$is_empty": "IS_EMPTY",
 }
+_JSON_OPS = {"CONTAINS": "contains", "ANY": "any", "ALL": "all"}
 _MAX_IN = 10_000
 
 
@@ -66,6 +76,20 @@ class _Columns:
             )
         return f"`{col}`", []
 
+    def json_expr(self, key: Any, op: str) -> tuple[str, list[Any]]:
+        """The raw JSON value of ``metadata.<path>`` (list operators compare JSON, not text)."""
+        if not isinstance(key, str) or not key.lower().startswith("metadata."):
+            raise InvalidFilterError(
+                f"filter on {key!r}: {op} applies to list values stored in the JSON metadata (metadata.<field>), "
+                "not to a declared scalar column; use = / in / like on a column")
+        self.expr(key)  # validates the path
+        return "JSON_EXTRACT(`metadata`, %s)", ["$." + ".".join(key.split(".")[1:])]
+
+
+def escape_like(text: str) -> str:
+    """``text`` with LIKE's wildcards (``%``, ``_``) and the escape character made literal."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
 
 def _check_value(key: str, v: Any) -> Any:
     if v is None or isinstance(v, str | int | float | bool):
@@ -92,6 +116,38 @@ def _cmp(cols: _Columns, key: str, op: str, value: Any) -> tuple[str, list[Any]]
         lhs, lp = cols.expr(key, vals[0])
         pairs = [_rhs(lhs, v) for v in vals]
         return f"{lhs} {sql_op} ({', '.join(r for r, _ in pairs)})", lp + [v for _, v in pairs]
+    if sql_op in _JSON_OPS:
+        lhs, lp = cols.json_expr(key, op)
+        if sql_op == "CONTAINS":
+            _check_value(key, value)
+            return f"JSON_CONTAINS({lhs}, CAST(%s AS JSON))", [*lp, json.dumps(value)]
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise InvalidFilterError(f"filter on {key!r}: {op} needs a list of values")
+        vals = [_check_value(key, v) for v in value]
+        if not vals:
+            return ("1=1" if sql_op == "ALL" else "1=0"), []
+        fn = "JSON_OVERLAPS" if sql_op == "ANY" else "JSON_CONTAINS"
+        return f"{fn}({lhs}, CAST(%s AS JSON))", [*lp, json.dumps(vals)]
+    if sql_op == "IS_EMPTY":
+        want = value is None or bool(value)
+        if isinstance(key, str) and key.lower().startswith("metadata."):
+            x, xp = cols.json_expr(key, op)
+            sql = (f"({x} IS NULL OR JSON_TYPE({x}) = 'NULL' OR (JSON_TYPE({x}) = 'ARRAY' AND JSON_LENGTH({x}) = 0) "
+                   f"OR (JSON_TYPE({x}) = 'STRING' AND JSON_UNQUOTE({x}) = ''))")
+            params = xp * 6
+        else:
+            x, params = cols.expr(key)
+            sql = f"({x} IS NULL OR {x} = '')"
+        return (sql if want else f"NOT {sql}"), params
+    if sql_op == "BETWEEN":
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable) or len(list(value)) != 2:
+            raise InvalidFilterError(f"filter on {key!r}: {op} needs [low, high]")
+        lo, hi = (_check_value(key, v) for v in value)
+        if lo is None or hi is None:
+            raise InvalidFilterError(f"filter on {key!r}: {op} bounds must not be None")
+        a, pa = _cmp(cols, key, ">=", lo)
+        b, pb = _cmp(cols, key, "<=", hi)
+        return f"({a} AND {b})", pa + pb
     if sql_op in ("IS NULL", "EXISTS"):
         lhs, lp = cols.expr(key)
         want_null = bool(value) if sql_op == "IS NULL" else not bool(value)
@@ -104,8 +160,10 @@ def _cmp(cols: _Columns, key: str, op: str, value: Any) -> tuple[str, list[Any]]
         if sql_op == "<>":
             return f"{lhs} IS NOT NULL", lp
         raise InvalidFilterError(f"filter on {key!r}: {op} NULL is never true; use IS NULL / IS NOT NULL")
-    if sql_op in ("LIKE", "NOT LIKE") and not isinstance(value, str):
+    if sql_op in ("LIKE", "NOT LIKE", "ILIKE") and not isinstance(value, str):
         raise InvalidFilterError(f"filter on {key!r}: {op} needs a string pattern")
+    if sql_op == "ILIKE":
+        return f"LOWER({lhs}) LIKE LOWER(%s)", [*lp, value]
     placeholder, param = _rhs(lhs, value)
     return f"{lhs} {sql_op} {placeholder}", [*lp, param]
 
