@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("langchain_tests", reason="the LangChain standard suites need `pip install langchain-tests`")
 
-from langchain_core.embeddings import Embeddings  # noqa: E402
-from langchain_tests.integration_tests import EmbeddingsIntegrationTests, VectorStoreIntegrationTests  # noqa: E402
-from langchain_tests.unit_tests import EmbeddingsUnitTests  # noqa: E402
+from langchain_core.embeddings import Embeddings
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests, VectorStoreIntegrationTests
+from langchain_tests.unit_tests import EmbeddingsUnitTests
 
-from obembed.integrations.langchain import ObembedEmbeddings, ObembedVectorStore  # noqa: E402
+from obembed.integrations.langchain import ObembedEmbeddings, ObembedVectorStore
 
 MINILM = "st:all-MiniLM-L6-v2"
 

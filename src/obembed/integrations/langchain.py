@@ -179,17 +179,17 @@ class ObembedVectorStore(VectorStore):
         return self.embedding.embed_query(text)
 
     # ------------------------------------------------------------------------------------------- writing
-    def add_texts(self, texts: Iterable[str], metadatas: list[dict[Any, Any]] | None = None, *,
-                  ids: list[str | None] | None = None, **kwargs: Any) -> list[str]:
+    def add_texts(self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None, *,
+                  ids: list[str] | None = None, **kwargs: Any) -> list[str]:
         """Embed and upsert texts (an existing id is replaced); ids are generated (uuid4) where missing."""
         if kwargs:
             raise InvalidInputError(f"add_texts: unknown argument(s) {sorted(kwargs)}")
         texts = list(texts)
-        if ids is None:
-            ids = [None] * len(texts)
-        if len(ids) != len(texts):
-            raise InvalidInputError(f"add_texts got {len(ids)} ids for {len(texts)} texts; pass one id per text")
-        full_ids = check_ids([i if i is not None else str(uuid.uuid4()) for i in ids])
+        given: list[str | None] = list(ids) if ids is not None else [None] * len(texts)
+        if len(given) != len(texts):
+            raise InvalidInputError(f"add_texts got {len(given)} ids for {len(texts)} texts; pass one id per text")
+        # LangChain passes None for documents without an id: those get a uuid4
+        full_ids = check_ids([i if i is not None else str(uuid.uuid4()) for i in given])
         if metadatas is not None and len(metadatas) != len(texts):
             raise InvalidInputError(f"add_texts got {len(metadatas)} metadatas for {len(texts)} texts")
         if not texts:
@@ -221,23 +221,23 @@ class ObembedVectorStore(VectorStore):
     def _doc(self, hit: Hit) -> Document:
         return Document(id=hit.id, page_content=hit.content or "", metadata=self.documents.metadata_of(hit))
 
-    def similarity_search(self, query: str, k: int = 4, filter: Any = None,  # noqa: A002
+    def similarity_search(self, query: str, k: int = 4, filter: Any = None,
                           **kwargs: Any) -> list[Document]:
         return [d for d, _ in self.similarity_search_with_score(query, k, filter=filter, **kwargs)]
 
-    def similarity_search_with_score(self, query: str, k: int = 4, filter: Any = None,  # noqa: A002
+    def similarity_search_with_score(self, query: str, k: int = 4, filter: Any = None,
                                      **kwargs: Any) -> list[tuple[Document, float]]:
         """Documents with the engine's distance (lower is closer)."""
         return self.similarity_search_with_score_by_vector(self._embed_query(query), k, filter=filter, **kwargs)
 
-    def similarity_search_with_score_by_vector(self, embedding: Any, k: int = 4, filter: Any = None,  # noqa: A002
+    def similarity_search_with_score_by_vector(self, embedding: Any, k: int = 4, filter: Any = None,
                                                **kwargs: Any) -> list[tuple[Document, float]]:
         if kwargs:
             raise InvalidInputError(f"similarity search: unknown argument(s) {sorted(kwargs)}")
         hits = self.documents.search(embedding, k, filter)
         return [(self._doc(h), float(h.distance if h.distance is not None else 0.0)) for h in hits]
 
-    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Any = None,  # noqa: A002
+    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Any = None,
                                     **kwargs: Any) -> list[Document]:
         return [d for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter=filter, **kwargs)]
 
@@ -250,23 +250,23 @@ class ObembedVectorStore(VectorStore):
         return self._cosine_relevance_score_fn
 
     def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-                                      filter: Any = None, **kwargs: Any) -> list[Document]:  # noqa: A002
+                                      filter: Any = None, **kwargs: Any) -> list[Document]:
         return self.max_marginal_relevance_search_by_vector(self._embed_query(query), k, fetch_k, lambda_mult,
                                                             filter=filter, **kwargs)
 
     def max_marginal_relevance_search_by_vector(self, embedding: Any, k: int = 4, fetch_k: int = 20,
-                                                lambda_mult: float = 0.5, filter: Any = None,  # noqa: A002
+                                                lambda_mult: float = 0.5, filter: Any = None,
                                                 **kwargs: Any) -> list[Document]:
         if kwargs:
             raise InvalidInputError(f"max_marginal_relevance_search: unknown argument(s) {sorted(kwargs)}")
         return [self._doc(h) for h in self.documents.mmr_search(embedding, k, fetch_k, lambda_mult, filter)]
 
-    def hybrid_search(self, query: str, k: int = 4, filter: Any = None,  # noqa: A002
+    def hybrid_search(self, query: str, k: int = 4, filter: Any = None,
                       weights: tuple[float, float] = (1.0, 1.0), **kwargs: Any) -> list[Document]:
         """Vector and full-text search fused by reciprocal rank fusion; ``weights`` = (vector, full-text)."""
         return [d for d, _ in self.hybrid_search_with_score(query, k, filter=filter, weights=weights, **kwargs)]
 
-    def hybrid_search_with_score(self, query: str, k: int = 4, filter: Any = None,  # noqa: A002
+    def hybrid_search_with_score(self, query: str, k: int = 4, filter: Any = None,
                                  weights: tuple[float, float] = (1.0, 1.0),
                                  **kwargs: Any) -> list[tuple[Document, float]]:
         """Hybrid search with the fused RRF score (higher is better)."""
@@ -298,8 +298,8 @@ class ObembedVectorStore(VectorStore):
     # ------------------------------------------------------------------------------------------- async
     # LangChain's defaults run the sync methods in an executor; these are explicit so that every one of them
     # (including the ones LangChain implements in terms of others) takes exactly one worker-thread hop.
-    async def aadd_texts(self, texts: Iterable[str], metadatas: list[dict[Any, Any]] | None = None, *,
-                         ids: list[str | None] | None = None, **kwargs: Any) -> list[str]:
+    async def aadd_texts(self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None, *,
+                         ids: list[str] | None = None, **kwargs: Any) -> list[str]:
         return await asyncio.to_thread(self.add_texts, list(texts), metadatas, ids=ids, **kwargs)
 
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
@@ -324,11 +324,11 @@ class ObembedVectorStore(VectorStore):
 
     # ------------------------------------------------------------------------------------------- constructors
     @classmethod
-    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict[Any, Any]] | None = None, *,
-                   ids: list[str | None] | None = None, collection_name: str = DEFAULT_COLLECTION,
-                   **kwargs: Any) -> ObembedVectorStore:
-        """Open (or create) the collection and add ``texts``; ``kwargs`` as for the constructor."""
-        vs = cls(embedding, collection_name, **kwargs)
+    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict[str, Any]] | None = None, *,
+                   ids: list[str] | None = None, **kwargs: Any) -> ObembedVectorStore:
+        """Open (or create) ``collection_name`` (default ``langchain``) and add ``texts``; other ``kwargs`` as for
+        the constructor (``target=``, ``store=``, ``columns=`` ...)."""
+        vs = cls(embedding, **kwargs)
         try:
             vs.add_texts(texts, metadatas, ids=ids)
         except BaseException:
@@ -337,6 +337,6 @@ class ObembedVectorStore(VectorStore):
         return vs
 
     @classmethod
-    async def afrom_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict[Any, Any]] | None = None,
-                          *, ids: list[str | None] | None = None, **kwargs: Any) -> ObembedVectorStore:
+    async def afrom_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict[str, Any]] | None = None,
+                          *, ids: list[str] | None = None, **kwargs: Any) -> ObembedVectorStore:
         return await asyncio.to_thread(lambda: cls.from_texts(texts, embedding, metadatas, ids=ids, **kwargs))

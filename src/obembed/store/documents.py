@@ -178,6 +178,7 @@ class DocumentCollection:
     # ------------------------------------------------------------------------------------------- reading
     def metadata_of(self, row: Hit | Mapping[str, Any]) -> dict[str, Any]:
         """The document's flat metadata from a search hit or a :meth:`Collection.get` row."""
+        values: Mapping[str, Any]
         if isinstance(row, Hit):
             md, values, source = dict(row.metadata or {}), row.columns, row.source
         else:
@@ -194,7 +195,7 @@ class DocumentCollection:
         """Rows by id, in the order asked; missing ids are left out."""
         return list(self.collection.get(list(ids)))
 
-    def iter_rows(self, filter: Any = None, batch_size: int = 1000) -> Any:  # noqa: A002 - the frameworks' name
+    def iter_rows(self, filter: Any = None, batch_size: int = 1000) -> Any:
         """All rows (matching a field filter), ``batch_size`` at a time, without vectors."""
         return self.collection.iter_rows(batch_size, include_vectors=False, where=self.where(filter))
 
@@ -233,7 +234,7 @@ class DocumentCollection:
                 "the collection is created")
         return f"metadata.{key}"
 
-    def where(self, filter: Any) -> Where:  # noqa: A002 - the frameworks' name
+    def where(self, filter: Any) -> Where:
         """A field filter (Mongo-style dict) as an obembed ``where``; an expression string passes unchanged."""
         if filter is None:
             return None
@@ -289,19 +290,19 @@ class DocumentCollection:
         return out
 
     # ------------------------------------------------------------------------------------------- searching
-    def search(self, vector: Any, k: int, filter: Any = None) -> list[Hit]:  # noqa: A002
+    def search(self, vector: Any, k: int, filter: Any = None) -> list[Hit]:
         """The ``k`` nearest documents to ``vector`` (the collection's search policy)."""
         hits: list[Hit] = self.collection.search(vector, k, where=self.where(filter))
         return hits
 
-    def hybrid_search(self, text: str, vector: Any, k: int, filter: Any = None,  # noqa: A002
+    def hybrid_search(self, text: str, vector: Any, k: int, filter: Any = None,
                       weights: tuple[float, float] = (1.0, 1.0)) -> list[Hit]:
         """Vector and full-text search fused by RRF (the collection needs a FULLTEXT index)."""
         hits: list[Hit] = self.collection.hybrid_search(text, k, where=self.where(filter), vector=vector,
                                                         weights=weights)
         return hits
 
-    def text_search(self, text: str, k: int, filter: Any = None) -> list[Hit]:  # noqa: A002
+    def text_search(self, text: str, k: int, filter: Any = None) -> list[Hit]:
         """Full-text only (``MATCH ... AGAINST``), best first; ``score`` is the engine's relevance."""
         coll = self.collection
         if not isinstance(text, str) or not text.strip():
@@ -325,7 +326,7 @@ class DocumentCollection:
         return hits
 
     def mmr_search(self, vector: Any, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-                   filter: Any = None) -> list[Hit]:  # noqa: A002
+                   filter: Any = None) -> list[Hit]:
         """``fetch_k`` nearest documents re-ranked by :func:`maximal_marginal_relevance`, ``k`` kept."""
         hits = self.search(vector, max(int(fetch_k), int(k)), filter)
         if not hits:
@@ -337,7 +338,7 @@ class DocumentCollection:
         return [hits[i] for i in order]
 
     # ------------------------------------------------------------------------------------------- deleting
-    def delete(self, ids: Sequence[str] | None = None, filter: Any = None) -> int:  # noqa: A002
+    def delete(self, ids: Sequence[str] | None = None, filter: Any = None) -> int:
         """Delete by ids and/or field filter; returns how many rows went. Unknown ids are no error."""
         where = self.where(filter)
         if ids is None and where is None:
