@@ -195,9 +195,9 @@ class DocumentCollection:
         """Rows by id, in the order asked; missing ids are left out."""
         return list(self.collection.get(list(ids)))
 
-    def iter_rows(self, filter: Any = None, batch_size: int = 1000) -> Any:
-        """All rows (matching a field filter), ``batch_size`` at a time, without vectors."""
-        return self.collection.iter_rows(batch_size, include_vectors=False, where=self.where(filter))
+    def iter_rows(self, filter: Any = None, batch_size: int = 1000, **restrict: Any) -> Any:
+        """All rows (matching a field filter, ``ids=``/``sources=``), ``batch_size`` at a time, without vectors."""
+        return self.collection.iter_rows(batch_size, include_vectors=False, where=self.where(filter, **restrict))
 
     # ------------------------------------------------------------------------------------------- filters
     def fields(self, refresh: bool = False) -> set[str]:
@@ -234,17 +234,26 @@ class DocumentCollection:
                 "the collection is created")
         return f"metadata.{key}"
 
-    def where(self, filter: Any) -> Where:
-        """A field filter (Mongo-style dict) as an obembed ``where``; an expression string passes unchanged."""
-        if filter is None:
-            return None
-        if isinstance(filter, str):
-            return filter
-        if not isinstance(filter, Mapping):
+    def where(self, filter: Any = None, *, ids: Sequence[str] | None = None,
+              sources: Sequence[str] | None = None) -> Where:
+        """A field filter (Mongo-style dict) as an obembed ``where``, optionally restricted to some ids and/or
+        sources; an expression string passes unchanged."""
+        parts: list[Any] = []
+        if filter is not None and not isinstance(filter, str | Mapping):
             raise InvalidFilterError(f"a filter is a dict of metadata fields, not a {type(filter).__name__}")
-        if not filter:
+        if filter:
+            parts.append(filter if isinstance(filter, str) else self._translate(filter, 0))
+        if ids is not None:
+            parts.append({"id": {"$in": list(ids)}})
+        if sources is not None:
+            parts.append({"source": {"$in": list(sources)}})
+        if not parts:
             return None
-        return self._translate(filter, 0)
+        if len(parts) == 1:
+            return parts[0]  # type: ignore[no-any-return]
+        if any(isinstance(p, str) for p in parts):
+            raise InvalidFilterError("an expression-string filter cannot be combined with ids or sources; use a dict")
+        return {"$and": parts}
 
     def _translate(self, flt: Mapping[str, Any], depth: int) -> dict[str, Any]:
         if depth > _MAX_DEPTH:
@@ -290,19 +299,20 @@ class DocumentCollection:
         return out
 
     # ------------------------------------------------------------------------------------------- searching
-    def search(self, vector: Any, k: int, filter: Any = None) -> list[Hit]:
-        """The ``k`` nearest documents to ``vector`` (the collection's search policy)."""
-        hits: list[Hit] = self.collection.search(vector, k, where=self.where(filter))
+    def search(self, vector: Any, k: int, filter: Any = None, **restrict: Any) -> list[Hit]:
+        """The ``k`` nearest documents to ``vector`` (the collection's search policy); ``restrict``: ``ids=``,
+        ``sources=``."""
+        hits: list[Hit] = self.collection.search(vector, k, where=self.where(filter, **restrict))
         return hits
 
     def hybrid_search(self, text: str, vector: Any, k: int, filter: Any = None,
-                      weights: tuple[float, float] = (1.0, 1.0)) -> list[Hit]:
+                      weights: tuple[float, float] = (1.0, 1.0), **restrict: Any) -> list[Hit]:
         """Vector and full-text search fused by RRF (the collection needs a FULLTEXT index)."""
-        hits: list[Hit] = self.collection.hybrid_search(text, k, where=self.where(filter), vector=vector,
+        hits: list[Hit] = self.collection.hybrid_search(text, k, where=self.where(filter, **restrict), vector=vector,
                                                         weights=weights)
         return hits
 
-    def text_search(self, text: str, k: int, filter: Any = None) -> list[Hit]:
+    def text_search(self, text: str, k: int, filter: Any = None, **restrict: Any) -> list[Hit]:
         """Full-text only (``MATCH ... AGAINST``), best first; ``score`` is the engine's relevance."""
         coll = self.collection
         if not isinstance(text, str) or not text.strip():
@@ -314,7 +324,7 @@ class DocumentCollection:
                               "text search")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidInputError(f"k={k!r} must be a positive int")
-        wsql, wparams = compile_where(self.where(filter), coll._filter_columns)
+        wsql, wparams = compile_where(self.where(filter, **restrict), coll._filter_columns)
         sql = (f"SELECT {coll._select_cols()}, MATCH(`content`) AGAINST(%s) AS `_ft` FROM "
                f"{schema.quote(coll.name)} WHERE MATCH(`content`) AGAINST(%s)" + (f" AND ({wsql})" if wsql else "")
                + f" ORDER BY `_ft` DESC LIMIT {int(k)}")
@@ -326,9 +336,9 @@ class DocumentCollection:
         return hits
 
     def mmr_search(self, vector: Any, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-                   filter: Any = None) -> list[Hit]:
+                   filter: Any = None, **restrict: Any) -> list[Hit]:
         """``fetch_k`` nearest documents re-ranked by :func:`maximal_marginal_relevance`, ``k`` kept."""
-        hits = self.search(vector, max(int(fetch_k), int(k)), filter)
+        hits = self.search(vector, max(int(fetch_k), int(k)), filter, **restrict)
         if not hits:
             return []
         rows = {r["id"]: r["vector"] for r in self.collection.get([h.id for h in hits], include_vectors=True)}
@@ -338,9 +348,10 @@ class DocumentCollection:
         return [hits[i] for i in order]
 
     # ------------------------------------------------------------------------------------------- deleting
-    def delete(self, ids: Sequence[str] | None = None, filter: Any = None) -> int:
-        """Delete by ids and/or field filter; returns how many rows went. Unknown ids are no error."""
-        where = self.where(filter)
+    def delete(self, ids: Sequence[str] | None = None, filter: Any = None,
+               sources: Sequence[str] | None = None) -> int:
+        """Delete by ids and/or field filter and/or sources; returns how many rows went. Unknown ids are no error."""
+        where = self.where(filter, sources=sources)
         if ids is None and where is None:
             raise InvalidInputError("delete needs ids or a filter; use clear() to delete every document")
         if ids is not None:
