@@ -139,7 +139,7 @@ class ObembedVectorStore(VectorStore):
         self.embedding = embedding
         self.store, self._owns_store = open_store(target, store)
         try:
-            identity = model_identity("langchain", embedding, lambda: embedding.embed_query("dimension probe"))
+            identity = model_identity("langchain", embedding, embedding.embed_query)
             self._provider: Provider | None = identity if isinstance(identity, Provider) else None
             collection = self.store.get_or_create_collection(
                 collection_name, identity, columns=columns, fulltext=fulltext, index=index, distance=distance)

@@ -199,7 +199,7 @@ class ObembedVectorStore(BasePydanticVectorStore):
         self._embed_model = model
         self._store, self._owns_store = open_store(target, store)
         try:
-            identity = model_identity("llama_index", model, lambda: model.get_query_embedding("dimension probe"))
+            identity = model_identity("llama_index", model, model.get_query_embedding)
             coll = self._store.get_or_create_collection(collection_name, identity, columns=columns,
                                                         fulltext=fulltext, index=index, distance=distance)
         except BaseException:
