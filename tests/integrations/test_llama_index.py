@@ -252,9 +252,13 @@ def test_index_from_files_then_reopen_after_a_restart(tmp_path, emb):
     nodes, with their relationships, from the store alone."""
     docs_dir = tmp_path / "docs"
     docs_dir.mkdir()
-    (docs_dir / "cats.txt").write_text("Cats purr and sleep most of the day. " * 12, encoding="utf-8")
-    (docs_dir / "money.txt").write_text("Interest rates and inflation move the bond market. " * 12, encoding="utf-8")
-    (docs_dir / "rain.txt").write_text("Heavy rain and strong wind are forecast for tonight. " * 12, encoding="utf-8")
+    # distinct sentences: identical chunks would tie, and ties may come back in any order
+    (docs_dir / "cats.txt").write_text(" ".join(f"Cat number {i} purrs and sleeps {i + 3} hours a day."
+                                                for i in range(12)), encoding="utf-8")
+    (docs_dir / "money.txt").write_text(" ".join(f"In quarter {i} interest rates and inflation moved the bond "
+                                                 "market." for i in range(12)), encoding="utf-8")
+    (docs_dir / "rain.txt").write_text(" ".join(f"Forecast {i}: heavy rain and strong wind for {i + 2} hours "
+                                                "tonight." for i in range(12)), encoding="utf-8")
     folder = tmp_path / "kb.db"
     documents = SimpleDirectoryReader(str(docs_dir)).load_data()
     vs = ObembedVectorStore(emb, "notes", target=folder)
