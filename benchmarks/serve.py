@@ -6,7 +6,7 @@ usage:
 
 What runs (all in this one process and its child servers, phases interleaved per repeat):
   in-process : ``provider.embed(texts)`` on all N texts in one call (the model's best case, no HTTP), with the
-               provider ``obembed serve`` itself builds (``cli._common.load_provider(purpose="bulk")``: the
+               provider ``obembed serve`` itself builds (``obembed.load()``: the
                verified ONNX fp32 export of MiniLM when the fast path applies), so the ratio compares like with like;
   torch      : the same with plain ``obembed.load("st:all-MiniLM-L6-v2")`` (sentence-transformers on torch, the
                runtime infinity uses), for reference (--no-torch-baseline skips it);
@@ -187,13 +187,11 @@ def main() -> int:
         else:
             sys.exit(f"{infinity_bin} not found: pass --setup-infinity, --infinity-bin PATH or --no-infinity")
 
-    from obembed.cli._common import load_provider
-
-    provider = load_provider("st:all-MiniLM-L6-v2", {"device": "cpu"}, purpose="bulk")  # what obembed serve uses
+    provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")  # what obembed serve uses (the library's choice)
     provider.embed(texts[:8])  # load + warm up
     baselines: dict[str, Any] = {"in-process": provider}
     if not args.no_torch_baseline and provider.runtime != "torch":
-        torch_provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+        torch_provider = obembed.load("st:all-MiniLM-L6-v2", runtime="torch", device="cpu")
         torch_provider.embed(texts[:8])
         baselines["in-process torch"] = torch_provider
     print("in-process runtimes: " + ", ".join(f"{k} = {p.spec} ({p.runtime})" for k, p in baselines.items()),

@@ -32,10 +32,15 @@ _KEY_VARS = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "BAICHUAN_API_KEY", "ARK_API
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No OBEMBED_* or provider key variables leak into a test; settings are rebuilt per test."""
+    """No OBEMBED_* or provider key variables leak into a test; settings are rebuilt per test.
+
+    ``obembed.load`` takes torch in tests (``OBEMBED_FAST_START=off``), so a test's provider does not depend on
+    which exports earlier tests left in the session cache; the fast-path tests (tests/fast) turn it on.
+    """
     for name in list(os.environ):
         if name.startswith("OBEMBED_") or name in _KEY_VARS:
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OBEMBED_FAST_START", "off")
     from obembed.settings import get_settings
 
     get_settings.cache_clear()
@@ -54,7 +59,7 @@ def minilm():
     """One loaded st:all-MiniLM-L6-v2 provider for the whole session (loading costs seconds)."""
     import obembed
 
-    provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    provider = obembed.load("st:all-MiniLM-L6-v2", runtime="torch", device="cpu")
     provider.dimension  # noqa: B018 - load now
     return provider
 

@@ -3,7 +3,7 @@
 Quick start::
 
     import obembed
-    model = obembed.load()                      # st:all-MiniLM-L6-v2, offline
+    model = obembed.load()                      # st:all-MiniLM-L6-v2, offline; model.runtime says torch/onnx
     vecs = model.embed_documents(["a cat", "a dog"])
     obembed.similarity(vecs, vecs)              # 2x2 cosine matrix
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import ObembedError
+from .loader import load
 from .providers.base import Provider
 from .registry import Registry, default_registry, parse_spec
 from .settings import DEFAULT_MODEL, Settings, get_settings
@@ -52,16 +53,6 @@ __all__ = [
     "parse_spec",
     "similarity",
 ]
-
-
-def load(spec: str | None = None, *, settings: Settings | None = None, **options: Any) -> Provider:
-    """Build a provider from a spec such as ``st:BAAI/bge-m3`` or ``dashscope:text-embedding-v3?dimensions=512``.
-
-    With no spec, the configured default (``OBEMBED_MODEL``, else ``st:all-MiniLM-L6-v2``, offline).
-    Keyword options override the spec's query-string options. Models load lazily, on first use.
-    """
-    settings = settings or get_settings()
-    return default_registry().create(spec or settings.model, settings=settings, **options)
 
 
 def connect(target: str | os.PathLike[str] | None = None, **kwargs: Any) -> Store:

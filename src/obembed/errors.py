@@ -2,34 +2,38 @@
 
 Every error obembed raises on purpose derives from :class:`ObembedError`; each message says what
 went wrong *and* how to fix it. The CLI shows them without a traceback and exits 1; the HTTP
-server maps them to ``http_status``.
+server answers with each class's ``http_status`` (shown in brackets; 5xx where the server itself is
+set up wrongly, 4xx where the request is wrong).
 
 ::
 
-    ObembedError
-      ConfigError                      (bad option, bad spec, bad path)
-        MissingCredentialError         (an API key env var is not set)
-        MissingDependencyError         (an optional package is not installed)
-        UnknownProviderError           (spec names a backend nobody registered)
-        ModelNotFoundError             (local path missing / not in cache while offline / not pulled)
-      InvalidInputError                (None, non-string, empty text, over-long text under policy "error")
-      ProviderError                    (.provider)
-        ProviderConnectionError
-          ProviderTimeoutError
-        ProviderStatusError            (.status_code, .request_id, .body)
-          AuthenticationError          (401 / 403)
-          RateLimitError               (429, transient)
-          QuotaExceededError           (429 insufficient_quota, NOT transient)
-          ProviderServerError          (5xx)
-        ProviderResponseError          (wrong count, wrong dimension, bad JSON, NaN)
-        UnsupportedInputError          (an image sent to a text-only model)
-        PartialBatchError              (some sub-batches failed after retries; .failed, .result)
-      StoreError
-        StoreConnectionError           (DSN refused, wrong password, engine failed to start)
-        CollectionNotFoundError
-        CollectionExistsError
-        DimensionMismatchError         (vector / provider does not match the collection)
-        InvalidFilterError             (filter expression refused)
+    ObembedError                                  [500]
+      ConfigError                      [400]      (bad option, bad spec, bad path)
+        MissingCredentialError         [500]      (an API key env var is not set: the server's setup)
+        MissingDependencyError         [500]      (an optional package is not installed: the server's setup)
+        UnknownProviderError           [400]      (spec names a backend nobody registered)
+        ModelNotFoundError             [404]      (local path missing / not in cache while offline / not pulled)
+      InvalidInputError                [400]      (None, non-string, empty text, over-long text under "error")
+      ProviderError                    [502]      (.provider)
+        ProviderConnectionError        [502]
+          ProviderTimeoutError         [504]
+        ProviderStatusError            [502]      (.status_code, .request_id, .body)
+          AuthenticationError          [401]      (401 / 403)
+          RateLimitError               [429]      (429, transient)
+          QuotaExceededError           [429]      (429 insufficient_quota, NOT transient)
+          ProviderServerError          [502]      (5xx)
+          BatchLimitError              [400]      (too many inputs in one request; .limit)
+        ProviderResponseError          [502]      (wrong count, wrong dimension, bad JSON, NaN)
+        UnsupportedInputError          [400]      (an image sent to a text-only model)
+        PartialBatchError              [502]      (some sub-batches failed after retries; .failed, .result)
+      StoreError                       [500]
+        StoreConnectionError           [503]      (DSN refused, wrong password, engine failed to start)
+        CollectionNotFoundError        [404]
+        CollectionExistsError          [409]
+        DimensionMismatchError         [400]      (vector / provider does not match the collection)
+        InvalidFilterError             [400]      (filter expression refused)
+      ServerBusyError                  [503]      (the embedding server's queue is full; .retry_after)
+      HTTPRequestError                 [.status]  (an HTTP-level refusal: auth, size, unknown model; .code)
 
 Rules: translate third-party exceptions at the boundary with ``raise X(...) from exc``; never put a
 secret into a message (use :func:`redact`).
@@ -42,10 +46,12 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "BatchLimitError",
     "CollectionExistsError",
     "CollectionNotFoundError",
     "ConfigError",
     "DimensionMismatchError",
+    "HTTPRequestError",
     "InvalidFilterError",
     "InvalidInputError",
     "MissingCredentialError",
@@ -61,6 +67,7 @@ __all__ = [
     "ProviderTimeoutError",
     "QuotaExceededError",
     "RateLimitError",
+    "ServerBusyError",
     "StoreConnectionError",
     "StoreError",
     "UnknownProviderError",
@@ -82,13 +89,15 @@ class ConfigError(ObembedError):
 
 
 class MissingCredentialError(ConfigError):
-    """A provider needs an API key and none was given."""
+    """A provider needs an API key and none was given (on a server: its setup, hence 5xx)."""
 
-    http_status = 401
+    http_status = 500
 
 
 class MissingDependencyError(ConfigError):
-    """An optional package is needed for this feature."""
+    """An optional package is needed for this feature (on a server: its setup, hence 5xx)."""
+
+    http_status = 500
 
     def __init__(self, package: str, extra: str, feature: str = "") -> None:
         what = f" for {feature}" if feature else ""
@@ -189,6 +198,16 @@ class ProviderServerError(ProviderStatusError):
     """The provider failed on its side (5xx, transient)."""
 
 
+class BatchLimitError(ProviderStatusError):
+    """The server refused a request for having too many inputs and said how many it takes (``.limit``)."""
+
+    http_status = 400
+
+    def __init__(self, message: str, provider: str | None = None, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(message, provider, **kwargs)
+        self.limit = limit
+
+
 class ProviderResponseError(ProviderError):
     """The provider's answer is malformed: wrong count, wrong dimension, bad JSON, NaN."""
 
@@ -240,6 +259,30 @@ class InvalidFilterError(StoreError, ValueError):
     """A filter expression was refused (unknown column, bad syntax, not a safe form)."""
 
     http_status = 400
+
+
+class ServerBusyError(ObembedError):
+    """The server's queue is full; retry after ``retry_after`` seconds (HTTP 503)."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HTTPRequestError(ObembedError):
+    """An HTTP-level refusal (auth, size, unknown model) with a status (``.status``) and an OpenAI error code."""
+
+    http_status = 400
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
 
 
 _SECRET_PATTERNS = [

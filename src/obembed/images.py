@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from .errors import InvalidInputError, MissingDependencyError
+from .protocols import EmbeddingProvider, ImageEmbeddingProvider
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -466,7 +467,7 @@ def load_images(
 
 def image_rows(
     items: Sequence[Any],
-    provider: Any,
+    provider: EmbeddingProvider | ImageEmbeddingProvider,
     *,
     ids: Sequence[str] | None = None,
     columns: bool = False,
@@ -491,13 +492,12 @@ def image_rows(
     if extra is not None and len(extra) != len(items):
         raise InvalidInputError(f"{len(extra)} extra dicts for {len(items)} images; give one per image")
     names = [describe_item(it, i) for i, it in enumerate(items)]
-    embed = getattr(provider, "embed_images_result", None)
-    if embed is None:
+    if not isinstance(provider, ImageEmbeddingProvider):
         raise InvalidInputError(
             f"{getattr(provider, 'spec', provider)!r} does not embed images; use an image provider such as "
             "clip:openai/clip-vit-base-patch32"
         )
-    res = embed(items, on_error=on_error, batch_size=batch_size)
+    res = provider.embed_images_result(items, on_error=on_error, batch_size=batch_size)
     facts: list[ImageFacts] = res.extra["facts"]
     kept: list[int] = res.extra["indices"]
     rows: list[dict[str, Any]] = []

@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     timeout: float = Field(60.0, gt=0, description="HTTP timeout in seconds for remote providers")
     max_retries: int = Field(5, ge=0)
     cache_dir: str | None = Field(None, description="where derived artefacts (ONNX exports) are cached")
+    fast_start: str = Field(
+        "auto",
+        description="the verified ONNX fast path of obembed.load for local st:/hf: models on the CPU: "
+        "auto (use the export, make it when missing), cached (only an existing export), off (always torch)",
+    )
+    ingest_write_delay: float = Field(0.0, ge=0, description="test hook: seconds to sleep before each ingest write")
+
+    @property
+    def fast_start_mode(self) -> Literal["auto", "cached", "off"]:
+        """:attr:`fast_start` normalised (``0``/``false``/``no``/``never`` mean off; unknown values mean auto)."""
+        mode = self.fast_start.strip().lower()
+        if mode in ("0", "off", "false", "no", "never", "torch"):
+            return "off"
+        return "cached" if mode == "cached" else "auto"
 
 
 @lru_cache(maxsize=1)

@@ -47,19 +47,22 @@ def test_prompts_and_max_seq_length_are_part_of_the_space(tiny_st_cls: Path):
     assert no_prompt.space.endswith("|len=256|prompts=none|fp32")
 
 
-def test_st_on_a_folder_without_modules_json_is_not_the_family_table(tiny_bge: Path):
+def test_st_on_a_folder_without_modules_json_is_not_the_family_table(tiny_bge: Path, monkeypatch):
     """sentence-transformers reads a plain folder as mean pooling, no prompts; hf: follows the BGE family
     table (CLS + query instruction): different vectors, so different spaces and no onnx stand-in for st:."""
-    from obembed.cli._common import load_provider
     from obembed.providers.onnx import OnnxProvider
+    from obembed.settings import get_settings
 
     st = obembed.load(f"st:{tiny_bge}", device="cpu")
     hf = obembed.load(f"hf:{tiny_bge}", device="cpu")
     assert st.pooling == "mean"
     assert hf.pooling == "cls"
     assert st.space != hf.space
-    fast = load_provider(f"st:{tiny_bge}", (), purpose="oneshot")
+    monkeypatch.setenv("OBEMBED_FAST_START", "auto")
+    get_settings.cache_clear()
+    fast = obembed.load(f"st:{tiny_bge}")
     assert not isinstance(fast, OnnxProvider)
+    assert fast.runtime == "torch"
     assert fast.space == st.space
 
 

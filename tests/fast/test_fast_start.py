@@ -1,4 +1,4 @@
-"""The export cache and the fast-start choice of ``load_provider``."""
+"""The export cache and the runtime choice of ``obembed.load`` (torch or the verified ONNX export)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from obembed.cli._common import load_provider
+import obembed
+from obembed.errors import ConfigError
+from obembed.loader import choose_runtime
 from obembed.providers import onnx as onnx_mod
+from obembed.settings import Settings
 from obembed.providers.onnx import OnnxProvider, model_key
 
 from .conftest import cosines
@@ -24,8 +27,16 @@ def cached_env(monkeypatch: pytest.MonkeyPatch, onnx_cache: Path, onnx_fp32) -> 
     from obembed.settings import get_settings
 
     monkeypatch.setenv("OBEMBED_CACHE_DIR", str(onnx_cache))
+    monkeypatch.setenv("OBEMBED_FAST_START", "auto")
     get_settings.cache_clear()
     return onnx_cache
+
+
+def load_provider(spec: str, options: tuple[str, ...] = (), **kw):
+    """``obembed.load`` with ``k=v`` options, as the CLI passes them."""
+    from obembed.cli._common import option_pairs
+
+    return obembed.load(spec, **option_pairs(options), **kw)
 
 
 def test_export_recorded_with_its_verification(onnx_fp32, onnx_cache) -> None:
@@ -83,18 +94,19 @@ def test_model_key_follows_content_and_skips_rehashing(tmp_path: Path, monkeypat
 def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
     code = (
         "import json, sys\n"
-        "from obembed.cli._common import load_provider\n"
-        "p = load_provider('st:all-MiniLM-L6-v2', (), purpose='oneshot')\n"
+        "import obembed\n"
+        "p = obembed.load('st:all-MiniLM-L6-v2')\n"
         "v = p.embed_query('Which package checks ext4 file systems?')\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'sentence_transformers'))\n"
-        "print(json.dumps({'type': type(p).__name__, 'space': p.space, 'heavy': heavy, 'vec': v.tolist()}))\n"
+        "print(json.dumps({'type': type(p).__name__, 'runtime': p.runtime, 'space': p.space, 'heavy': heavy, 'vec': v.tolist()}))\n"
     )
-    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1", "OBEMBED_FAST_START": "auto"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["type"] == "OnnxProvider"
+    assert got["runtime"] == "onnx-fp32"
     assert got["heavy"] == []
     assert got["space"] == minilm.space
     want = minilm.embed_query("Which package checks ext4 file systems?")
@@ -103,7 +115,7 @@ def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
 
 def test_cli_embed_takes_the_fast_path(cached_env: Path, minilm) -> None:
     exe = Path(sys.executable).with_name("obembed")
-    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1", "OBEMBED_FAST_START": "auto"}
     out = subprocess.run([str(exe), "embed", "OceanBase stores vectors."], capture_output=True, text=True, env=env,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -113,11 +125,14 @@ def test_cli_embed_takes_the_fast_path(cached_env: Path, minilm) -> None:
     assert cosines(np.array(data["embeddings"], np.float32), want)[0] >= 0.9999
 
 
-def test_oneshot_choice(cached_env: Path, minilm, hf, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast = load_provider("st:all-MiniLM-L6-v2", ("threads=1",), purpose="oneshot")
+def test_load_chooses_the_runtime(cached_env: Path, minilm, hf, monkeypatch: pytest.MonkeyPatch) -> None:
+    from obembed.settings import get_settings
+
+    fast = load_provider("st:all-MiniLM-L6-v2", ("threads=1",))
     assert isinstance(fast, OnnxProvider)
+    assert fast.runtime == "onnx-fp32"
     assert fast.space == minilm.space
-    via_hf = load_provider("hf:all-MiniLM-L6-v2", (), purpose="oneshot")
+    via_hf = load_provider("hf:all-MiniLM-L6-v2", ())
     assert isinstance(via_hf, OnnxProvider)
     assert via_hf.space == hf.space
     # options that change the vectors keep the torch path
@@ -125,7 +140,13 @@ def test_oneshot_choice(cached_env: Path, minilm, hf, monkeypatch: pytest.Monkey
     assert type(load_provider("hf:all-MiniLM-L6-v2", ("pooling=cls",))).__name__ == "TransformersProvider"
     # remote / other backends are untouched
     assert type(load_provider("onnx:all-MiniLM-L6-v2?precision=int8", ())).__name__ == "OnnxProvider"
+    # runtime="torch" asks for torch; runtime="onnx" for the export
+    forced = load_provider("st:all-MiniLM-L6-v2", (), runtime="torch")
+    assert type(forced).__name__ == "SentenceTransformerProvider"
+    assert forced.runtime == "torch"
+    assert isinstance(load_provider("st:all-MiniLM-L6-v2", (), runtime="onnx"), OnnxProvider)
     monkeypatch.setenv("OBEMBED_FAST_START", "0")
+    get_settings.cache_clear()
     assert type(load_provider("st:all-MiniLM-L6-v2", ())).__name__ == "SentenceTransformerProvider"
 
 
@@ -140,7 +161,24 @@ def test_cached_mode_never_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not list(tmp_path.rglob("*.onnx"))
 
 
-def test_bulk_follows_the_measured_choice(cached_env: Path) -> None:
-    provider = load_provider("st:all-MiniLM-L6-v2", (), purpose="bulk")
-    want = "OnnxProvider" if onnx_mod._bulk_prefers_onnx() else "SentenceTransformerProvider"
-    assert type(provider).__name__ == want
+def test_choice_rule_covers_gpu_options_and_modes() -> None:
+    auto = Settings(fast_start="auto")
+    assert choose_runtime("st:all-MiniLM-L6-v2", settings=auto, gpu=False).path == "onnx"
+    # a GPU, a device, an option that changes the vectors, a remote backend: the spec as written
+    gpu = choose_runtime("st:all-MiniLM-L6-v2", settings=auto, gpu=True)
+    assert (gpu.path, "GPU" in gpu.reason) == ("spec", True)
+    assert choose_runtime("st:m", {"device": "cuda"}, settings=auto, gpu=False).path == "spec"
+    assert choose_runtime("st:m?truncate_dim=64", settings=auto, gpu=False).path == "spec"
+    assert choose_runtime("hf:m", {"pooling": "cls"}, settings=auto, gpu=False).path == "spec"
+    assert choose_runtime("openai:text-embedding-3-small", settings=auto, gpu=False).path == "spec"
+    assert choose_runtime("st:m", settings=Settings(fast_start="off"), gpu=False).path == "spec"
+    cached = choose_runtime("st:m", settings=Settings(fast_start="cached"), gpu=False)
+    assert (cached.path, cached.create_export) == ("onnx", False)
+    # runtime="onnx" makes the export even in cached mode, and refuses what it can't reproduce
+    assert choose_runtime("st:m", runtime="onnx", settings=Settings(fast_start="cached"), gpu=False).create_export
+    with pytest.raises(ConfigError, match="truncate_dim"):
+        choose_runtime("st:m?truncate_dim=64", runtime="onnx", settings=auto, gpu=False)
+    with pytest.raises(ConfigError, match="runtime='bogus'"):
+        choose_runtime("st:m", runtime="bogus", settings=auto)
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        choose_runtime("onnx:m", runtime="torch", settings=auto)

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..providers.base import Provider
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["echo_json", "load_provider", "model_option", "option_pairs", "provider_factory"]
@@ -40,36 +42,20 @@ def option_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def load_provider(spec: str | None, options: tuple[str, ...] | dict[str, Any] = (), *,
-                  purpose: str = "oneshot") -> Any:
-    """Build the provider for a command. ``purpose`` is ``oneshot`` (embed/search/similarity: fast start
-    matters) or ``bulk`` (ingest/eval/serve: throughput matters).
-
-    For a local ``st:``/``hf:`` model on the CPU, both purposes get the verified fp32 ONNX export of the same
-    model when it reproduces torch (cosine >= 0.9999, checked when the export was made): the same vector
-    space, a first vector in ~0.5 s instead of ~10 s (no torch import), and the faster path for long jobs on
-    this machine (docs/performance.md). ``OBEMBED_FAST_START=0`` turns it off, ``cached`` uses an existing
-    export only. Anything else, or any failure, falls back to the spec as written.
-    """
+                  purpose: str = "oneshot") -> Provider:
+    """Build the provider for a command through :func:`obembed.load` (the library decides the runtime:
+    the verified ONNX export of a local CPU model, else torch). ``purpose`` (``oneshot``/``bulk``) is kept
+    for callers; both take the same path."""
     import obembed
 
-    from ..settings import get_settings
-
     opts = dict(options) if isinstance(options, dict) else option_pairs(options)
-    settings = get_settings()
-    resolved = spec or settings.model
-    if purpose in ("oneshot", "bulk"):
-        from ..providers.onnx import fast_provider
-
-        fast = fast_provider(resolved, opts, purpose=purpose, settings=settings)
-        if fast is not None:
-            return fast
-    return obembed.load(resolved, settings=settings, **opts)
+    return obembed.load(spec, **opts)
 
 
-def provider_factory(purpose: str = "oneshot") -> Callable[..., Any]:
+def provider_factory(purpose: str = "oneshot") -> Callable[..., Provider]:
     """A ``provider_factory(spec, **options)`` for :func:`obembed.store.connect` that takes the fast path too."""
 
-    def factory(spec: str, **options: Any) -> Any:
+    def factory(spec: str, **options: Any) -> Provider:
         return load_provider(spec, options, purpose=purpose)
 
     return factory

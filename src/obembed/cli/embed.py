@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..types import TruncatePolicy
 from ._common import echo_json, load_provider, model_option
 
 __all__ = ["embed", "embed_image_files", "models", "similarity_cmd"]
@@ -96,7 +97,7 @@ def _write_vectors(vectors: np.ndarray, texts: list[str], fmt: str, output: str 
               help="Long-input policy (default: truncate, counted and reported).")
 @model_option
 def embed(texts: tuple[str, ...], file: str | None, field: str, images: tuple[str, ...], query: bool, fmt: str,
-          output: str | None, truncate: str | None, model: str | None, options: tuple[str, ...]) -> None:
+          output: str | None, truncate: TruncatePolicy | None, model: str | None, options: tuple[str, ...]) -> None:
     """Embed TEXTS (or --file, or --image) and print the vectors.
 
     \b

@@ -16,10 +16,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from ..protocols import EmbeddingProvider
 from ..types import Kind, Vectors
 
 __all__ = ["Encoded", "cache_key", "encode"]
@@ -40,7 +40,7 @@ class Encoded:
         return len(self.vectors) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def cache_key(provider: Any, texts: list[str], kind: Kind) -> str:
+def cache_key(provider: EmbeddingProvider, texts: list[str], kind: Kind) -> str:
     """A stable key for (provider settings, kind, texts)."""
     h = hashlib.sha256()
     ident = {
@@ -49,9 +49,9 @@ def cache_key(provider: Any, texts: list[str], kind: Kind) -> str:
         # (same spec, same options) never reuses the old model's cached vectors
         # (its prompts part is left out: the prefix of this kind is in the key already, so documents encoded
         # with and without a query prompt still share one entry)
-        "space": re.sub(r"\|prompts=[^|]*", "", str(getattr(provider, "space", ""))),
+        "space": re.sub(r"\|prompts=[^|]*", "", provider.space),
         "options": provider.public_options(),
-        "runtime": getattr(provider, "runtime", ""),
+        "runtime": provider.runtime,
         "prefix": provider.query_prefix if kind == "query" else provider.document_prefix,
         "kind": kind,
         "n": len(texts),
@@ -63,7 +63,8 @@ def cache_key(provider: Any, texts: list[str], kind: Kind) -> str:
     return h.hexdigest()[:32]
 
 
-def encode(provider: Any, texts: list[str], kind: Kind, *, cache_dir: str | Path | None = None) -> Encoded:
+def encode(provider: EmbeddingProvider, texts: list[str], kind: Kind, *,
+           cache_dir: str | Path | None = None) -> Encoded:
     """Embed ``texts`` as ``kind``; wall time measured around :meth:`Provider.embed`.
 
     Loading, exporting (``onnx:``) and the first call's warm-up happen before the clock starts, so the

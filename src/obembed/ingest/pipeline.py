@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError, InvalidInputError, ObembedError
+from ..protocols import EmbeddingProvider, ImageEmbeddingProvider
+from ..settings import get_settings
 from .chunking import Chunk, Chunker
 from .loaders import Document, Failure, LoadOptions, Notice, load_file, walk
 
@@ -45,7 +47,6 @@ ProgressFn = Callable[[str, int], None]
 ``skipped`` (unchanged), ``failed``. Called from the pipeline's threads."""
 
 MAX_FAILURES_KEPT = 10_000
-_WRITE_DELAY_ENV = "OBEMBED_INGEST_WRITE_DELAY"  # test hook: seconds to sleep before each write (crash tests)
 
 
 def chunk_id(source: str, key: str, index: int) -> str:
@@ -170,7 +171,7 @@ class Ingestor:
     def __init__(
         self,
         coll: Any,
-        provider: Any,
+        provider: EmbeddingProvider,
         *,
         options: LoadOptions | None = None,
         policy: Policy = "chunk",
@@ -193,20 +194,20 @@ class Ingestor:
         self.prune = prune
         self.progress = progress or (lambda event, n: None)
         self._counter: Callable[[Sequence[str]], list[int]] | None = None
-        limit = getattr(provider, "max_input_tokens", None)
+        limit = provider.max_input_tokens
         self.limit: int | None = int(limit) if limit else None
         size = chunk_tokens or min(self.limit or 512, 512)
         if self.limit and size > self.limit:
             raise ConfigError(f"chunk_tokens={size} is more than {provider.spec}'s limit of {self.limit} tokens")
         self.chunker = Chunker(max_tokens=size, overlap=min(overlap, size // 2 - 1), count=self._count)
-        self.report = IngestReport(collection=coll.name, model=getattr(provider, "spec", str(provider)),
+        self.report = IngestReport(collection=coll.name, model=provider.spec,
                                    policy=policy)
         self.q1: queue.Queue[Any] = queue.Queue(maxsize=batch_size * queue_batches)
         self.q2: queue.Queue[Any] = queue.Queue(maxsize=queue_batches)
         self.abort = threading.Event()
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
-        self.write_delay = float(os.environ.get(_WRITE_DELAY_ENV, "0") or 0)
+        self.write_delay = get_settings().ingest_write_delay  # test hook OBEMBED_INGEST_WRITE_DELAY
 
     # ------------------------------------------------------------------ helpers
     def _count(self, texts: Sequence[str]) -> list[int]:
@@ -353,9 +354,9 @@ class Ingestor:
 
     def _tasks(self, doc: Document) -> Iterator[_Task]:
         if doc.kind == "image":
-            if not getattr(self.provider, "supports_image", False):
+            if not self.provider.supports_image:
                 raise InvalidInputError(
-                    f"image file, but {getattr(self.provider, 'spec', 'the model')} embeds text only; ingest images "
+                    f"image file, but {self.provider.spec} embeds text only; ingest images "
                     "with an image model (--model clip:openai/clip-vit-base-patch32) into their own collection, or "
                     "exclude them (--exclude '*.jpg')")
             meta = dict(doc.metadata)
@@ -476,9 +477,8 @@ class Ingestor:
 
     def _embed_images(self, images: list[_Task], out: dict[int, Any]) -> None:
         """Images through the provider's batch API (bad images skipped with their reason), else one by one."""
-        batch = getattr(self.provider, "embed_images_result", None)
-        if batch is not None:
-            res = batch([t.text for t in images], on_error="skip")
+        if isinstance(self.provider, ImageEmbeddingProvider):
+            res = self.provider.embed_images_result([t.text for t in images], on_error="skip")
             facts = res.extra.get("facts") or []
             for row, idx in enumerate(res.extra.get("indices") or []):
                 t = images[idx]
@@ -591,7 +591,7 @@ def source_is_gone(path: str) -> bool:
     return False
 
 
-def make_token_counter(provider: Any) -> Callable[[Sequence[str]], list[int]]:
+def make_token_counter(provider: EmbeddingProvider) -> Callable[[Sequence[str]], list[int]]:
     """Token counts of documents as ``provider`` sees them, safe to call beside a running ``embed``.
 
     Hugging Face fast tokenizers are not safe to share between threads (the embedding call reconfigures
@@ -613,7 +613,7 @@ def make_token_counter(provider: Any) -> Callable[[Sequence[str]], list[int]]:
         tok = copy.deepcopy(tok)
     except Exception:
         return by_provider
-    prefix = getattr(provider, "document_prefix", "") or ""
+    prefix = provider.document_prefix or ""
 
     def by_tokenizer(texts: Sequence[str]) -> list[int]:
         enc = tok([prefix + t for t in texts], add_special_tokens=True, truncation=False, padding=False,

@@ -37,6 +37,7 @@ import tenacity
 
 from ..errors import (
     AuthenticationError,
+    BatchLimitError,
     ConfigError,
     InvalidInputError,
     PartialBatchError,
@@ -80,17 +81,6 @@ _TRY_AGAIN = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|s
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)?")
 
 
-class BatchLimitError(ProviderStatusError):
-    """The server refused a request for having too many inputs and said how many it takes (``.limit``)."""
-
-    http_status = 400
-
-    def __init__(self, message: str, provider: str | None = None, *, limit: int, **kwargs: Any) -> None:
-        super().__init__(message, provider, **kwargs)
-        self.limit = limit
-
-
-# ---------------------------------------------------------------------------------------------- client
 def build_client(
     *,
     timeout: float,

@@ -20,7 +20,7 @@ from ..errors import ConfigError, InvalidInputError, ProviderResponseError, Unsu
 from ..settings import Settings, get_settings
 from ..types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors
 
-__all__ = ["Provider", "estimate_tokens", "l2_normalize", "validate_texts"]
+__all__ = ["Provider", "check_vectors", "estimate_tokens", "l2_normalize", "truncation", "validate_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class Provider(ABC):
             raise InvalidInputError(f"truncate={policy!r} is not a policy; use one of {_TRUNCATE_POLICIES}")
         counts = self.count_tokens(texts, kind=kind)
         limit = self.max_input_tokens
-        over = [i for i, c in enumerate(counts) if limit is not None and c > limit]
+        over, seen = truncation(counts, limit)
         if over and policy == "error":
             i = over[0]
             raise InvalidInputError(
@@ -238,9 +238,8 @@ class Provider(ABC):
         if over:
             log.info("%s: %d of %d inputs truncated to %d tokens", self.spec, len(over), len(texts), limit)
         vectors = self.embed_many(texts, kind=kind, token_counts=counts)
-        vectors = self._check(vectors, len(texts))
-        n_tokens = sum(min(c, limit) if limit else c for c in counts)
-        return EmbedResult(vectors, truncated=over, n_tokens=n_tokens)
+        vectors = self.check_vectors(vectors, len(texts))
+        return EmbedResult(vectors, truncated=over, n_tokens=sum(seen))
 
     def embed_documents(self, items: Iterable[Any], *, truncate: TruncatePolicy | None = None) -> Vectors:
         """Embed documents (passages); ``(n, d)`` float32 in input order; ``(0, d)`` for no input."""
@@ -282,22 +281,38 @@ class Provider(ABC):
         parts = [self.embed_batch(texts[a:b], kind=kind) for a, b in self.iter_batches(texts, token_counts)]
         return np.concatenate(parts, axis=0) if parts else np.zeros((0, self.dimension), np.float32)
 
-    def _check(self, vectors: Any, n: int) -> Vectors:
-        arr = np.asarray(vectors, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[0] != n:
-            raise ProviderResponseError(
-                f"{self.spec} returned {arr.shape[0] if arr.ndim else 0} vectors for {n} inputs", self.name
-            )
-        if self._dimension is not None and arr.shape[1] != self._dimension:
-            raise ProviderResponseError(
-                f"{self.spec} returned {arr.shape[1]}-d vectors, expected {self._dimension}", self.name
-            )
-        if not np.isfinite(arr).all():
-            bad = sorted({int(i) for i in np.nonzero(~np.isfinite(arr))[0]})
-            raise ProviderResponseError(f"{self.spec} returned NaN/inf in the vectors of inputs {bad[:10]}",
-                                        self.name)
+    def check_vectors(self, vectors: Any, n: int) -> Vectors:
+        """The checks every batch of this provider's vectors passes (public: the server's batcher and the
+        ingest pipeline use it): ``n`` rows, this provider's dimension, no NaN/inf; contiguous float32."""
+        arr = check_vectors(vectors, n, dimension=self._dimension, source=self.spec, provider=self.name)
         self._dimension = int(arr.shape[1])
-        return np.ascontiguousarray(arr)
+        return arr
+
+    _check = check_vectors
+
+
+def check_vectors(vectors: Any, n: int, *, dimension: int | None = None, source: str = "the model",
+                  provider: str | None = None) -> Vectors:
+    """``vectors`` as a contiguous float32 ``(n, d)`` array, or :class:`ProviderResponseError` naming what is wrong
+    (row count, dimension when ``dimension`` is given, the inputs whose vectors hold NaN/inf)."""
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise ProviderResponseError(f"{source} returned {arr.shape[0] if arr.ndim else 0} vectors for {n} inputs",
+                                    provider)
+    if dimension is not None and arr.shape[1] != dimension:
+        raise ProviderResponseError(f"{source} returned {arr.shape[1]}-d vectors, expected {dimension}", provider)
+    if not np.isfinite(arr).all():
+        bad = sorted({int(i) for i in np.nonzero(~np.isfinite(arr))[0]})
+        raise ProviderResponseError(f"{source} returned NaN/inf in the vectors of inputs {bad[:10]}", provider)
+    return np.ascontiguousarray(arr)
+
+
+def truncation(counts: Sequence[int], limit: int | None) -> tuple[list[int], list[int]]:
+    """Truncation accounting for token ``counts`` under a model ``limit``: (indexes over the limit, tokens the
+    model sees per input). The one rule used by :meth:`Provider.embed`, the server's batcher and ingest."""
+    if limit is None:
+        return [], list(counts)
+    return [i for i, c in enumerate(counts) if c > limit], [min(c, limit) for c in counts]
 
 
 def coerce_option(value: str) -> Any:

@@ -44,7 +44,6 @@ __all__ = [
     "OnnxProvider",
     "cache_root",
     "ensure_export",
-    "fast_provider",
     "model_key",
     "pool_numpy",
 ]
@@ -81,7 +80,9 @@ PROBE_TEXTS = [
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Folder of the ONNX exports: ``<base>/onnx``, base = ``cache_dir`` / ``OBEMBED_CACHE_DIR`` /
     ``$XDG_CACHE_HOME/obembed`` / ``~/.cache/obembed``."""
-    base = cache_dir or os.environ.get("OBEMBED_CACHE_DIR")
+    from ..settings import get_settings
+
+    base = cache_dir or get_settings().cache_dir
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = Path(xdg) / "obembed" if xdg else Path.home() / ".cache" / "obembed"
@@ -671,75 +672,3 @@ class OnnxProvider(Provider):
         return run_sorted(lengths, lambda idx: runner.embed([encs[i] for i in idx], runner.session()),
                           dimension=self._dimension,
                           token_budget=self.token_budget or ONNX_TOKEN_BUDGET, max_items=DEFAULT_MAX_ITEMS)
-
-
-# ------------------------------------------------------------------------------------------ fast start
-_FAST_OPTIONS = {"device", "truncate", "batch_size", "threads", "token_budget", "max_seq_length", "settings",
-                 "sorted_batching", "normalize", "trust_remote_code"}
-
-
-def fast_provider(spec: str, options: dict[str, Any] | None = None, *, purpose: str = "oneshot",
-                  settings: Any = None) -> OnnxProvider | None:
-    """An fp32 ``onnx:`` provider standing in for a local ``st:``/``hf:`` spec, or None when it can't.
-
-    It stands in only where it gives the same vectors: the model is a local folder (or the bundled MiniLM)
-    without Dense layers, the options change nothing about the vectors, and the export is verified against
-    torch (fp32, cosine >= 0.9999 on the probe set, recorded at export time). ``OBEMBED_FAST_START``:
-    ``auto`` (default: use the cached export, create it when missing), ``cached`` (use it only if it
-    exists), ``0``/``off`` (never). The space is the st:/hf: one, so collections stay one space.
-    """
-    from ..registry import parse_spec
-
-    mode = os.environ.get("OBEMBED_FAST_START", "auto").strip().lower()
-    if mode in ("0", "off", "false", "no", "never"):
-        return None
-    parsed = parse_spec(spec)
-    if parsed.backend not in ("st", "hf"):
-        return None
-    opts = {**parsed.options, **{k: v for k, v in (options or {}).items() if v is not None}}
-    if set(opts) - _FAST_OPTIONS or opts.get("device") not in (None, "cpu") or opts.get("trust_remote_code"):
-        return None
-    if settings is not None and getattr(settings, "device", None) not in (None, "cpu"):
-        return None
-    if purpose == "bulk" and not _bulk_prefers_onnx():
-        return None
-    try:
-        folder = local_folder(parsed.model)
-        facts = read_facts(parsed.model, folder, max_seq_length=opts.get("max_seq_length"))  # Dense etc. refused
-        if parsed.backend == "st" and facts.config.source != "modules.json":
-            # sentence-transformers reads a folder without modules.json as mean pooling with no prompts,
-            # whereas the family table (hf:/onnx:) may say CLS and prefixes: not the same vectors
-            log.info("fast start unavailable for %s: %s has no modules.json", spec, folder)
-            return None
-        ensure_export(parsed.model, "fp32", cache_dir=getattr(settings, "cache_dir", None),
-                      create=mode != "cached", max_seq_length=opts.get("max_seq_length"))
-        kwargs = {k: v for k, v in opts.items()
-                  if k not in ("device", "sorted_batching", "trust_remote_code", "normalize")}
-        # the same unit-length rule as the backend it stands in for: st: normalises unless normalize=False
-        # (then only a Normalize module does); hf: follows the model's files unless told otherwise
-        normalize = opts.get("normalize")
-        if parsed.backend == "st":
-            normalize = True if normalize is None or normalize else None
-        provider = OnnxProvider(parsed.model, precision="fp32", export=False, settings=settings,
-                                normalize=normalize, **kwargs)
-        if provider.verification["min_cosine"] < FP32_MIN_COSINE:
-            return None
-        provider.requested_spec = f"{parsed.backend}:{parsed.model}"
-        return provider
-    except Exception as exc:  # the torch path always works: fall back to it
-        log.info("fast start unavailable for %s (%s: %s); using %s", spec, type(exc).__name__, exc, spec)
-        return None
-
-
-def _bulk_prefers_onnx() -> bool:
-    """Whether long jobs run faster through onnxruntime than torch on this machine (see docs/performance.md).
-
-    Measured on the 2-core AMD EPYC box (benchmarks/RESULTS.md ``## encode``); a GPU always favours torch.
-    """
-    if os.path.exists("/dev/nvidia0") or os.path.exists("/dev/dxg"):
-        return False
-    return BULK_PREFERS_ONNX
-
-
-BULK_PREFERS_ONNX = True
-"""Set from the encode benchmark: onnx fp32 vs st: token-sorted on the same texts (see RESULTS.md)."""

@@ -24,26 +24,17 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, ObembedError, ProviderResponseError
+from ..errors import ConfigError, InvalidInputError, ServerBusyError
+from ..protocols import EmbeddingProvider
+from ..providers.base import truncation
 from ..types import Kind, Vectors
 
 __all__ = ["BatchResult", "Batcher", "ServerBusyError"]
 
 log = logging.getLogger(__name__)
-
-
-class ServerBusyError(ObembedError):
-    """The server's queue is full; retry after ``retry_after`` seconds (HTTP 503)."""
-
-    http_status = 503
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -107,7 +98,7 @@ class Batcher:
 
     def __init__(
         self,
-        provider: Any,
+        provider: EmbeddingProvider,
         *,
         max_batch_items: int = 256,
         max_batch_tokens: int = 16384,
@@ -118,15 +109,16 @@ class Batcher:
         split_max_items: int = 64,
     ) -> None:
         if max_batch_items < 1 or max_batch_tokens < 1 or max_queue < 1 or max_wait_s < 0:
-            raise ValueError("batcher limits must be positive")
+            raise ConfigError("batcher limits must be positive: max_batch_items, max_batch_tokens, max_queue >= 1, "
+                              "max_wait_s >= 0")
         self.provider = provider
-        self.name = name or getattr(provider, "spec", "model")
+        self.name = name or provider.spec
         self.max_batch_items = max_batch_items
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         # local models pay for padding; remote ones would only make more HTTP calls
-        self.split_padding = (getattr(provider, "runtime", "") != "http") if split_padding is None else split_padding
+        self.split_padding = (provider.runtime != "http") if split_padding is None else split_padding
         self.split_max_items = split_max_items
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
@@ -243,7 +235,7 @@ class Batcher:
         offset = 0
         for j in jobs:
             jc = counts[offset: offset + len(j.texts)]
-            over = [i for i, c in enumerate(jc) if limit is not None and c > limit]
+            over = truncation(jc, limit)[0]
             if over and not j.allow_truncate:
                 i = over[0]
                 j.future.set_exception(InvalidInputError(
@@ -269,7 +261,7 @@ class Batcher:
             for j, _ in ok:
                 try:
                     jc = list(p.count_tokens(j.texts, kind=kind))
-                    vec = self._check(p.embed_many(j.texts, kind=kind, token_counts=jc), len(j.texts))
+                    vec = p.check_vectors(p.embed_many(j.texts, kind=kind, token_counts=jc), len(j.texts))
                     j.future.set_result(self._result(vec, jc, limit, len(j.texts)))
                 except Exception as exc2:
                     j.future.set_exception(exc2)
@@ -283,14 +275,14 @@ class Batcher:
     def _embed_texts(self, texts: list[str], counts: list[int], kind: Kind, limit: int | None) -> Vectors:
         p = self.provider
         if not self.split_padding or len(texts) < 2 or len(texts) > self.split_max_items:
-            return self._check(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
-        seen = [min(c, limit) if limit else c for c in counts]
+            return p.check_vectors(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+        _, seen = truncation(counts, limit)
         groups = split_by_length(seen)
         if len(groups) == 1:
-            return self._check(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+            return p.check_vectors(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
         out: Vectors | None = None
         for g in groups:
-            vec = self._check(p.embed_many([texts[i] for i in g], kind=kind, token_counts=[counts[i] for i in g]),
+            vec = p.check_vectors(p.embed_many([texts[i] for i in g], kind=kind, token_counts=[counts[i] for i in g]),
                               len(g))
             if out is None:
                 out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
@@ -300,15 +292,5 @@ class Batcher:
 
     @staticmethod
     def _result(vectors: Vectors, counts: list[int], limit: int | None, batch_texts: int) -> BatchResult:
-        truncated = [i for i, c in enumerate(counts) if limit is not None and c > limit]
-        seen = [min(c, limit) if limit else c for c in counts]
+        truncated, seen = truncation(counts, limit)
         return BatchResult(vectors, seen, truncated, batch_texts)
-
-    def _check(self, vectors: Any, n: int) -> Vectors:
-        arr = np.asarray(vectors, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[0] != n:
-            raise ProviderResponseError(f"{self.name} returned {arr.shape[0] if arr.ndim else 0} vectors for {n} "
-                                        "inputs")
-        if not np.isfinite(arr).all():
-            raise ProviderResponseError(f"{self.name} returned NaN/inf in its vectors")
-        return arr

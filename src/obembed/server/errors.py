@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import MissingCredentialError, MissingDependencyError, ObembedError, redact
+from ..errors import HTTPRequestError, MissingCredentialError, MissingDependencyError, ObembedError, redact
 from .batcher import ServerBusyError
 from .responses import error_response
 
@@ -33,16 +33,8 @@ SERVER_SIDE_ERRORS: tuple[type[ObembedError], ...] = (MissingCredentialError, Mi
 """Errors that mean the server is not set up right (answered 5xx whatever their ``http_status`` says)."""
 
 
-class HTTPRefusal(ObembedError):
-    """An HTTP-level refusal (auth, size, unknown model) with a status and an OpenAI error code."""
-
-    def __init__(self, status: int, message: str, code: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.param = param
-        self.headers = headers or {}
+HTTPRefusal = HTTPRequestError
+"""An HTTP-level refusal (defined in :mod:`obembed.errors` with the rest of the tree)."""
 
 
 def status_of(exc: ObembedError) -> int:
