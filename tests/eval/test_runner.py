@@ -152,22 +152,8 @@ def test_cache_key_follows_a_model_retrained_in_place(tmp_path):
 
 
 def _build_tiny(folder: Path, seed: int) -> Path:
-    """A 2-layer BERT with random weights and a word-level fast tokenizer, saved like a trained model."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    """A 1-layer BERT with random weights and a word-level fast tokenizer (the shared builder)."""
+    from _models import build_bert
 
-    words = ["the", "cat", "sat", "on", "mat", "hello", "world"]
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
-                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", model_max_length=32)
-    torch.manual_seed(seed)
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=32, max_position_embeddings=32))
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+    return build_bert(folder, seed, words=["the", "cat", "sat", "on", "mat", "hello", "world"], hidden=16, layers=1,
+                      max_length=32)

@@ -16,24 +16,10 @@ TEXTS = ["the cat sat on the mat", "hello world", "a dog", "vector search is fas
 
 
 def build_tiny(folder: Path, seed: int, words: list[str] = WORDS) -> Path:
-    """A 2-layer BERT with random weights and a word-level fast tokenizer (tokenizer.json)."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    """A 2-layer BERT with random weights and a word-level fast tokenizer (the shared builder)."""
+    from _models import build_bert
 
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
-                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", model_max_length=64)
-    torch.manual_seed(seed)
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                 intermediate_size=64, max_position_embeddings=64))
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+    return build_bert(folder, seed, words=words)
 
 
 def test_export_after_the_folder_changed_is_verified_against_the_new_model(tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 import obembed
-from obembed.errors import ConfigError
+from obembed.errors import ConfigError, ModelNotFoundError
 from obembed.loader import choose_runtime
-from obembed.providers import onnx as onnx_mod
-from obembed.settings import Settings
+from obembed.providers import _local
 from obembed.providers.onnx import OnnxProvider, model_key
+from obembed.providers.onnx import export as export_mod
+from obembed.settings import Settings
 
 from .conftest import cosines
 
@@ -58,37 +59,41 @@ def test_second_load_reuses_the_export(onnx_fp32, onnx_cache, monkeypatch: pytes
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_mod, "_export", no_export)
-    monkeypatch.setattr(onnx_mod, "_TorchReference", no_export)
+    monkeypatch.setattr(export_mod, "_export", no_export)
+    monkeypatch.setattr(export_mod, "_TorchReference", no_export)
     again = OnnxProvider("all-MiniLM-L6-v2", cache_dir=str(onnx_cache)).load()
     assert model_file.stat().st_mtime_ns == mtime
     assert cosines(again.embed_documents(texts[:3]), onnx_fp32.embed_documents(texts[:3])).min() >= 0.99999
     # export=False never makes one
     empty = OnnxProvider("all-MiniLM-L6-v2", cache_dir=str(onnx_cache / "elsewhere"), export=False)
-    with pytest.raises(onnx_mod.ModelNotFoundError, match="no cached ONNX export"):
+    with pytest.raises(ModelNotFoundError, match="no cached ONNX export"):
         empty.load()
 
 
-def test_model_key_follows_content_and_skips_rehashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_key_is_the_folders_content_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "config.json").write_text('{"hidden_size": 8}')
     (folder / "model.safetensors").write_bytes(b"\x00" * 1000)
     (folder / "README.md").write_text("docs do not matter")
-    root = tmp_path / "cache"
-    key = model_key(folder, root)
-    assert model_key(folder, root) == key
+    key = model_key(folder)
+    assert model_key(folder) == key
     (folder / "README.md").write_text("edited docs")
-    assert model_key(folder, root) == key
+    assert model_key(folder) == key
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in folder.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    assert model_key(copy) == key  # by content, not by path
 
     def no_hashing(*args, **kwargs):
-        raise AssertionError("re-hashed unchanged files")
+        raise AssertionError("re-read unchanged files")
 
-    monkeypatch.setattr(onnx_mod.hashlib, "file_digest", no_hashing)
-    assert model_key(folder, root) == key  # memoised by fingerprint
+    monkeypatch.setattr(_local, "open", no_hashing, raising=False)
+    assert model_key(folder) == key  # memoised by the files' paths, sizes and mtimes
     monkeypatch.undo()
     (folder / "model.safetensors").write_bytes(b"\x01" * 1000)
-    assert model_key(folder, root) != key
+    assert model_key(folder) != key
 
 
 def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
@@ -99,9 +104,11 @@ def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
         "v = p.embed_query('Which package checks ext4 file systems?')\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'sentence_transformers'))\n"
-        "print(json.dumps({'type': type(p).__name__, 'runtime': p.runtime, 'space': p.space, 'heavy': heavy, 'vec': v.tolist()}))\n"
+        "print(json.dumps({'type': type(p).__name__, 'runtime': p.runtime, 'space': p.space, 'heavy': heavy,\n"
+        "                  'vec': v.tolist()}))\n"
     )
-    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1", "OBEMBED_FAST_START": "auto"}
+    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1",
+           "OBEMBED_FAST_START": "auto"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -115,7 +122,8 @@ def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
 
 def test_cli_embed_takes_the_fast_path(cached_env: Path, minilm) -> None:
     exe = Path(sys.executable).with_name("obembed")
-    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1", "OBEMBED_FAST_START": "auto"}
+    env = {**os.environ, "OBEMBED_CACHE_DIR": str(cached_env), "HF_HUB_OFFLINE": "1",
+           "OBEMBED_FAST_START": "auto"}
     out = subprocess.run([str(exe), "embed", "OceanBase stores vectors."], capture_output=True, text=True, env=env,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -18,7 +18,15 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
 from ..types import Kind, Vectors
-from ._local import LocalModelConfig, hub_error, hub_offline, quiet_transformers, read_model_config, resolve_model
+from ._local import (
+    LOCAL_POOLINGS,
+    LocalModelConfig,
+    hub_error,
+    hub_offline,
+    quiet_transformers,
+    read_model_config,
+    resolve_model,
+)
 from .base import Provider, l2_normalize
 from .sentence_transformers import pick_device
 
@@ -26,7 +34,8 @@ __all__ = ["POOLINGS", "TransformersProvider", "pool"]
 
 log = logging.getLogger(__name__)
 
-POOLINGS = ("cls", "mean", "max", "mean_sqrt_len", "lasttoken")
+POOLINGS = LOCAL_POOLINGS
+"""The one pooling list (:data:`obembed.providers._local.LOCAL_POOLINGS`), re-exported."""
 
 
 def pool(hidden: Any, mask: Any, mode: str) -> Any:

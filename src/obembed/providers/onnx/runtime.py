@@ -1,0 +1,196 @@
+"""Running an export: the model's facts read from its files (no torch), the fast tokenizer with the shipped
+padding/truncation undone, onnxruntime sessions and numpy pooling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError, MissingDependencyError, ModelNotFoundError
+from .._local import LOCAL_POOLINGS, LocalModelConfig, read_model_config, resolve_model
+from ..base import l2_normalize
+
+__all__ = ["FastTokenizer", "ModelFacts", "Runner", "local_folder", "pool_numpy", "read_facts"]
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------ model facts
+def local_folder(name: str) -> Path:
+    """The model's local folder: a path, the bundled MiniLM, or a hub id already in the local HF cache."""
+    resolved = resolve_model(name)
+    path = Path(resolved)
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        from .._local import hub_config_folder
+
+        with contextlib.suppress(Exception):  # modules.json & co, fetched as st:/hf: would (not only if cached)
+            hub_config_folder(resolved)
+        return Path(snapshot_download(resolved, local_files_only=True))
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"onnx:{name} needs the model's files locally: pass a model folder, or load it once with "
+            f"st:{name} (which downloads it to the Hugging Face cache) and retry"
+        ) from exc
+
+
+@dataclass
+class ModelFacts:
+    """What the ONNX path needs to know about a model, read from its files (no torch)."""
+
+    folder: Path
+    config: LocalModelConfig
+    dimension: int
+    max_seq_length: int
+    normalize: bool
+
+
+def read_facts(name: str, folder: Path, *, max_seq_length: int | None = None) -> ModelFacts:
+    cfg = read_model_config(folder, name)
+    if cfg.dense_layers:
+        raise ConfigError(f"{name} has Dense modules after pooling, which onnx: does not run; use st:{name}")
+    conf = _json_or_empty(folder / "config.json")
+    dim = conf.get("hidden_size") or conf.get("d_model") or conf.get("dim")
+    if not dim:
+        raise ConfigError(f"{folder}/config.json has no hidden_size; onnx: needs a transformer encoder folder")
+    tok_conf = _json_or_empty(folder / "tokenizer_config.json")
+    tok_max = tok_conf.get("model_max_length")
+    tok_max = int(tok_max) if isinstance(tok_max, int | float) and tok_max < 1_000_000 else None
+    model_max = conf.get("max_position_embeddings")
+    max_len = int(max_seq_length or cfg.max_seq_length or tok_max or model_max or 512)
+    if model_max and max_len > int(model_max):
+        max_len = int(model_max)
+    normalize = cfg.normalize if cfg.source == "modules.json" else True
+    cfg.max_seq_length = max_len
+    return ModelFacts(folder, cfg, int(dim), max_len, normalize)
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# ------------------------------------------------------------------------------------------ pooling
+def pool_numpy(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Pool token states ``(b, t, h)`` with attention ``mask`` ``(b, t)`` into ``(b, h)``, float32.
+
+    Same rules as sentence-transformers' ``Pooling`` (and ``hf:``'s torch ``pool``).
+    """
+    hidden = hidden.astype(np.float32, copy=False)
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask[..., None].astype(np.float32)
+    if mode in ("mean", "mean_sqrt_len"):
+        summed = (hidden * m).sum(1)
+        n = np.clip(m.sum(1), 1e-9, None)
+        mean: np.ndarray = summed / (np.sqrt(n) if mode == "mean_sqrt_len" else n)
+        return mean
+    if mode == "max":
+        biggest: np.ndarray = np.where(m > 0, hidden, np.finfo(np.float32).min).max(1)
+        return biggest
+    if mode == "lasttoken":
+        positions = np.arange(mask.shape[1])[None, :] * (mask > 0)
+        last = positions.argmax(1)
+        picked: np.ndarray = hidden[np.arange(hidden.shape[0]), last]
+        return picked
+    raise ConfigError(f"pooling {mode!r} is not one of {', '.join(LOCAL_POOLINGS)}")
+
+
+# ------------------------------------------------------------------------------------------ tokenizer
+class FastTokenizer:
+    """``tokenizers.Tokenizer`` from the model's ``tokenizer.json`` with the shipped padding/truncation undone.
+
+    ``encode_full`` gives untruncated encodings (the true token count, for truncation accounting);
+    ``encode_cut`` cuts at ``max_len`` the way transformers' ``truncation=True`` does.
+    """
+
+    def __init__(self, path: Path, max_len: int) -> None:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise MissingDependencyError("tokenizers", "onnx", "onnx: models") from exc
+        full = Tokenizer.from_file(str(path))
+        shipped_pad = full.padding
+        self.pad_id = int(shipped_pad["pad_id"]) if shipped_pad else 0
+        full.no_padding()
+        full.no_truncation()
+        cut = Tokenizer.from_str(full.to_str())
+        cut.enable_truncation(max_length=max_len)
+        self.full, self.cut, self.max_len = full, cut, max_len
+
+    def encode_full(self, texts: Sequence[str]) -> list[Any]:
+        return self.full.encode_batch(list(texts), add_special_tokens=True)
+
+    def encode_cut(self, texts: Sequence[str]) -> list[Any]:
+        return self.cut.encode_batch(list(texts), add_special_tokens=True)
+
+
+# ------------------------------------------------------------------------------------------ runtime
+class Runner:
+    """onnxruntime session(s) + tokenizer + numpy pooling for one exported file."""
+
+    def __init__(self, path: Path, facts: ModelFacts, tok_path: Path, threads: Any) -> None:
+        from .._threads import resolve_threads
+
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError("onnxruntime", "onnx", "onnx: models") from exc
+        self.path, self.facts = path, facts
+        self.tok = FastTokenizer(tok_path, facts.max_seq_length)
+        self.advisor = resolve_threads(threads)
+        self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def session(self) -> Any:
+        n = self.advisor.threads()
+        with self._lock:
+            sess = self._sessions.get(n)
+            if sess is None:
+                import onnxruntime as ort
+
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = n
+                so.inter_op_num_threads = 1
+                so.log_severity_level = 3
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+                self._sessions[n] = sess
+                log.debug("onnxruntime session for %s with %d threads", self.path.name, n)
+            return sess
+
+    def embed(self, encodings: Sequence[Any], session: Any = None) -> np.ndarray:
+        """One padded batch of (already cut) encodings -> pooled, optionally normalised vectors."""
+        sess = session or self.session()
+        names = [i.name for i in sess.get_inputs()]
+        longest = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), longest), self.tok.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), longest), dtype=np.int64)
+        types = np.zeros((len(encodings), longest), dtype=np.int64) if "token_type_ids" in names else None
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = 1
+            if types is not None:
+                types[row, :n] = e.type_ids
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            feed["token_type_ids"] = types
+        feed = {k: v for k, v in feed.items() if k in names}
+        hidden = sess.run(None, feed)[0]
+        vecs = pool_numpy(hidden, mask, self.facts.config.pooling)
+        return l2_normalize(vecs) if self.facts.normalize else vecs.astype(np.float32)
