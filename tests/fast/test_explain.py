@@ -65,8 +65,11 @@ def test_options_are_explained_as_set(cached_env: Path) -> None:
 
 
 def test_torch_path_when_fast_start_is_off(cached_env: Path, monkeypatch: pytest.MonkeyPatch, minilm) -> None:
+    from obembed.settings import get_settings
+
     monkeypatch.setenv("OBEMBED_FAST_START", "0")
     monkeypatch.setenv("OBEMBED_THREADS", "2")
+    get_settings.cache_clear()  # OBEMBED_FAST_START is read through Settings
     info = json.loads(run("--explain", "st:all-MiniLM-L6-v2", "--json"))
     assert info["runs_as"] == "st:all-MiniLM-L6-v2"
     assert info["runtime"] == "torch"
