@@ -52,6 +52,7 @@ __all__ = [
     "LoadedImage",
     "OnError",
     "describe_item",
+    "image_id",
     "image_rows",
     "is_image_path",
     "load_image",
@@ -73,7 +74,8 @@ IMAGE_EXTENSIONS = frozenset({
     ".ico", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".avif", ".qoi", ".jp2", ".j2k", ".mpo", ".psd", ".pcx",
     ".sgi",
 })
-"""File extensions ingest treats as images (the content is still checked when loaded)."""
+"""File extensions treated as images, everywhere: ingest routes these files to the image model, the server shows
+their thumbnails (the content is still checked when loaded)."""
 
 IMAGE_COLUMNS: dict[str, str] = {
     "width": "int",
@@ -185,6 +187,20 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def image_id(uri: str, sha256: str) -> str:
+    """The row id of an image, the same from :func:`image_rows` and ``obembed ingest``.
+
+    A file's id comes from its absolute path (the id ingest gives chunk 0 of a file: a changed file replaces
+    its row, a file is never stored twice); an image without a path (bytes, data URI, PIL image: ``uri`` starts
+    with ``<``) is named by its content, ``img:`` + the first 32 hex digits of its sha256.
+    """
+    if uri.startswith("<"):
+        return f"img:{sha256[:32]}"
+    from .ingest.ids import chunk_id
+
+    return chunk_id(uri, "", 0)
+
+
 def _bad(name: str, why: str, index: int | None) -> InvalidInputError:
     where = f"image {index} " if index is not None else "image "
     return InvalidInputError(f"{where}{name!r}: {why}", index=index)
@@ -234,7 +250,7 @@ def _read_item(item: Any, index: int | None) -> tuple[bytes, str, str]:
         data = path.read_bytes()
     except OSError as exc:
         raise _bad(name, f"cannot be read ({exc.strerror or exc}); check its permissions", index) from exc
-    return data, name, str(path.resolve())
+    return data, name, os.path.abspath(path)  # as ingest's walk names files (symlinks not resolved)
 
 
 def _read_data_uri(uri: str, index: int | None) -> bytes:
@@ -477,7 +493,8 @@ def image_rows(
 ) -> ImageRows:
     """Embed image items with ``provider`` (an image provider such as ``clip:``) and build store rows.
 
-    Each row: ``id`` (given, else ``img:`` + the first 32 hex digits of the content hash), ``vector``,
+    Each row: ``id`` (given, else :func:`image_id`: from the file's path, or ``img:`` + the content hash for
+    bytes / data URIs / PIL images: the id ``obembed ingest`` gives the same file), ``vector``,
     ``content`` (the path/URI), ``source`` (the path/URI), ``chunk`` 0, ``content_hash`` (sha256 of the
     bytes), ``metadata`` (``kind: image``, width, height, format, bytes, mode, frames), plus the
     :data:`IMAGE_COLUMNS` values at top level when ``columns=True`` (the collection must declare them),
@@ -505,7 +522,7 @@ def image_rows(
         meta = {"kind": "image", "width": f.width, "height": f.height, "format": f.format, "bytes": f.bytes,
                 "mode": f.mode, "frames": f.frames}
         row: dict[str, Any] = {
-            "id": ids[i] if ids is not None else f"img:{f.sha256[:32]}",
+            "id": ids[i] if ids is not None else image_id(f.uri, f.sha256),
             "vector": res.vectors[row_i],
             "content": f.uri,
             "source": f.uri,

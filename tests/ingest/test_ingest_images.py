@@ -82,3 +82,38 @@ def test_text_model_refuses_images_with_the_fix(tmp_path, put, store, collection
     [fail] = rep.failures
     assert "embeds text only" in fail["reason"]
     assert "--model clip:" in fail["reason"]
+
+
+def test_one_image_id_and_hash_for_image_rows_and_ingest(tmp_path, store, collection_name, tiny_clip):
+    """The same file through image_rows and through ingest is one row; a changed file replaces it."""
+    from obembed.images import image_rows
+
+    d = tmp_path / "pics"
+    red = png(d / "red.png", (255, 0, 0))
+    coll = store.create_collection(collection_name, tiny_clip)
+    rows = image_rows([str(red)], tiny_clip)
+    coll.upsert(rows.rows)
+    rep = ingest(d, collection=collection_name, store=store, provider=tiny_clip)
+    assert (rep.chunks_embedded, rep.chunks_skipped) == (0, 1)  # same id, same content hash: nothing to do
+    assert coll.count() == 1
+    png(red, (0, 255, 0), size=(41, 30))  # new content, same path
+    rep = ingest(d, collection=collection_name, store=store, provider=tiny_clip)
+    assert rep.chunks_embedded == 1
+    got = coll.get([rows.rows[0]["id"]])
+    assert coll.count() == 1
+    assert got[0]["content_hash"] == image_rows([str(red)], tiny_clip).rows[0]["content_hash"]
+
+
+def test_every_image_extension_is_routed_as_an_image(tmp_path):
+    """One extension list: whatever obembed.images calls an image, ingest loads as an image."""
+    from obembed.images import IMAGE_EXTENSIONS, is_image_path
+    from obembed.ingest.loaders import load_file, walk
+
+    for ext in sorted(IMAGE_EXTENSIONS):
+        p = tmp_path / f"x{ext.upper()}"
+        p.write_bytes(b"not really an image")
+        assert is_image_path(p)
+        assert [str(x) for x in walk([tmp_path]) if str(x) == str(p)] == [str(p)]
+        docs = list(load_file(p))
+        assert [getattr(x, "kind", None) for x in docs] == ["image"], (ext, docs)
+        p.unlink()

@@ -12,8 +12,10 @@ See ``docs/ingest.md``: file types, chunking, the long-input policy, incremental
 from __future__ import annotations
 
 from .chunking import Chunk, Chunker, markdown_sections, split_units
+from .ids import chunk_id, content_hash
 from .loaders import Document, Failure, LoadOptions, Notice, load_file, walk
-from .pipeline import Ingestor, IngestReport, chunk_id, content_hash, ingest
+from .pipeline import Ingestor, ingest
+from .report import IngestReport
 from .search import search
 
 __all__ = [

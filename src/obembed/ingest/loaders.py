@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..images import IMAGE_EXTENSIONS
+
 __all__ = [
     "DOCUMENT_TYPES",
     "IMAGE_TYPES",
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 DOCUMENT_TYPES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
                   ".html": "html", ".htm": "html", ".pdf": "pdf"}
 RECORD_TYPES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
-IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+IMAGE_TYPES = IMAGE_EXTENSIONS  # one list: obembed.images
 SUPPORTED = set(DOCUMENT_TYPES) | set(RECORD_TYPES) | IMAGE_TYPES
 
 BLOCK = 1 << 20  # text files are read 1 MiB at a time

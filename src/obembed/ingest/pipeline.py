@@ -19,132 +19,37 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError, InvalidInputError, ObembedError
-from ..protocols import EmbeddingProvider, ImageEmbeddingProvider
+from ..errors import ConfigError, InvalidInputError
+from ..images import image_id
+from ..protocols import EmbeddingProvider
 from ..settings import get_settings
 from .chunking import Chunk, Chunker
+from .embedder import ChunkEmbedder, EmbedTask, make_token_counter
+from .ids import chunk_id, content_hash, file_sha256
 from .loaders import Document, Failure, LoadOptions, Notice, load_file, walk
+from .prune import prune_missing, source_is_gone
+from .report import IngestReport, ProgressFn
 
-__all__ = ["IngestReport", "Ingestor", "chunk_id", "content_hash", "ingest"]
+__all__ = ["IngestReport", "Ingestor", "chunk_id", "content_hash", "count_files", "ingest", "open_collection",
+           "source_is_gone"]
 
 log = logging.getLogger(__name__)
 
 Policy = Literal["truncate", "chunk", "error"]
-ProgressFn = Callable[[str, int], None]
-"""``progress(event, n)``; events: ``file`` (done), ``chunks`` (found), ``queued`` (to embed), ``embedded``,
-``skipped`` (unchanged), ``failed``. Called from the pipeline's threads."""
 
-MAX_FAILURES_KEPT = 10_000
-
-
-def chunk_id(source: str, key: str, index: int) -> str:
-    """Stable id of a chunk: the same file, record and position give the same id on every run."""
-    h = hashlib.sha256(f"{source}\x00{key}\x00{index}".encode("utf-8", "surrogatepass")).hexdigest()
-    return h[:40]
-
-
-def content_hash(text: str, metadata: Mapping[str, Any], columns: Mapping[str, Any]) -> str:
-    """Hash of everything a row stores besides its vector: a changed hash means re-embed and rewrite."""
-    payload = json.dumps([text, metadata, columns], ensure_ascii=False, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did. ``chunks_*`` count chunks; a chunk is one stored row."""
-
-    collection: str
-    model: str = ""
-    files_seen: int = 0
-    files_changed: int = 0
-    """Files with at least one chunk embedded or deleted."""
-    files_failed: int = 0
-    chunks_total: int = 0
-    chunks_embedded: int = 0
-    """Chunks embedded and stored in this run (new or changed)."""
-    chunks_skipped: int = 0
-    """Chunks already stored with the same content hash: not embedded again."""
-    chunks_truncated: int = 0
-    """Chunks the model cut to its max input tokens (policy ``truncate``)."""
-    chunks_failed: int = 0
-    chunks_deleted: int = 0
-    """Rows of chunks that no longer exist in changed files."""
-    sources_pruned: int = 0
-    rows_pruned: int = 0
-    records_failed: int = 0
-    policy: str = "chunk"
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-    write_seconds: float = 0.0
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    notices: list[dict[str, Any]] = field(default_factory=list)
-    failures_not_listed: int = 0
-
-    def add_failure(self, f: Failure) -> None:
-        if len(self.failures) < MAX_FAILURES_KEPT:
-            self.failures.append(f.to_dict())
-        else:
-            self.failures_not_listed += 1
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.failures_not_listed
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["seconds"] = round(self.seconds, 3)
-        d["embed_seconds"] = round(self.embed_seconds, 3)
-        d["write_seconds"] = round(self.write_seconds, 3)
-        return d
-
-    def summary(self) -> str:
-        """Human-readable, several lines."""
-        lines = [
-            f"collection {self.collection} ({self.model}), {self.seconds:.1f} s",
-            f"files: {self.files_seen} seen, {self.files_changed} changed, {self.files_failed} failed",
-            f"chunks: {self.chunks_total} total, {self.chunks_embedded} embedded+stored, {self.chunks_skipped} "
-            f"unchanged (skipped), {self.chunks_truncated} truncated, {self.chunks_failed} failed, "
-            f"{self.chunks_deleted} stale rows deleted",
-        ]
-        if self.records_failed:
-            lines.append(f"records failed: {self.records_failed}")
-        if self.sources_pruned:
-            lines.append(f"pruned: {self.rows_pruned} rows of {self.sources_pruned} deleted files")
-        for f in self.failures:
-            where = f"{f['source']}" + (f":{f['line']}" if f.get("line") is not None else "")
-            lines.append(f"  FAILED {where}: {f['reason']}")
-        if self.failures_not_listed:
-            lines.append(f"  ... and {self.failures_not_listed} more failures")
-        for n in self.notices:
-            lines.append(f"  note {n['source']}: {n['message']}")
-        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- queue items
-@dataclass
-class _Task:
-    id: str
-    hash: str
-    text: str
-    source: str
-    index: int
-    metadata: dict[str, Any]
-    columns: dict[str, Any]
-    image: bool = False
-
-
 @dataclass
 class _FileDone:
     source: str
@@ -208,6 +113,7 @@ class Ingestor:
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
         self.write_delay = get_settings().ingest_write_delay  # test hook OBEMBED_INGEST_WRITE_DELAY
+        self.embedder = ChunkEmbedder(provider, self.report, self._fail)
 
     # ------------------------------------------------------------------ helpers
     def _count(self, texts: Sequence[str]) -> list[int]:
@@ -352,7 +258,7 @@ class Ingestor:
         self._put(self.q1, _FileDone(source, None if keep or not stale else new_ids, changed))
         self.progress("file", 1)
 
-    def _tasks(self, doc: Document) -> Iterator[_Task]:
+    def _tasks(self, doc: Document) -> Iterator[EmbedTask]:
         if doc.kind == "image":
             if not self.provider.supports_image:
                 raise InvalidInputError(
@@ -360,8 +266,12 @@ class Ingestor:
                     "with an image model (--model clip:openai/clip-vit-base-patch32) into their own collection, or "
                     "exclude them (--exclude '*.jpg')")
             meta = dict(doc.metadata)
-            h = content_hash(doc.source, meta, doc.columns) + _file_stamp(doc.source)
-            yield _Task(chunk_id(doc.source, "", 0), h, doc.source, doc.source, 0, meta, doc.columns, image=True)
+            try:  # one scheme with obembed.images: id from the path, hash = sha256 of the bytes
+                digest = file_sha256(doc.source)
+            except OSError as exc:
+                raise InvalidInputError(f"cannot be read ({exc.strerror or exc}); check its permissions") from exc
+            yield EmbedTask(image_id(doc.source, digest), digest, doc.source, doc.source, 0, meta, doc.columns,
+                            image=True)
             return
         for chunk in self._chunks(doc):
             meta = dict(doc.metadata)
@@ -369,7 +279,7 @@ class Ingestor:
             if chunk.heading:
                 meta["heading"] = chunk.heading
             text = chunk.text
-            yield _Task(chunk_id(doc.source, doc.key, chunk.index), content_hash(text, meta, doc.columns), text,
+            yield EmbedTask(chunk_id(doc.source, doc.key, chunk.index), content_hash(text, meta, doc.columns), text,
                         doc.source, chunk.index, meta, doc.columns)
 
     def _chunks(self, doc: Document) -> Iterator[Chunk]:
@@ -414,7 +324,7 @@ class Ingestor:
                 self._put(self.q2, _STOP)
                 return
             pending.append(item)
-            if isinstance(item, _Task):
+            if isinstance(item, EmbedTask):
                 n_tasks += 1
                 if n_tasks >= self.batch_size:
                     self._flush(pending)
@@ -424,17 +334,17 @@ class Ingestor:
                 pending = []
 
     def _flush(self, pending: list[Any]) -> None:
-        tasks = [t for t in pending if isinstance(t, _Task)]
+        tasks = [t for t in pending if isinstance(t, EmbedTask)]
         vectors: dict[int, Any] = {}
         if tasks:
             t0 = time.perf_counter()
-            vectors = self._embed(tasks)
+            vectors = self.embedder.embed(tasks)
             self.report.embed_seconds += time.perf_counter() - t0
             self.progress("embedded", len(vectors))
         out: list[Any] = []
         rows: list[dict[str, Any]] = []
         for item in pending:
-            if isinstance(item, _Task):
+            if isinstance(item, EmbedTask):
                 v = vectors.get(id(item))
                 if v is None:
                     continue
@@ -451,74 +361,6 @@ class Ingestor:
             out.append(_Rows(rows))
         for o in out:
             self._put(self.q2, o)
-
-    def _embed(self, tasks: list[_Task]) -> dict[int, Any]:
-        """Vectors by ``id(task)``; identical texts in a batch are embedded once; bad items are isolated."""
-        out: dict[int, Any] = {}
-        images = [t for t in tasks if t.image]
-        texts = [t for t in tasks if not t.image]
-        if texts:
-            uniq: dict[str, int] = {}
-            for t in texts:
-                uniq.setdefault(t.text, len(uniq))
-            order = list(uniq)
-            vecs, truncated, failed = self._embed_texts(order)
-            self.report.chunks_truncated += sum(1 for t in texts if uniq[t.text] in truncated)
-            for t in texts:
-                i = uniq[t.text]
-                if i in failed:
-                    self.report.chunks_failed += 1
-                    self._fail(Failure(t.source, f"chunk {t.index}: {failed[i]}"))
-                else:
-                    out[id(t)] = vecs[i]
-        if images:
-            self._embed_images(images, out)
-        return out
-
-    def _embed_images(self, images: list[_Task], out: dict[int, Any]) -> None:
-        """Images through the provider's batch API (bad images skipped with their reason), else one by one."""
-        if isinstance(self.provider, ImageEmbeddingProvider):
-            res = self.provider.embed_images_result([t.text for t in images], on_error="skip")
-            facts = res.extra.get("facts") or []
-            for row, idx in enumerate(res.extra.get("indices") or []):
-                t = images[idx]
-                out[id(t)] = res.vectors[row]
-                if row < len(facts) and hasattr(facts[row], "to_dict"):
-                    t.metadata.update({k: v for k, v in facts[row].to_dict().items() if k not in ("uri", "source")})
-            for idx, why in sorted(res.failed.items()):
-                self.report.chunks_failed += 1
-                self._fail(Failure(images[idx].source, f"image: {why}"))
-            return
-        for t in images:
-            try:
-                out[id(t)] = self.provider.embed_images([t.text])[0]
-            except ObembedError as exc:
-                self.report.chunks_failed += 1
-                self._fail(Failure(t.source, f"image: {exc}"))
-
-    def _embed_texts(self, texts: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
-        """Embed with isolation: a batch refused for one input is split until the bad input is alone."""
-        from ..errors import InvalidInputError as _Bad
-        from ..errors import UnsupportedInputError
-
-        try:
-            res = self.provider.embed(texts, kind="document", truncate="truncate")
-            return dict(enumerate(res.vectors)), set(res.truncated), {}
-        except (_Bad, UnsupportedInputError) as exc:
-            if len(texts) == 1:
-                return {}, set(), {0: str(exc)}
-            idx = getattr(exc, "index", None)
-            if isinstance(idx, int) and 0 <= idx < len(texts):
-                rest = [t for j, t in enumerate(texts) if j != idx]
-                v, tr, fl = self._embed_texts(rest)
-                remap = [j for j in range(len(texts)) if j != idx]
-                return ({remap[k]: x for k, x in v.items()}, {remap[k] for k in tr},
-                        {**{remap[k]: m for k, m in fl.items()}, idx: str(exc)})
-            mid = len(texts) // 2
-            v1, t1, f1 = self._embed_texts(texts[:mid])
-            v2, t2, f2 = self._embed_texts(texts[mid:])
-            return ({**v1, **{k + mid: x for k, x in v2.items()}}, t1 | {k + mid for k in t2},
-                    {**f1, **{k + mid: m for k, m in f2.items()}})
 
     # ------------------------------------------------------------------ writer
     def _writer(self) -> None:
@@ -540,93 +382,9 @@ class Ingestor:
                     log.info("ingest: deleted %d stale rows of %s", len(stale), item.source)
             self.report.write_seconds += time.perf_counter() - t0
         if self.prune:
-            self._prune()
-
-    def _prune(self) -> None:
-        """Delete the rows of sources under the ingested roots whose files are gone for sure.
-
-        A file is gone only when ``os.stat`` says it does not exist (FileNotFoundError): a file that cannot be
-        reached right now (permissions, I/O error, a symlink loop, an unmounted share) keeps its rows. Nothing is
-        pruned under a root that is missing, unreadable or yielded no file at all in this run (a share that is
-        not mounted looks like that), nor under a folder the walk could not read.
-        """
-        def under(source: str, folder: str) -> bool:
-            folder = folder.rstrip(os.sep) or os.sep
-            return source == folder or source.startswith(folder.rstrip(os.sep) + os.sep)
-
-        usable: list[str] = []
-        for root in self.roots:
-            if root in self.walk_failed or not self.root_files.get(root):
-                why = ("could not be read" if root in self.walk_failed else "yielded no file")
-                self.report.notices.append({"source": root, "message": f"not pruned: {root} {why} in this run, so "
-                                            "its stored rows are kept (a missing or unmounted folder looks the same "
-                                            "as deleted files); fix the path, or drop the rows explicitly"})
-                log.warning("ingest --prune: %s %s; nothing pruned under it", root, why)
-                continue
-            usable.append(root)
-        failed_dirs = [f for f in self.walk_failed if f not in self.roots]
-        for source in list(self.existing_sources):
-            if source is None or source in self.seen_sources:
-                continue
-            if not any(under(source, r) for r in usable) or any(under(source, d) for d in failed_dirs):
-                continue
-            if not source_is_gone(source):  # still there (excluded/failed this time) or unreachable: keep
-                continue
-            ids = list(self.coll.hashes(source))
-            if ids:
-                self.report.rows_pruned += self.coll.delete(ids=ids)
-                self.report.sources_pruned += 1
-
-
-def source_is_gone(path: str) -> bool:
-    """True only when ``path`` certainly does not exist (``os.stat`` raises FileNotFoundError); any other error
-    (permission denied, I/O error, a symlink loop, a stale mount) means "unreachable now", not "deleted"."""
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError) as exc:
-        log.info("ingest --prune: %s is unreachable (%s); its rows are kept", path, exc)
-        return False
-    return False
-
-
-def make_token_counter(provider: EmbeddingProvider) -> Callable[[Sequence[str]], list[int]]:
-    """Token counts of documents as ``provider`` sees them, safe to call beside a running ``embed``.
-
-    Hugging Face fast tokenizers are not safe to share between threads (the embedding call reconfigures
-    truncation while the producer counts: "Already borrowed"), so the producer counts with its own copy of
-    the provider's tokenizer; providers without one use their own ``count_tokens`` (an estimate).
-    """
-    import copy
-
-    def by_provider(texts: Sequence[str]) -> list[int]:
-        return list(provider.count_tokens(list(texts)))
-
-    try:
-        tok = getattr(provider, "tokenizer", None)
-    except Exception:
-        tok = None
-    if tok is None or not callable(tok):
-        return by_provider
-    try:
-        tok = copy.deepcopy(tok)
-    except Exception:
-        return by_provider
-    prefix = provider.document_prefix or ""
-
-    def by_tokenizer(texts: Sequence[str]) -> list[int]:
-        enc = tok([prefix + t for t in texts], add_special_tokens=True, truncation=False, padding=False,
-                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
-
-    try:
-        probe = ["a probe sentence", "もう一つ"]
-        if by_tokenizer(probe) != by_provider(probe):
-            return by_provider
-    except Exception:
-        return by_provider
-    return by_tokenizer
+            prune_missing(self.coll, self.report, roots=self.roots, seen_sources=self.seen_sources,
+                          existing_sources=self.existing_sources, root_files=self.root_files,
+                          walk_failed=self.walk_failed)
 
 
 def _head(blocks: Any, limit: int) -> str:
@@ -638,15 +396,6 @@ def _head(blocks: Any, limit: int) -> str:
         if n >= limit:
             break
     return "".join(parts)[:limit]
-
-
-def _file_stamp(path: str) -> str:
-    """Images: the hash covers size and mtime (re-embed when the file changes)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ""
-    return f":{st.st_size}:{int(st.st_mtime)}"
 
 
 def count_files(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> int:
