@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
 SLICER = SHARED / "tools" / "debian_slice.py"
 
 

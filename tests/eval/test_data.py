@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from shared_data import DEBIAN
 
 from obembed.errors import InvalidInputError
 from obembed.eval import load_corpus, load_dataset, load_qrels, load_queries
 
 DATA = Path(__file__).parent / "data"
-DEBIAN = Path(__file__).resolve().parents[3] / "shared" / "data" / "debian-descriptions"
 
 
 def test_beir_form_with_header_and_titles():
