@@ -116,6 +116,8 @@ class States:
     """``with states.enter(s) as info:`` puts the machine in state ``s`` for the block; ``info`` says how."""
 
     def __init__(self, *, heavy_seconds: float = 15.0, cores: set[int] | None = None) -> None:
+        # a SIGTERM (timeout, kill) unwinds like Ctrl-C, so the competitors this benchmark started are stopped
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
         if cores:
             os.sched_setaffinity(0, cores)
         self.cores = sorted(os.sched_getaffinity(0))

@@ -579,7 +579,7 @@ def report(res: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="texts for the throughput part (default 2000)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds, median reported (3; --quick 2)")
     ap.add_argument("--paths", default=",".join(PATHS),
                     help=f"comma list of {PATHS}, or st-plain (sorted_batching=false), st-1t / st-2t, onnx-1t / "
                          "onnx-int8-2t ... (fixed threads), fastembed / fastembed-par (fastembed on the same ONNX "
@@ -605,7 +605,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.states = args.states or "a,b,c,d,e"
-        args.n, args.rounds, args.heavy_seconds = min(args.n, 200), 2, 12.0
+        args.n, args.heavy_seconds = min(args.n, 200), 12.0
+    args.rounds = args.rounds or (2 if args.quick else 3)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started = time.time()
