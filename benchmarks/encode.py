@@ -21,11 +21,11 @@
 (b) Cold start to the first vector from a fresh process: ``obembed embed "x"`` and ``obembed search "x"``,
     torch path (``OBEMBED_FAST_START=0``) vs the fast path (cached verified ONNX export), alternated, median.
 
-(c) Issue 19's machine states (``--states a,b,c,d,e`` or ``--quick``): default obembed (the CLI's path for the
-    default model, and ``obembed.load`` = st:) vs raw ``SentenceTransformer.encode()`` while the machine is idle,
-    just after a heavy command, while obembed's own engine writes, with a competitor per core, and with one
-    competitor pinned to one core (benchmarks/_states.py). Each obembed run starts a fresh thread advisor, as
-    a fresh command would.
+(c) Issue 19's machine states (``--states a,b,c,d,e`` or ``--quick``): default obembed (what ``obembed.load`` and
+    the CLI give for the default model; and st: through torch) vs raw ``SentenceTransformer.encode()`` while
+    the machine is idle, just after a heavy command, while obembed's own engine writes, with a competitor per
+    core, and with one competitor pinned to one core (benchmarks/_states.py). Each obembed run starts a fresh
+    thread advisor, as a fresh command would.
 
 Run:  .venv/bin/python benchmarks/encode.py --quick          (the five machine states, a few minutes)
       .venv/bin/python benchmarks/encode.py --n 500          (issue 2 asks 500, issue 9 2000)
@@ -148,7 +148,7 @@ def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]
     import obembed
 
     out: dict[str, Callable[[list[str]], np.ndarray]] = {}
-    st = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    st = obembed.load("st:all-MiniLM-L6-v2", device="cpu", runtime="torch")
     raw_model = st.st_model
     for name in names:
         if name == "raw":
@@ -159,12 +159,13 @@ def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]
             import torch
 
             same_threads = torch.get_num_threads()  # raw's threads: only the wrapper differs
-            out[name] = obembed.load("st:all-MiniLM-L6-v2", device="cpu", sorted_batching=False,
+            out[name] = obembed.load("st:all-MiniLM-L6-v2", device="cpu", runtime="torch", sorted_batching=False,
                                      threads=same_threads).embed_documents
         elif name.startswith("st-") and name.endswith("t"):  # st-1t, st-2t: fixed threads, for the layout check
-            out[name] = obembed.load("st:all-MiniLM-L6-v2", device="cpu", threads=int(name[3:-1])).embed_documents
+            out[name] = obembed.load("st:all-MiniLM-L6-v2", device="cpu", runtime="torch",
+                                     threads=int(name[3:-1])).embed_documents
         elif name == "hf":
-            out[name] = obembed.load("hf:all-MiniLM-L6-v2", device="cpu").embed_documents
+            out[name] = obembed.load("hf:all-MiniLM-L6-v2", device="cpu", runtime="torch").embed_documents
         elif name == "onnx":
             out[name] = obembed.load("onnx:all-MiniLM-L6-v2").load().embed_documents
         elif name == "onnx-int8":
@@ -225,7 +226,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         fn(texts[:4])
     import obembed
 
-    st = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
+    st = obembed.load("st:all-MiniLM-L6-v2", device="cpu", runtime="torch")
     lengths = [min(c, 256) for c in st.count_tokens(texts)]
     from obembed.providers._local import resolve_model
 
@@ -306,7 +307,7 @@ class _Fresh:
         if name == "st":
             import obembed
 
-            self.provider = obembed.load(SPEC, device="cpu")
+            self.provider = obembed.load(SPEC, device="cpu", runtime="torch")
             self.provider.embed_documents(["warm up"])
 
     def prepare(self) -> None:
@@ -314,7 +315,9 @@ class _Fresh:
             from obembed.cli._common import load_provider
 
             self.provider = load_provider(SPEC, purpose="bulk").load()
-        elif self.name == "st":  # the Python API's default: obembed.load(SPEC)
+            # the first-use thread decision and its ORT session, before the clock starts (raw's model is loaded too)
+            self.provider._runner.session()
+        elif self.name == "st":  # obembed's st: through torch: obembed.load(SPEC, runtime="torch")
             self.provider.__dict__.pop("_thread_advisor", None)
 
     def run(self, texts: list[str]) -> np.ndarray:
@@ -341,7 +344,7 @@ def machine_states(args: argparse.Namespace) -> dict[str, Any]:
     print(f"machine states {args.states}, paths {names}, {len(texts)} texts, cores {states.cores}", file=sys.stderr)
     import obembed
 
-    raw_model = obembed.load(SPEC, device="cpu").st_model
+    raw_model = obembed.load(SPEC, device="cpu", runtime="torch").st_model
     raw_model.encode(texts[:4], show_progress_bar=False)
     paths = {n: _Fresh(n) for n in names if n != "raw"}
     out: dict[str, Any] = {"n": len(texts), "cores": states.cores, "rounds": args.rounds, "states": {}}
@@ -596,7 +599,7 @@ def main() -> None:
     ap.add_argument("--states", default="", metavar="a,b,c,d,e",
                     help="run issue 19's machine-state table instead (see benchmarks/_states.py)")
     ap.add_argument("--state-paths", default=",".join(STATE_PATHS),
-                    help="obembed (the CLI's default for st:all-MiniLM-L6-v2), st (obembed.load), raw")
+                    help="obembed (the default for st:all-MiniLM-L6-v2), st (runtime=torch), raw")
     ap.add_argument("--heavy-seconds", type=float, default=20.0, help="(b): how long the heavy command runs")
     ap.add_argument("--cores", default="", help="restrict the whole benchmark to these CPUs, e.g. 0-3")
     ap.add_argument("--quick", action="store_true",
