@@ -88,6 +88,7 @@ def test_same_ids_as_obembeds_own_api(store, pets, pets_name):
     assert coll.spec == "st:all-MiniLM-L6-v2"
     own = [h.id for h in coll.search("markets and money", k=4)]
     assert ids(pets.similarity_search("markets and money", k=4)) == own
+    assert ids(pets.similarity_search("markets and money", k=4, exact=True)) == own  # the policy is exact here
 
 
 def test_metadata_round_trips_typed_and_json(pets, store, pets_name):

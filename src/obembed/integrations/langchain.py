@@ -231,10 +231,13 @@ class ObembedVectorStore(VectorStore):
         return self.similarity_search_with_score_by_vector(self._embed_query(query), k, filter=filter, **kwargs)
 
     def similarity_search_with_score_by_vector(self, embedding: Any, k: int = 4, filter: Any = None,
+                                               exact: bool | None = None,
                                                **kwargs: Any) -> list[tuple[Document, float]]:
+        """``exact``: ``True`` scans every row, ``False`` uses the vector index, ``None`` (default) obembed's
+        policy (exact up to 20,000 rows, the index above)."""
         if kwargs:
             raise InvalidInputError(f"similarity search: unknown argument(s) {sorted(kwargs)}")
-        hits = self.documents.search(embedding, k, filter)
+        hits = self.documents.search(embedding, k, filter, exact=exact)
         return [(self._doc(h), float(h.distance if h.distance is not None else 0.0)) for h in hits]
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Any = None,

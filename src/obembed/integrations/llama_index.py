@@ -297,7 +297,7 @@ class ObembedVectorStore(BasePydanticVectorStore):
         k = int(query.similarity_top_k)
         flt = metadata_filters_to_dict(query.filters)
         # an empty list means "no restriction": VectorStoreIndex passes node_ids=[] when the store keeps the nodes
-        restrict = {"ids": query.node_ids or None, "sources": query.doc_ids or None}
+        restrict: dict[str, Any] = {"ids": query.node_ids or None, "sources": query.doc_ids or None}
         if mode == VectorStoreQueryMode.TEXT_SEARCH:
             hits = self._docs.text_search(self._text(query, mode), k, flt, **restrict)
         else:

@@ -299,10 +299,11 @@ class DocumentCollection:
         return out
 
     # ------------------------------------------------------------------------------------------- searching
-    def search(self, vector: Any, k: int, filter: Any = None, **restrict: Any) -> list[Hit]:
-        """The ``k`` nearest documents to ``vector`` (the collection's search policy); ``restrict``: ``ids=``,
-        ``sources=``."""
-        hits: list[Hit] = self.collection.search(vector, k, where=self.where(filter, **restrict))
+    def search(self, vector: Any, k: int, filter: Any = None, *, exact: bool | None = None,
+               **restrict: Any) -> list[Hit]:
+        """The ``k`` nearest documents to ``vector``; ``exact`` as in :meth:`Collection.search` (None: the
+        collection's policy); ``restrict``: ``ids=``, ``sources=``."""
+        hits: list[Hit] = self.collection.search(vector, k, where=self.where(filter, **restrict), exact=exact)
         return hits
 
     def hybrid_search(self, text: str, vector: Any, k: int, filter: Any = None,
