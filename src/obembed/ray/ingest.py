@@ -1,0 +1,237 @@
+"""``ingest(paths, collection, dsn=..., address=...)``: ``obembed ingest`` with the embedding on a Ray cluster.
+
+::
+
+    driver: walk/load/chunk/hash (the local pipeline's own producer) ─► changed chunks ─► Ray Dataset
+    cluster:                                     embed actors (model once per actor) ─► CollectionSink
+    driver: stale rows of changed files deleted, --prune, the vector index of a new collection
+
+The driver runs the local ingest's producer unchanged, so ids, content hashes, chunking, the incremental
+rule (a chunk whose id holds the same hash is not embedded) and failure handling are the local pipeline's;
+only the chunks to embed travel to the cluster. The report is the local :class:`IngestReport`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigError, InvalidInputError
+from ..ingest.loaders import Failure, LoadOptions
+from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _FileDone, _Task, open_collection
+from .embed import DEFAULT_BLOCK_ROWS, embed, load_bulk_provider
+from .sink import DEFAULT_RETRY_S, need_dsn_message, write_collection
+
+__all__ = ["RayIngestor", "ingest"]
+
+log = logging.getLogger(__name__)
+
+
+class RayIngestor(Ingestor):
+    """One ingest run whose embedding and writing run as a Ray Data job (see :func:`ingest`)."""
+
+    def __init__(self, coll: Any, provider: Any, *, dsn: str, model: str | None = None,
+                 model_options: Mapping[str, Any] | None = None, database: str | None = None,
+                 concurrency: int | tuple[int, int] | None = None, num_cpus: float | None = None,
+                 num_gpus: float | None = None, write_concurrency: int | None = None,
+                 retry_s: float = DEFAULT_RETRY_S, block_delay_s: float = 0.0, address: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(coll, provider, **kwargs)
+        self.dsn = dsn
+        self.model = model or getattr(provider, "spec", None)
+        self.model_options = dict(model_options or {})
+        self.database = database
+        self.concurrency = concurrency
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.write_concurrency = write_concurrency
+        self.retry_s = retry_s
+        self.block_delay_s = block_delay_s
+        self.address = address
+        self.index_seconds = 0.0
+
+    def run(self, paths: Sequence[str | os.PathLike[str]]) -> IngestReport:
+        t0 = time.perf_counter()
+        self.roots = [os.path.abspath(os.fspath(p)) for p in paths]
+        self.existing = self.coll.hashes()
+        self.existing_sources = self.coll.sources()
+        self.seen_sources = set()
+        self.root_files = {}
+        self.walk_failed = set()
+        # the local producer, unchanged, into an unbounded queue: what it queues is what this run embeds
+        self.q1 = queue.Queue()
+        self._producer()
+        tasks: list[_Task] = []
+        done: list[_FileDone] = []
+        while not self.q1.empty():
+            item = self.q1.get_nowait()
+            if isinstance(item, _Task):
+                if item.image:
+                    self.report.chunks_failed += 1
+                    self._fail(Failure(item.source, "image: --engine ray embeds texts; ingest images with the "
+                                                    "local engine (obembed ingest without --engine ray)"))
+                else:
+                    tasks.append(item)
+            elif isinstance(item, _FileDone):
+                done.append(item)
+        if tasks:  # nothing changed: no cluster needed at all
+            started = ensure_ray(self.address)
+            try:
+                if self.concurrency is None:
+                    self.concurrency = default_actors(self.num_cpus, self.num_gpus)
+                self._embed_and_write(tasks)
+            finally:
+                if started:
+                    import ray
+
+                    ray.shutdown()
+        # stale rows of changed files, then --prune: the local writer's own code, after every row is written
+        self.q2 = queue.Queue()
+        for d in done:
+            self.q2.put(d)
+        self.q2.put(_STOP)
+        self._writer()
+        self.report.seconds = time.perf_counter() - t0
+        return self.report
+
+    def _embed_and_write(self, tasks: list[_Task]) -> None:
+        import ray.data
+
+        rows = []
+        for t in tasks:
+            row: dict[str, Any] = {"id": t.id, "content": t.text, "source": t.source, "chunk": t.index,
+                                   "content_hash": t.hash,
+                                   "metadata": json.dumps(t.metadata, ensure_ascii=False, default=str)}
+            for c in self.coll.columns:
+                row[c] = t.columns.get(c)
+            rows.append(row)
+        blocks = max(1, math.ceil(len(rows) / self.batch_size))
+        ds = ray.data.from_items(rows, override_num_blocks=blocks)
+        ds = embed(ds, model=self.model, text_column="content", options=self.model_options,
+                   concurrency=self.concurrency, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                   batch_size=self.batch_size, on_error="report", block_delay_s=self.block_delay_s)
+        t0 = time.perf_counter()
+        stats = write_collection(ds, self.coll.name, dsn=self.dsn, model=self.provider,
+                                 error_column="embedding_error", truncated_column="embedding_truncated",
+                                 database=self.database, retry_s=self.retry_s, concurrency=self.write_concurrency,
+                                 rows_per_write=self.batch_size)
+        self.report.embed_seconds += time.perf_counter() - t0 - stats.index_seconds
+        self.report.write_seconds += stats.write_seconds
+        self.index_seconds = stats.index_seconds
+        self.report.chunks_embedded += stats.rows_written
+        self.report.chunks_truncated += stats.rows_truncated
+        self.progress("embedded", stats.rows_written)
+        for f in sorted(stats.failures, key=lambda f: (str(f.get("source")), f.get("chunk") or 0)):
+            self.report.chunks_failed += 1
+            self._fail(Failure(str(f.get("source")), f"chunk {f.get('chunk')}: {f['reason']}"))
+        # the sink reopened the collection and may have built its index: refresh what we hold
+        self.coll.metadata.update(self.coll.store.collection(self.coll.name).metadata)
+
+
+def _dsn_or_settings(dsn: str | None) -> str:
+    if dsn is None:
+        from ..settings import get_settings
+
+        secret = get_settings().dsn
+        dsn = secret.get_secret_value() if secret is not None else None
+    if not dsn:
+        raise ConfigError(need_dsn_message())
+    return dsn
+
+
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+    """Connect to the Ray cluster at ``address`` (``ray://host:10001``, ``auto``), or start a local one;
+    an already initialised Ray is used as it is. Returns True when this call started it (then shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None and num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(address=address, **kwargs)
+    return True
+
+
+def ingest(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    collection: str,
+    *,
+    dsn: str | None = None,
+    address: str | None = None,
+    model: str | None = None,
+    model_options: Mapping[str, Any] | None = None,
+    provider: Any = None,
+    columns: Mapping[str, str] | None = None,
+    text_field: str = "text",
+    id_field: str | None = "id",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    truncate: Policy = "chunk",
+    chunk_tokens: int | None = None,
+    overlap: int = 32,
+    prune: bool = False,
+    batch_size: int = DEFAULT_BLOCK_ROWS,
+    max_file_bytes: int = 20 * 1024 * 1024,
+    fulltext: bool | str = True,
+    database: str | None = None,
+    concurrency: int | tuple[int, int] | None = None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    retry_s: float = DEFAULT_RETRY_S,
+    progress: Any = None,
+    block_delay_s: float = 0.0,
+) -> IngestReport:
+    """Ingest files and folders into ``collection`` of the database at ``dsn``, embedding on Ray.
+
+    The same ids, content hashes, chunking, incremental rule and report as :func:`obembed.ingest.ingest`
+    (a rerun embeds only what changed). ``address``: the Ray cluster (``ray://head:10001``, ``auto``;
+    default: the running one, else a local one started for this call and stopped after it). Files are
+    read on the driver; ``concurrency`` embedding actors (default: one per free CPU, or per GPU with
+    ``num_gpus``) each load ``model`` once. ``batch_size`` texts per actor call, sorted by token count.
+    """
+    import obembed
+
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not paths:
+        raise InvalidInputError("ingest needs at least one path (a file or a folder)")
+    dsn = _dsn_or_settings(dsn)
+    store = obembed.connect(dsn, database=database)
+    try:
+        if provider is None:
+            provider = load_bulk_provider(model, model_options)
+        spec = model or getattr(provider, "requested_spec", None) or provider.spec
+        # the collection is created with its index as the sink would: none yet, built after the load
+        if store.has_collection(collection):
+            coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext)
+        else:
+            coll = store.create_collection(collection, provider, columns=dict(columns or {}) or None,
+                                           fulltext=fulltext, index=None)
+        opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
+                           include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
+        run = RayIngestor(coll, provider, dsn=dsn, address=address, model=spec, model_options=model_options, database=database,
+                          concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus, retry_s=retry_s,
+                          block_delay_s=block_delay_s, options=opts, policy=truncate, chunk_tokens=chunk_tokens,
+                          overlap=overlap, batch_size=batch_size, prune=prune, progress=progress)
+        return run.run(list(paths))
+    finally:
+        store.close()
+
+
+def default_actors(num_cpus: float | None, num_gpus: float | None) -> int:
+    """Embedding actors that fit the cluster: one per GPU share with ``num_gpus``; else one per ``num_cpus``
+    (default 1) CPUs, leaving one CPU for the write tasks and the driver."""
+    import ray
+
+    res = ray.cluster_resources()
+    if num_gpus:
+        return max(1, int(res.get("GPU", 0) / num_gpus))
+    cpus = float(res.get("CPU", 1))
+    return max(1, int((cpus - 1) / (num_cpus or 1)))

@@ -1,0 +1,388 @@
+"""``write_collection(ds, collection, dsn=...)``: a Ray Datasink that writes rows into an obembed collection.
+
+* Rows go through :meth:`obembed.store.Collection.upsert`: every row checked, float32 binary vectors,
+  multi-row ``INSERT ... ON DUPLICATE KEY UPDATE`` statements keyed by the row ids. Ids are stable (ingest's
+  chunk ids), so a retried or duplicated write task writes the same rows again: the table ends as after one
+  clean run.
+* The collection is opened (or created) on the driver before any block is written: an existing
+  collection's recorded model (dimension and vector space) must match the model the vectors come from.
+* A new collection is created without its vector index; the index is built once after the load
+  (load-then-index: see benchmarks/RESULTS.md).
+* A lost database (restart, failover, network) is retried with exponential backoff for up to ``retry_s``
+  seconds per block; every write is an idempotent upsert, so a retry never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
+
+from ..errors import ConfigError, StoreConnectionError, StoreError
+from ..store.seekdb import redact_dsn
+
+__all__ = ["DEFAULT_RETRY_S", "CollectionSink", "WriteStats", "write_collection"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_S = 180.0
+"""How long one write task keeps retrying a lost database (a seekdb server restarts in ~25 s)."""
+MAX_BACKOFF_S = 8.0
+_BASE_FIELDS = ("id", "content", "source", "chunk", "content_hash", "metadata")
+
+# one open store per (worker process, DSN, database): write tasks reuse Ray's worker processes
+_STORES: dict[tuple[str, str | None], Any] = {}
+_STORES_LOCK = threading.Lock()
+
+
+@dataclass
+class WriteStats:
+    """What a :func:`write_collection` did."""
+
+    collection: str
+    rows_written: int = 0
+    rows_failed: int = 0
+    rows_truncated: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """Rows not written because their embedding failed: ``{id, source, chunk, reason}``."""
+    retries: int = 0
+    """Database operations retried after a lost connection (all write tasks together)."""
+    created: bool = False
+    index: str | None = None
+    load_seconds: float = 0.0
+    """From the first block to the last written (wall clock, all tasks)."""
+    index_seconds: float = 0.0
+    """Building the vector index after the load (new collections)."""
+    write_seconds: float = 0.0
+    """Time the write tasks spent in the database, summed over tasks."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """A lost or restarting database: worth retrying (never bad input, never a refused statement)."""
+    if isinstance(exc, StoreConnectionError):
+        return True
+    if not isinstance(exc, StoreError):
+        return False
+    try:
+        import pymysql
+    except ImportError:  # pragma: no cover - a hard dependency
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, pymysql.err.OperationalError | pymysql.err.InterfaceError):
+        return True
+    # the engine up but not serving yet after a restart (e.g. 4012 timeout, 4038/-4038 not master)
+    code = cause.args[0] if isinstance(cause, pymysql.err.Error) and cause.args else None
+    return code in (4012, 4038, -4038, 4009, 5627)
+
+
+class CollectionSink(Datasink[dict[str, Any]]):
+    """The Ray Datasink behind :func:`write_collection` (see the module docstring)."""
+
+    def __init__(self, collection: str, dsn: str, *, provider: Any = None, model: str | None = None,
+                 vector_column: str = "embedding", content_column: str = "content",
+                 error_column: str | None = None, truncated_column: str | None = None,
+                 columns: Mapping[str, str] | None = None, fulltext: bool | str = True,
+                 index: str | None = "hnsw", index_params: Mapping[str, int] | None = None,
+                 database: str | None = None, retry_s: float = DEFAULT_RETRY_S,
+                 rows_per_write: int | None = 1024) -> None:
+        if not dsn:
+            raise ConfigError(need_dsn_message())
+        from ..store.seekdb import parse_dsn
+
+        parse_dsn(dsn)  # a bad DSN fails here, on the driver, with the store's message
+        self.collection = collection
+        self._dsn = dsn
+        self.database = database
+        self._provider = provider
+        self.model = model
+        self.vector_column = vector_column
+        self.content_column = content_column
+        self.error_column = error_column
+        self.truncated_column = truncated_column
+        self.columns = dict(columns or {})
+        self.fulltext = fulltext
+        self.index = index
+        self.index_params = dict(index_params or {})
+        self.retry_s = float(retry_s)
+        self.rows_per_write = rows_per_write
+        self.stats = WriteStats(collection=collection)
+        self._t_start = 0.0
+        self._build_index = False
+
+    def __repr__(self) -> str:
+        return f"CollectionSink({self.collection!r}, {redact_dsn(self._dsn)})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_provider"] = None  # write tasks need no model: the driver checked the collection's
+        return state
+
+    def get_name(self) -> str:
+        return f"obembed:{self.collection}"
+
+    @property
+    def min_rows_per_write(self) -> int | None:
+        return self.rows_per_write
+
+    # ------------------------------------------------------------ driver side
+    def on_write_start(self, schema: Any = None) -> None:
+        """Open or create the collection and check its model, before any write task runs."""
+        import obembed
+
+        self._t_start = time.perf_counter()
+        store = obembed.connect(self._dsn, database=self.database)
+        try:
+            provider = self._provider
+            if provider is None and self.model is not None:
+                provider = obembed.load(self.model)
+            if store.has_collection(self.collection):
+                coll = store.collection(self.collection)
+                if provider is not None:
+                    coll.check_provider(provider)  # DimensionMismatchError: another model's collection
+                missing = [c for c in self.columns if c not in coll.columns]
+                if missing:
+                    raise ConfigError(
+                        f"collection {self.collection!r} has no column(s) {missing} (it has: "
+                        f"{sorted(coll.columns) or 'none'}); columns are fixed when a collection is created")
+                self.columns = dict(coll.columns)
+                # a run stopped between its load and its index build left no index: build it this time
+                self._build_index = bool(self.index) and not coll.has_index
+            else:
+                if provider is None:
+                    raise ConfigError(
+                        f"collection {self.collection!r} does not exist; pass model= (the spec the vectors come "
+                        "from) so write_collection can create it with the model recorded")
+                # no vector index yet: it is built once after the load (on_write_complete)
+                coll = store.create_collection(self.collection, provider, columns=self.columns or None,
+                                               fulltext=self.fulltext, index=None, exists_ok=True)
+                self.stats.created = True
+                self.columns = dict(coll.columns)
+                self._build_index = bool(self.index)
+        finally:
+            store.close()
+        if schema is not None and self.vector_column not in getattr(schema, "names", [self.vector_column]):
+            raise ConfigError(f"the dataset has no column {self.vector_column!r} (it has {schema.names}); embed "
+                              "it first (obembed.ray.embed) or pass vector_column=")
+
+    def on_write_complete(self, write_result: Any) -> None:
+        import obembed
+
+        for r in write_result.write_returns:
+            self.stats.rows_written += r["written"]
+            self.stats.rows_truncated += r["truncated"]
+            self.stats.retries += r["retries"]
+            self.stats.write_seconds += r["seconds"]
+            self.stats.rows_failed += len(r["failed"])
+            self.stats.failures.extend(r["failed"])
+        self.stats.load_seconds = time.perf_counter() - self._t_start
+        if self._build_index and self.index:
+            t0 = time.perf_counter()
+            _retrying(lambda: _build_index(obembed, self._dsn, self.database, self.collection, self.index,
+                                           self.index_params), self.retry_s, self.stats)
+            self.stats.index = self.index
+            self.stats.index_seconds = time.perf_counter() - t0
+
+    # ------------------------------------------------------------ write tasks
+    def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
+        rows: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        truncated = 0
+        for block in blocks:
+            batch = BlockAccessor.for_block(block).to_numpy()
+            if isinstance(batch, np.ndarray):
+                raise ConfigError("write_collection needs a dataset of named columns (id, embedding, ...)")
+            r, f, t = self._rows(batch)
+            rows.extend(r)
+            failed.extend(f)
+            truncated += t
+        stats = WriteStats(collection=self.collection)
+        t0 = time.perf_counter()
+        if rows:
+            _retrying(lambda: self._upsert(rows), self.retry_s, stats)
+        return {"written": len(rows), "failed": failed, "truncated": truncated, "retries": stats.retries,
+                "seconds": time.perf_counter() - t0}
+
+    def _rows(self, batch: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        if self.vector_column not in batch:
+            raise ConfigError(f"the dataset has no column {self.vector_column!r} (it has {sorted(batch)}); "
+                              "embed it first (obembed.ray.embed) or pass vector_column=")
+        if "id" not in batch:
+            raise ConfigError(f"the dataset has no 'id' column (it has {sorted(batch)}); rows are upserted by "
+                              "id, so give every row a stable id (obembed.ingest.chunk_id)")
+        n = len(batch["id"])
+        vectors = np.asarray(batch[self.vector_column])
+        errors = batch.get(self.error_column) if self.error_column else None
+        trunc = batch.get(self.truncated_column) if self.truncated_column else None
+        wanted = [c for c in (*_BASE_FIELDS[1:], *self.columns) if c != "content"]
+        rows: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        n_trunc = 0
+        for i in range(n):
+            rid = _py(batch["id"][i])
+            if errors is not None and errors[i]:
+                failed.append({"id": rid, "source": _py(batch["source"][i]) if "source" in batch else None,
+                               "chunk": _py(batch["chunk"][i]) if "chunk" in batch else None,
+                               "reason": str(errors[i])})
+                continue
+            row: dict[str, Any] = {"id": rid, "vector": vectors[i]}
+            if self.content_column in batch:
+                row["content"] = _py(batch[self.content_column][i])
+            for c in wanted:
+                if c in batch:
+                    row[c] = _py(batch[c][i])
+            meta = row.get("metadata")
+            if isinstance(meta, str | bytes):
+                row["metadata"] = json.loads(meta) if meta else None
+            if trunc is not None and bool(trunc[i]):
+                n_trunc += 1
+            rows.append(row)
+        return rows, failed, n_trunc
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> None:
+        store = _store(self._dsn, self.database)
+        try:
+            store.collection(self.collection).upsert(rows)
+        except BaseException:
+            _drop_store(self._dsn, self.database)
+            raise
+
+
+
+def _py(v: Any) -> Any:
+    """numpy scalars → Python values (the store checks types strictly)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _store(dsn: str, database: str | None) -> Any:
+    import obembed
+
+    key = (dsn, database)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = obembed.connect(dsn, database=database)
+            _STORES[key] = store
+        return store
+
+
+def _drop_store(dsn: str, database: str | None) -> None:
+    with _STORES_LOCK:
+        store = _STORES.pop((dsn, database), None)
+    if store is not None:
+        try:
+            store.close()
+        except Exception:  # a broken link: nothing to save
+            pass
+
+
+def _build_index(obembed: Any, dsn: str, database: str | None, name: str, index: str,
+                 params: Mapping[str, int]) -> None:
+    store = obembed.connect(dsn, database=database)
+    try:
+        coll = store.collection(name)
+        if not coll.has_index:  # a retry after the build went through: done
+            coll.create_index(index, index_params=params or None)
+    finally:
+        store.close()
+
+
+def _retrying(fn: Any, retry_s: float, stats: WriteStats) -> None:
+    """Run ``fn`` until it succeeds; a transient database error is retried with exponential backoff
+    (0.5 s doubling to 8 s) for up to ``retry_s`` seconds; anything else is raised at once."""
+    deadline = time.monotonic() + retry_s
+    delay = 0.5
+    while True:
+        try:
+            fn()
+            return
+        except Exception as exc:
+            if not _transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            stats.retries += 1
+            log.warning("obembed sink: database unavailable (%s); retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+def need_dsn_message() -> str:
+    """Why --engine ray needs a database server, and how to start one on this machine."""
+    try:
+        import pylibseekdb
+
+        binary = os.path.join(os.path.dirname(pylibseekdb.__file__), "seekdb")
+    except ImportError:  # pragma: no cover - a hard dependency
+        binary = "<site-packages>/pylibseekdb/seekdb"
+    return (
+        "the Ray engine needs a seekdb server or OceanBase (a DSN): its workers write from many processes and "
+        "machines, and an embedded seekdb folder belongs to one process. Pass --dsn mysql://user:pass@host:2881/db "
+        "(or set OBEMBED_DSN). On one machine, start the seekdb server that ships in the pylibseekdb wheel: "
+        f"{binary} --base-dir=/path/to/seekdb-data --nodaemon --port 2881 & "
+        "then use --dsn mysql://root@127.0.0.1:2881/obembed (see docs/scale-out.md)"
+    )
+
+
+def write_collection(
+    ds: Any,
+    collection: str,
+    *,
+    dsn: str | None = None,
+    model: Any = None,
+    vector_column: str = "embedding",
+    content_column: str = "content",
+    error_column: str | None = None,
+    truncated_column: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    fulltext: bool | str = True,
+    index: str | None = "hnsw",
+    index_params: Mapping[str, int] | None = None,
+    database: str | None = None,
+    retry_s: float = DEFAULT_RETRY_S,
+    concurrency: int | None = None,
+    num_cpus: float = 0.5,
+    rows_per_write: int | None = 1024,
+) -> WriteStats:
+    """Write ``ds`` into ``collection`` of the database at ``dsn`` (default ``OBEMBED_DSN``); returns stats.
+
+    ``ds`` has an ``id`` column (stable: upserts are keyed by it), the vectors in ``vector_column`` and any of
+    ``content`` (``content_column``), ``source``, ``chunk``, ``content_hash``, ``metadata`` (dict or JSON text)
+    and the collection's scalar columns. ``model``: the spec or provider the vectors come from; checked
+    against an existing collection's model before any block is written, recorded when the collection is
+    created (then required). ``index`` is built once after the load when the collection has none (a new
+    collection, or a run stopped before its index build); ``None`` leaves the index as it is. ``error_column``: rows with
+    a non-empty value there are not written but returned in ``WriteStats.failures``.
+    """
+    from . import _require_ray
+    from .embed import model_of
+
+    _require_ray()
+    if dsn is None:
+        from ..settings import get_settings
+
+        secret = get_settings().dsn
+        dsn = secret.get_secret_value() if secret is not None else None
+    if not dsn:
+        raise ConfigError(need_dsn_message())
+    if model is None:
+        model = model_of(ds)
+    provider = model if model is not None and not isinstance(model, str) else None
+    spec = model if isinstance(model, str) else None
+    sink = CollectionSink(collection, dsn, provider=provider, model=spec, vector_column=vector_column,
+                         content_column=content_column, error_column=error_column,
+                         truncated_column=truncated_column, columns=columns, fulltext=fulltext, index=index,
+                         index_params=index_params, database=database, retry_s=retry_s,
+                          rows_per_write=rows_per_write)
+    ds.write_datasink(sink, ray_remote_args={"num_cpus": num_cpus}, concurrency=concurrency)
+    stats: WriteStats = sink.stats
+    return stats
