@@ -172,14 +172,20 @@ def embed(
         kwargs["num_cpus"] = num_cpus
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
+    from ray.data import ActorPoolStrategy
+
+    if isinstance(concurrency, tuple):
+        pool = ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1])
+    else:
+        pool = ActorPoolStrategy(size=concurrency or 1)
     out = ds.map_batches(
         Embedder,
+        compute=pool,
         fn_constructor_kwargs={"model": model, "options": opts, "text_column": text_column,
                                "output_column": output_column, "on_error": on_error,
                                "block_delay_s": block_delay_s},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=concurrency or 1,
         **kwargs,
     )
     try:  # write_collection(ds) checks the collection against this model without being told again

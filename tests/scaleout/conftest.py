@@ -1,0 +1,100 @@
+"""Real parts for the Ray tests: one local Ray runtime (2 CPUs) and one seekdb server (the binary shipped in the
+pylibseekdb wheel, started by scripts/seekdb-server.sh) per test module, both stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "seekdb-server.sh"
+
+
+class SeekdbServer:
+    """A seekdb server process in ``folder``; ``restart()`` stops it and starts it again on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {**os.environ, "PYTHON": sys.executable, "SEEKDB_WAIT": "180"}
+        self.dsn = self._run("start", str(folder)).strip().splitlines()[-1]
+        self.port = int((folder / "seekdb.port").read_text())
+
+    def _run(self, *args: str) -> str:
+        out = subprocess.run(["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True,
+                             timeout=240, check=False)
+        if out.returncode:
+            raise RuntimeError(f"seekdb-server.sh {' '.join(args)} failed: {out.stderr[-2000:]}")
+        return out.stdout
+
+    def stop(self, keep: bool = False) -> None:
+        self._run("stop", str(self.folder), *(["--keep"] if keep else []))
+
+    def start_again(self) -> None:
+        self._run("start", str(self.folder), str(self.port))
+
+    def pid(self) -> int:
+        return int((self.folder / "seekdb.pid").read_text())
+
+
+@pytest.fixture(scope="module")
+def seekdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeekdbServer]:
+    server = SeekdbServer(tmp_path_factory.mktemp("seekdb-server") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_runtime() -> Iterator[Any]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def embed_actor_pids() -> list[int]:
+    """Pids of this Ray runtime's embedding actors (children of its raylet named after the Embedder)."""
+    import ray
+
+    raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace")
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        if ppid == raylet and "MapBatches(Embedder)" in cmd:
+            out.append(int(d))
+    return out
+
+
+def rows_of(store: Any, name: str) -> list[dict[str, Any]]:
+    coll = store.collection(name)
+    return [r for batch in coll.iter_rows(500, include_vectors=True) for r in batch]
+
+
+def assert_same_table(store: Any, got: str, want: str) -> None:
+    """Row by row: same ids, contents, sources, chunks, hashes, metadata, columns; vectors equal to the
+    precision the engine returns them with."""
+    a, b = rows_of(store, got), rows_of(store, want)
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    assert len(a) == len({r["id"] for r in a})
+    skip = {"vector", "created_at", "updated_at"}
+    for x, y in zip(a, b, strict=True):
+        assert {k: v for k, v in x.items() if k not in skip} == {k: v for k, v in y.items() if k not in skip}
+        np.testing.assert_allclose(x["vector"], y["vector"], atol=2e-5)

@@ -1,0 +1,244 @@
+"""obembed.ray against real parts: a local Ray runtime, the seekdb server from the pylibseekdb wheel, the bundled
+MiniLM. Every Ray table is compared row by row with the table `obembed ingest` (the local pipeline) makes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from .conftest import assert_same_table, embed_actor_pids, rows_of
+
+pytestmark = pytest.mark.seekdb
+
+WORDS = ("kernel package library window manager editor terminal network socket file system tiling compositor "
+         "font render daemon cache proxy archive backup mirror").split()
+
+
+def make_corpus(folder: Path, n: int = 30) -> Path:
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "packages.jsonl").open("w", encoding="utf-8") as f:
+        for i in range(n):
+            words = " ".join(rng.choice(WORDS, 6 + i % 9))
+            f.write(json.dumps({"id": f"pkg{i}", "text": f"{words} ({i})", "lang": "en" if i % 3 else "ja"}) + "\n")
+    (folder / "guide.md").write_text("# Guide\n\nInstall the package with the tool.\n\n## Use\n\nRun it daily.\n",
+                                     encoding="utf-8")
+    (folder / "notes.txt").write_text("A plain note about mirrors and backups.", encoding="utf-8")
+    (folder / "broken.pdf").write_bytes(b"this is not a PDF")
+    return folder
+
+
+def local_ingest(paths: list[Path], collection: str, dsn: str) -> dict[str, Any]:
+    """`obembed ingest` itself (the CLI command, in process)."""
+    from obembed.cli import main
+
+    res = CliRunner().invoke(main, ["ingest", *map(str, paths), "-c", collection, "--dsn", dsn,
+                                    "--column", "lang=varchar(8)", "--json", "--no-progress"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report: dict[str, Any] = json.loads(res.output.strip().splitlines()[-1])
+    return report
+
+
+def ray_ingest(paths: list[Path], collection: str, dsn: str, **kwargs: Any) -> Any:
+    import obembed.ray
+
+    return obembed.ray.ingest([str(p) for p in paths], collection, dsn=dsn, columns={"lang": "varchar(8)"},
+                              **kwargs)
+
+
+SAME = ("files_seen", "files_changed", "files_failed", "chunks_total", "chunks_embedded", "chunks_skipped",
+        "chunks_failed", "chunks_deleted", "records_failed")
+
+
+@pytest.fixture(scope="module")
+def db(seekdb: Any) -> Any:
+    import obembed
+
+    store = obembed.connect(seekdb.dsn)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("ray-corpus") / "docs")
+
+
+@pytest.fixture(scope="module")
+def baseline(corpus: Path, seekdb: Any, db: Any) -> dict[str, Any]:
+    """The module corpus ingested once by `obembed ingest` into collection ``local``."""
+    return local_ingest([corpus], "local", seekdb.dsn)
+
+
+def test_ray_ingest_equals_local_ingest_and_reruns_embed_only_changes(tmp_path: Path, seekdb: Any, db: Any,
+                                                                     ray_runtime: Any) -> None:
+    docs = make_corpus(tmp_path / "docs")
+    want = local_ingest([docs], "inc_local", seekdb.dsn)
+    got = ray_ingest([docs], "inc_ray", seekdb.dsn)
+    assert {k: got.to_dict()[k] for k in SAME} == {k: want[k] for k in SAME}
+    assert got.chunks_embedded == got.chunks_total > 30
+    # the bad file is reported by name; the run went on and stored everything else
+    assert [f["source"] for f in got.failures] == [str(docs / "broken.pdf")]
+    assert_same_table(db, "inc_ray", "inc_local")
+    coll, local = db.collection("inc_ray"), db.collection("inc_local")
+    assert coll.has_index and coll.metadata["index_type"] == local.metadata["index_type"]
+    assert coll.metadata["index_params"] == local.metadata["index_params"]
+    assert coll.space == local.space
+
+    # change one record, drop one, add a file: the rerun embeds exactly those, deletes the dropped row
+    lines = (docs / "packages.jsonl").read_text(encoding="utf-8").splitlines()
+    rec = json.loads(lines[3])
+    rec["text"] = "a completely new description of a compositor"
+    lines[3] = json.dumps(rec)
+    del lines[5]
+    (docs / "packages.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (docs / "new.txt").write_text("A new file about fonts.", encoding="utf-8")
+    want2 = local_ingest([docs], "inc_local", seekdb.dsn)
+    got2 = ray_ingest([docs], "inc_ray", seekdb.dsn)
+    assert {k: got2.to_dict()[k] for k in SAME} == {k: want2[k] for k in SAME}
+    assert (got2.chunks_embedded, got2.chunks_deleted) == (2, 1)
+    assert_same_table(db, "inc_ray", "inc_local")
+
+    # nothing changed: nothing embedded (no Ray job at all), the table unchanged
+    got3 = ray_ingest([docs], "inc_ray", seekdb.dsn)
+    assert got3.chunks_embedded == 0 and got3.chunks_skipped == got3.chunks_total
+    assert_same_table(db, "inc_ray", "inc_local")
+
+
+def test_worker_killed_mid_block_leaves_the_same_table(corpus: Path, baseline: dict[str, Any], seekdb: Any,
+                                                       db: Any, ray_runtime: Any) -> None:
+    """SIGKILL the embedding actor while it holds a block: Ray restarts it and retries the block."""
+    total = baseline["chunks_total"]
+    killed: list[tuple[int, int]] = []  # (pid, rows stored when it was killed)
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set():
+            n = db.collection("killed").count() if db.has_collection("killed") else 0
+            pids = embed_actor_pids()
+            if 0 < n < total and pids:  # a block written, more to come: the actor is inside its next block
+                import os
+
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append((pids[0], n))
+                return
+            time.sleep(0.2)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        report = ray_ingest([corpus], "killed", seekdb.dsn, batch_size=8, block_delay_s=1.5)
+    finally:
+        stop.set()
+        t.join(10)
+    assert killed, "the actor was never killed mid-run"
+    assert 0 < killed[0][1] < total
+    assert report.chunks_embedded >= baseline["chunks_embedded"]  # a retried block may be written twice
+    assert_same_table(db, "killed", "local")
+
+
+def test_database_restart_mid_write_is_retried(corpus: Path, baseline: dict[str, Any], seekdb: Any, db: Any,
+                                               ray_runtime: Any) -> None:
+    """Stop the seekdb server while blocks are still being written and start it again: the writes retry with
+    backoff and the final table is the local one."""
+    total = baseline["chunks_total"]
+    restarted: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def restarter() -> None:
+        import obembed
+
+        try:
+            while not done.is_set():
+                watch = obembed.connect(seekdb.dsn)
+                try:
+                    n = watch.collection("restarted").count() if watch.has_collection("restarted") else 0
+                finally:
+                    watch.close()
+                if 0 < n < total:
+                    seekdb.stop(keep=True)
+                    restarted.append(n)
+                    time.sleep(2)
+                    seekdb.start_again()
+                    return
+                time.sleep(0.3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=restarter, daemon=True)
+    t.start()
+    try:
+        report = ray_ingest([corpus], "restarted", seekdb.dsn, batch_size=8, block_delay_s=1.0)
+    finally:
+        done.set()
+        t.join(300)
+    assert not errors, errors
+    assert restarted and 0 < restarted[0] < total, "the server was not restarted mid-write"
+    assert report.chunks_embedded == baseline["chunks_embedded"]
+    assert [f["source"] for f in report.failures] == [str(corpus / "broken.pdf")]
+    db.execute("SELECT 1")  # the module's own connection reconnects after the restart
+    assert_same_table(db, "restarted", "local")
+
+
+def test_write_collection_checks_the_model_before_any_block(seekdb: Any, db: Any, ray_runtime: Any) -> None:
+    import obembed.ray
+    import ray
+    from obembed.errors import DimensionMismatchError
+
+    db.create_collection("eight_d", 8)
+    vec = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    ds = ray.data.from_items([{"id": f"x{i}", "content": "t", "embedding": vec} for i in range(4)])
+    with pytest.raises(DimensionMismatchError, match="eight_d"):
+        obembed.ray.write_collection(ds, "eight_d", dsn=seekdb.dsn, model="st:all-MiniLM-L6-v2")
+    assert db.collection("eight_d").count() == 0
+
+
+def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime: Any) -> None:
+    """The building blocks on their own: embed() adds MiniLM's vectors, write_collection() creates the collection
+    with the model recorded, stores them and builds the index after the load; a second write is a no-op."""
+    import obembed.ray
+    import ray
+
+    texts = [f"{w} number {i}" for i, w in enumerate(WORDS)]
+    items = [{"id": f"w{i}", "text": t, "lang": "en"} for i, t in enumerate(texts)]
+    ds = obembed.ray.embed(ray.data.from_items(items), model="st:all-MiniLM-L6-v2", batch_size=8)
+    stats = obembed.ray.write_collection(ds, "blocks", dsn=seekdb.dsn, content_column="text",
+                                         columns={"lang": "varchar(8)"})
+    assert (stats.rows_written, stats.created, stats.index) == (len(texts), True, "hnsw")
+    rows = {r["id"]: r for r in rows_of(db, "blocks")}
+    assert sorted(rows) == sorted(i["id"] for i in items)
+    from obembed.ray.embed import load_bulk_provider
+
+    want = load_bulk_provider("st:all-MiniLM-L6-v2").embed_documents(texts)
+    for i, t in enumerate(texts):
+        assert rows[f"w{i}"]["content"] == t and rows[f"w{i}"]["lang"] == "en"
+        assert float(np.dot(rows[f"w{i}"]["vector"], want[i])) > 0.9999
+    coll = db.collection("blocks")
+    assert coll.spec == "st:all-MiniLM-L6-v2" and coll.has_index
+    before = rows_of(db, "blocks")
+    again = obembed.ray.write_collection(ds, "blocks", dsn=seekdb.dsn, content_column="text")
+    assert (again.created, again.index, again.rows_written) == (False, None, len(texts))
+    after = rows_of(db, "blocks")
+    assert [(r["id"], r["content"], r["content_hash"]) for r in after] == \
+        [(r["id"], r["content"], r["content_hash"]) for r in before]
+    np.testing.assert_allclose([r["vector"] for r in after], [r["vector"] for r in before], atol=2e-5)
+
+
+def test_no_dsn_explains_how_to_start_a_server(tmp_path: Path) -> None:
+    import obembed.ray
+    from obembed.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        obembed.ray.ingest([str(tmp_path)], "x")
+    msg = str(err.value)
+    assert "seekdb server or OceanBase" in msg and "--dsn" in msg and "pylibseekdb" in msg
