@@ -90,7 +90,8 @@ def test_ray_ingest_equals_local_ingest_and_reruns_embed_only_changes(tmp_path: 
     assert [f["source"] for f in got.failures] == [str(docs / "broken.pdf")]
     assert_same_table(db, "inc_ray", "inc_local")
     coll, local = db.collection("inc_ray"), db.collection("inc_local")
-    assert coll.has_index and coll.metadata["index_type"] == local.metadata["index_type"]
+    assert coll.has_index
+    assert coll.metadata["index_type"] == local.metadata["index_type"]
     assert coll.metadata["index_params"] == local.metadata["index_params"]
     assert coll.space == local.space
 
@@ -110,7 +111,8 @@ def test_ray_ingest_equals_local_ingest_and_reruns_embed_only_changes(tmp_path: 
 
     # nothing changed: nothing embedded (no Ray job at all), the table unchanged
     got3 = ray_ingest([docs], "inc_ray", seekdb.dsn)
-    assert got3.chunks_embedded == 0 and got3.chunks_skipped == got3.chunks_total
+    assert got3.chunks_embedded == 0
+    assert got3.chunks_skipped == got3.chunks_total
     assert_same_table(db, "inc_ray", "inc_local")
 
 
@@ -183,7 +185,8 @@ def test_database_restart_mid_write_is_retried(corpus: Path, baseline: dict[str,
         done.set()
         t.join(300)
     assert not errors, errors
-    assert restarted and 0 < restarted[0] < total, "the server was not restarted mid-write"
+    assert restarted, "the server was not restarted"
+    assert 0 < restarted[0] < total, "the server was not restarted mid-write"
     assert report.chunks_embedded == baseline["chunks_embedded"]
     assert [f["source"] for f in report.failures] == [str(corpus / "broken.pdf")]
     db.execute("SELECT 1")  # the module's own connection reconnects after the restart
@@ -191,8 +194,9 @@ def test_database_restart_mid_write_is_retried(corpus: Path, baseline: dict[str,
 
 
 def test_write_collection_checks_the_model_before_any_block(seekdb: Any, db: Any, ray_runtime: Any) -> None:
-    import obembed.ray
     import ray
+
+    import obembed.ray
     from obembed.errors import DimensionMismatchError
 
     db.create_collection("eight_d", 8)
@@ -206,8 +210,9 @@ def test_write_collection_checks_the_model_before_any_block(seekdb: Any, db: Any
 def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime: Any) -> None:
     """The building blocks on their own: embed() adds MiniLM's vectors, write_collection() creates the collection
     with the model recorded, stores them and builds the index after the load; a second write is a no-op."""
-    import obembed.ray
     import ray
+
+    import obembed.ray
 
     texts = [f"{w} number {i}" for i, w in enumerate(WORDS)]
     items = [{"id": f"w{i}", "text": t, "lang": "en"} for i, t in enumerate(texts)]
@@ -221,10 +226,12 @@ def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime:
 
     want = load_bulk_provider("st:all-MiniLM-L6-v2").embed_documents(texts)
     for i, t in enumerate(texts):
-        assert rows[f"w{i}"]["content"] == t and rows[f"w{i}"]["lang"] == "en"
+        assert rows[f"w{i}"]["content"] == t
+        assert rows[f"w{i}"]["lang"] == "en"
         assert float(np.dot(rows[f"w{i}"]["vector"], want[i])) > 0.9999
     coll = db.collection("blocks")
-    assert coll.spec == "st:all-MiniLM-L6-v2" and coll.has_index
+    assert coll.spec == "st:all-MiniLM-L6-v2"
+    assert coll.has_index
     before = rows_of(db, "blocks")
     again = obembed.ray.write_collection(ds, "blocks", dsn=seekdb.dsn, content_column="text")
     assert (again.created, again.index, again.rows_written) == (False, None, len(texts))
@@ -241,4 +248,6 @@ def test_no_dsn_explains_how_to_start_a_server(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         obembed.ray.ingest([str(tmp_path)], "x")
     msg = str(err.value)
-    assert "seekdb server or OceanBase" in msg and "--dsn" in msg and "pylibseekdb" in msg
+    assert "seekdb server or OceanBase" in msg
+    assert "--dsn" in msg
+    assert "pylibseekdb" in msg

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import ConfigError, InvalidInputError, UnsupportedInputError
+from ..errors import ConfigError, InvalidInputError
 
 __all__ = ["DEFAULT_BLOCK_ROWS", "Embedder", "embed", "embed_isolated", "load_bulk_provider", "model_of"]
 
@@ -119,12 +119,6 @@ class Embedder:
             out[f"{self.output_column}_error"] = np.array(errors, dtype=object)
             out[f"{self.output_column}_truncated"] = truncated
         return out
-
-
-def model_of(ds: Any) -> str | None:
-    """The model spec :func:`embed` used for ``ds`` (None when unknown)."""
-    spec = getattr(ds, "_obembed_model", None)
-    return spec if isinstance(spec, str) else None
 
 
 def _text(t: Any) -> str:

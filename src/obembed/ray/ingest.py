@@ -216,8 +216,9 @@ def ingest(
                                            fulltext=fulltext, index=None)
         opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
-        run = RayIngestor(coll, provider, dsn=dsn, address=address, model=spec, model_options=model_options, database=database,
-                          concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus, retry_s=retry_s,
+        run = RayIngestor(coll, provider, dsn=dsn, address=address, model=spec, model_options=model_options,
+                          database=database, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
+                          retry_s=retry_s,
                           block_delay_s=block_delay_s, options=opts, policy=truncate, chunk_tokens=chunk_tokens,
                           overlap=overlap, batch_size=batch_size, prune=prune, progress=progress)
         return run.run(list(paths))

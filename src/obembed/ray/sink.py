@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
@@ -144,7 +143,9 @@ class CollectionSink(Datasink[dict[str, Any]]):
         try:
             provider = self._provider
             if provider is None and self.model is not None:
-                provider = obembed.load(self.model)
+                from .embed import load_bulk_provider
+
+                provider = load_bulk_provider(self.model)  # what the actors load: same space, fast start
             if store.has_collection(self.collection):
                 coll = store.collection(self.collection)
                 if provider is not None:
@@ -360,8 +361,9 @@ def write_collection(
     and the collection's scalar columns. ``model``: the spec or provider the vectors come from; checked
     against an existing collection's model before any block is written, recorded when the collection is
     created (then required). ``index`` is built once after the load when the collection has none (a new
-    collection, or a run stopped before its index build); ``None`` leaves the index as it is. ``error_column``: rows with
-    a non-empty value there are not written but returned in ``WriteStats.failures``.
+    collection, or a run stopped before its index build); ``None`` leaves the index as it is.
+    ``error_column``: rows with a non-empty value there are not written but returned in ``WriteStats.failures``.
+    ``rows_per_write``: rows Ray gathers for one write task (each task upserts them in 1000-row transactions).
     """
     from . import _require_ray
     from .embed import model_of

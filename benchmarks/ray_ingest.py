@@ -1,0 +1,199 @@
+"""Ray ingest benchmark: `obembed ingest --engine ray` vs the local pipeline, the sink vs the store's upsert.
+
+usage:
+  python benchmarks/ray_ingest.py [--n 2000] [--repeat 1] [--actors N] [--dsn DSN]
+  python benchmarks/ray_ingest.py --quick          # n=300, for a quick rerun
+
+All in ONE process, against ONE seekdb server (started here from the pylibseekdb wheel by
+scripts/seekdb-server.sh, or --dsn), interleaved per round:
+
+ingest : N dev texts of the Debian corpus (seeded sample) as one .jsonl, into a fresh collection each time.
+         local = the local pipeline (``Ingestor``, what ``obembed ingest --dsn`` runs; the baseline);
+         ray   = ``obembed.ray.ingest`` (what ``obembed ingest --engine ray`` runs) on a local Ray runtime that is
+                 already up. Ratio = ray rows/s / local rows/s. Ray's fixed start cost (``ray.init`` of a local
+                 runtime) is measured once, separately, and not inside the ray figure.
+sink   : the database write rate alone: N rows with precomputed vectors written by ``write_collection`` (a
+         materialized dataset, no index) vs ``Collection.upsert`` of the same rows in the same batch size
+         (goal: sink ≥ 0.9× upsert).
+index  : index-then-load (collection created with its HNSW index, then N rows upserted) vs load-then-index
+         (no index, N rows upserted, then ``create_index``): what the sink does for a new collection.
+
+Every phase prints the CPU time other processes used meanwhile (benchmarks/_cpuload.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
+
+from _cpuload import Load  # noqa: E402
+
+
+def corpus(n: int) -> list[dict[str, Any]]:
+    with gzip.open(DATA / "en_corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+        docs = [json.loads(line) for line in f]
+    random.Random(11).shuffle(docs)
+    return docs[:n]
+
+
+def start_server(tmp: Path) -> tuple[str, Path]:
+    folder = tmp / "seekdb"
+    env = {**os.environ, "PYTHON": sys.executable}
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "seekdb-server.sh"), "start", str(folder)], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1], folder
+
+
+def stop_server(folder: Path) -> None:
+    env = {**os.environ, "PYTHON": sys.executable}
+    subprocess.run(["bash", str(ROOT / "scripts" / "seekdb-server.sh"), "stop", str(folder)], env=env, check=False)
+
+
+def local_ingest(store: Any, provider: Any, name: str, path: Path, batch: int) -> Any:
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor, open_collection
+
+    coll = open_collection(store, name, provider)
+    return Ingestor(coll, provider, options=LoadOptions(columns=dict(coll.columns)),
+                    batch_size=batch).run([str(path)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="n=300")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--actors", type=int, default=None, help="embedding actors (default: CPUs - 1, at least 1)")
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--dsn", default=None, help="use this server instead of starting one")
+    args = ap.parse_args()
+    if args.quick:
+        args.n = 300
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import ray
+
+    import obembed
+    import obembed.ray as obray
+    from obembed.ray.embed import load_bulk_provider
+
+    docs = corpus(args.n)
+    provider = load_bulk_provider("st:all-MiniLM-L6-v2")
+    provider.embed([d["text"] for d in docs[:16]])  # load + warm up (and make the ONNX export if missing)
+    print(f"model {provider.spec} ({getattr(provider, 'runtime', '?')}), n={args.n}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="obembed-raybench-") as tmpd:
+        tmp = Path(tmpd)
+        folder = None
+        dsn = args.dsn
+        if dsn is None:
+            with Load() as ls:
+                dsn, folder = start_server(tmp)
+            print(f"seekdb server up in {ls.wall:.1f} s", flush=True)
+        path = tmp / "dev.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        store = obembed.connect(dsn)
+        try:
+            with Load() as lr:
+                ray.init(include_dashboard=False, log_to_driver=False)
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            print(f"Ray fixed start (local ray.init): {lr.wall:.1f} s; {lr.describe()}", flush=True)
+            rounds = []
+            for r in range(args.repeat):
+                name_l, name_r = f"bench_local_{r}", f"bench_ray_{r}"
+                for n in (name_l, name_r):
+                    store.drop_collection(n, missing_ok=True)
+                with Load() as ll:
+                    rep_l = local_ingest(store, provider, name_l, path, args.batch_size)
+                print(f"[{r}] local : {rep_l.chunks_embedded / ll.wall:.2f} rows/s ({rep_l.chunks_embedded} rows, "
+                      f"{ll.wall:.1f} s); {ll.describe()}", flush=True)
+                with Load() as lg:
+                    rep_r = obray.ingest([str(path)], name_r, dsn=dsn, model="st:all-MiniLM-L6-v2",
+                                         concurrency=args.actors, batch_size=args.batch_size)
+                print(f"[{r}] ray   : {rep_r.chunks_embedded / lg.wall:.2f} rows/s ({rep_r.chunks_embedded} rows, "
+                      f"{lg.wall:.1f} s); {lg.describe()}", flush=True)
+                assert rep_r.chunks_embedded == rep_l.chunks_embedded
+                rounds.append((ll, lg, rep_l, rep_r))
+            with Load() as lz:
+                rerun = obray.ingest([str(path)], f"bench_ray_{args.repeat - 1}", dsn=dsn, model="st:all-MiniLM-L6-v2")
+            print(f"ray no-change rerun: {lz.wall:.2f} s, embedded {rerun.chunks_embedded}; {lz.describe()}",
+                  flush=True)
+
+            # ------------------------------------------------ sink vs upsert: the same rows, no index
+            vecs = provider.embed([d["text"] for d in docs]).vectors
+            rows = [{"id": d["id"], "content": d["text"], "source": "bench", "chunk": 0,
+                     "content_hash": str(i), "metadata": {"i": i}} for i, d in enumerate(docs)]
+            sink_t, up_t = [], []
+            for r in range(max(2, args.repeat)):
+                for n in ("bench_upsert", "bench_sink"):
+                    store.drop_collection(n, missing_ok=True)
+                coll = store.create_collection("bench_upsert", provider, index=None, fulltext=True)
+                with Load() as lu:
+                    for s in range(0, len(rows), args.batch_size):
+                        part = [{**row, "vector": vecs[s + j]} for j, row in enumerate(rows[s:s + args.batch_size])]
+                        coll.upsert(part)
+                up_t.append(lu.wall)
+                store.create_collection("bench_sink", provider, index=None, fulltext=True)
+                items = [{**row, "metadata": json.dumps(row["metadata"]), "embedding": vecs[i]}
+                         for i, row in enumerate(rows)]
+                ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // args.batch_size)) \
+                    .materialize()
+                with Load() as lk:
+                    stats = obray.write_collection(ds, "bench_sink", dsn=dsn, model=provider, index=None,
+                                                   rows_per_write=args.batch_size)
+                sink_t.append(lk.wall)
+                assert stats.rows_written == len(rows) == store.collection("bench_sink").count()
+                print(f"[{r}] upsert {len(rows) / lu.wall:.0f} rows/s; sink {len(rows) / lk.wall:.0f} rows/s "
+                      f"(tasks' DB time {stats.write_seconds:.2f} s); {lu.describe()} / {lk.describe()}", flush=True)
+
+            # ------------------------------------------------ index-then-load vs load-then-index
+            store.drop_collection("bench_idx", missing_ok=True)
+            full = [{**row, "vector": vecs[i]} for i, row in enumerate(rows)]
+            with Load() as li:
+                c = store.create_collection("bench_idx", provider, fulltext=True)
+                for s in range(0, len(full), args.batch_size):
+                    c.upsert(full[s:s + args.batch_size])
+            store.drop_collection("bench_idx")
+            with Load() as lt:
+                c = store.create_collection("bench_idx", provider, index=None, fulltext=True)
+                for s in range(0, len(full), args.batch_size):
+                    c.upsert(full[s:s + args.batch_size])
+                t_load = time.perf_counter() - lt.t0
+                c.create_index("hnsw")
+            print(f"index-then-load {li.wall:.2f} s; load-then-index {lt.wall:.2f} s (load {t_load:.2f} s + index "
+                  f"{lt.wall - t_load:.2f} s); {li.describe()} / {lt.describe()}", flush=True)
+            for n in ("bench_upsert", "bench_sink", "bench_idx", *(f"bench_local_{r}" for r in range(args.repeat)),
+                      *(f"bench_ray_{r}" for r in range(args.repeat))):
+                store.drop_collection(n, missing_ok=True)
+        finally:
+            store.close()
+            ray.shutdown()
+            if folder is not None:
+                stop_server(folder)
+    lw = statistics.median(ll.wall for ll, _, _, _ in rounds)
+    rw = statistics.median(lg.wall for _, lg, _, _ in rounds)
+    busy = [(ll.others / ll.wall, lg.others / lg.wall) for ll, lg, _, _ in rounds]
+    print(f"\nRESULT n={args.n} repeat={args.repeat} actors={args.actors or 'auto'} cpus={os.cpu_count()}: "
+          f"local {args.n / lw:.2f} rows/s, ray {args.n / rw:.2f} rows/s, ray/local {lw / rw:.3f}; "
+          f"Ray start {lr.wall:.1f} s (not included); no-change rerun {lz.wall:.2f} s; "
+          f"sink {args.n / statistics.median(sink_t):.0f} rows/s vs upsert {args.n / statistics.median(up_t):.0f} "
+          f"rows/s = {statistics.median(up_t) / statistics.median(sink_t):.3f}x; "
+          f"index-then-load {li.wall:.2f} s vs load-then-index {lt.wall:.2f} s; "
+          f"other processes' cores (local, ray) per round: {', '.join(f'({a:.2f}, {b:.2f})' for a, b in busy)}")
+
+
+if __name__ == "__main__":
+    main()
