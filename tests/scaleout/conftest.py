@@ -56,7 +56,14 @@ def seekdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeekdbServer]:
 def ray_runtime() -> Iterator[Any]:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    for attempt in range(3):  # a raylet on a busy shared machine can miss Ray's own 30 s start-up window
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield ray
     finally:

@@ -230,7 +230,7 @@ def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime:
         assert rows[f"w{i}"]["lang"] == "en"
         assert float(np.dot(rows[f"w{i}"]["vector"], want[i])) > 0.9999
     coll = db.collection("blocks")
-    assert coll.spec == "st:all-MiniLM-L6-v2"
+    assert coll.space == load_bulk_provider("st:all-MiniLM-L6-v2").space  # the model recorded
     assert coll.has_index
     before = rows_of(db, "blocks")
     again = obembed.ray.write_collection(ds, "blocks", dsn=seekdb.dsn, content_column="text")

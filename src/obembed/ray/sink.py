@@ -84,7 +84,7 @@ def _transient(exc: BaseException) -> bool:
     return code in (4012, 4038, -4038, 4009, 5627)
 
 
-class CollectionSink(Datasink[dict[str, Any]]):
+class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by mypy
     """The Ray Datasink behind :func:`write_collection` (see the module docstring)."""
 
     def __init__(self, collection: str, dsn: str, *, provider: Any = None, model: str | None = None,
