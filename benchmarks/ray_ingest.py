@@ -37,7 +37,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "debian-descriptions"
+# the shared data folder sits beside the checkout (or beside the folder of worktrees)
+DATA = next((p / "shared" / "data" / "debian-descriptions" for p in ROOT.parents
+             if (p / "shared" / "data" / "debian-descriptions").is_dir()),
+            ROOT.parent / "shared" / "data" / "debian-descriptions")
 
 from _cpuload import Load  # noqa: E402
 
@@ -60,6 +63,40 @@ def start_server(tmp: Path) -> tuple[str, Path]:
 def stop_server(folder: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     subprocess.run(["bash", str(ROOT / "scripts" / "seekdb-server.sh"), "stop", str(folder)], env=env, check=False)
+
+
+class ActorMemory:
+    """Peak resident memory (VmRSS, MiB) of the embedding actor processes, sampled every 0.5 s."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                try:
+                    if b"MapBatches(Embedder)" not in Path(f"/proc/{d}/cmdline").read_bytes():
+                        continue
+                    for line in Path(f"/proc/{d}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak = max(self.peak, int(line.split()[1]) / 1024)
+                except OSError:
+                    continue
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> ActorMemory:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
 
 
 def local_ingest(store: Any, provider: Any, name: str, path: Path, batch: int) -> Any:
@@ -120,11 +157,11 @@ def main() -> None:
                     rep_l = local_ingest(store, provider, name_l, path, args.batch_size)
                 print(f"[{r}] local : {rep_l.chunks_embedded / ll.wall:.2f} rows/s ({rep_l.chunks_embedded} rows, "
                       f"{ll.wall:.1f} s); {ll.describe()}", flush=True)
-                with Load() as lg:
+                with Load() as lg, ActorMemory() as mem:
                     rep_r = obray.ingest([str(path)], name_r, dsn=dsn, model="st:all-MiniLM-L6-v2",
                                          concurrency=args.actors, batch_size=args.batch_size)
                 print(f"[{r}] ray   : {rep_r.chunks_embedded / lg.wall:.2f} rows/s ({rep_r.chunks_embedded} rows, "
-                      f"{lg.wall:.1f} s); {lg.describe()}", flush=True)
+                      f"{lg.wall:.1f} s); embedding actor peak RSS {mem.peak:.0f} MiB; {lg.describe()}", flush=True)
                 assert rep_r.chunks_embedded == rep_l.chunks_embedded
                 rounds.append((ll, lg, rep_l, rep_r))
             with Load() as lz:
