@@ -48,6 +48,12 @@ def local_ingest(paths: list[Path], collection: str, dsn: str) -> dict[str, Any]
     return report
 
 
+def cli_ingest(args: list[str]) -> Any:
+    from obembed.cli import main
+
+    return CliRunner().invoke(main, ["ingest", *args], catch_exceptions=False)
+
+
 def ray_ingest(paths: list[Path], collection: str, dsn: str, **kwargs: Any) -> Any:
     import obembed.ray
 
@@ -83,11 +89,14 @@ def test_ray_ingest_equals_local_ingest_and_reruns_embed_only_changes(tmp_path: 
                                                                      ray_runtime: Any) -> None:
     docs = make_corpus(tmp_path / "docs")
     want = local_ingest([docs], "inc_local", seekdb.dsn)
-    got = ray_ingest([docs], "inc_ray", seekdb.dsn)
-    assert {k: got.to_dict()[k] for k in SAME} == {k: want[k] for k in SAME}
-    assert got.chunks_embedded == got.chunks_total > 30
+    res = cli_ingest([str(docs), "-c", "inc_ray", "--engine", "ray", "--dsn", seekdb.dsn, "--column",
+                      "lang=varchar(8)", "--json", "--no-progress"])  # the Ray runtime of this module is reused
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output.strip().splitlines()[-1])
+    assert {k: got[k] for k in SAME} == {k: want[k] for k in SAME}
+    assert got["chunks_embedded"] == got["chunks_total"] > 30
     # the bad file is reported by name; the run went on and stored everything else
-    assert [f["source"] for f in got.failures] == [str(docs / "broken.pdf")]
+    assert [f["source"] for f in got["failures"]] == [str(docs / "broken.pdf")]
     assert_same_table(db, "inc_ray", "inc_local")
     coll, local = db.collection("inc_ray"), db.collection("inc_local")
     assert coll.has_index
@@ -250,4 +259,11 @@ def test_no_dsn_explains_how_to_start_a_server(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "seekdb server or OceanBase" in msg
     assert "--dsn" in msg
-    assert "pylibseekdb" in msg
+    assert "pylibseekdb" in msg  # where the server binary is
+    res = cli_ingest([str(tmp_path), "-c", "x", "--engine", "ray", "--json"])
+    assert res.exit_code == 1
+    assert "seekdb server or OceanBase" in res.output
+    res = cli_ingest([str(tmp_path), "-c", "x", "--engine", "ray", "--db", str(tmp_path / "db")])
+    assert res.exit_code == 2
+    assert "--dsn" in res.output
+    assert not (tmp_path / "db").exists()

@@ -142,14 +142,18 @@ class _Bars:
               help="Skip single-document files (txt/md/html/pdf) larger than this (records files stream).")
 @click.option("--no-fulltext", is_flag=True, help="Create the collection without a FULLTEXT index (no --hybrid).")
 @db_options
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where to embed: this process, or a Ray cluster (needs --dsn; docs/scale-out.md).")
+@click.option("--address", metavar="ADDRESS", default=None,
+              help="--engine ray: the cluster (ray://head:10001, auto); default: a local Ray for this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bars).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file, record or chunk failed.")
 def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...],
            include: tuple[str, ...], exclude: tuple[str, ...], columns: tuple[str, ...], text_field: str,
            id_field: str, policy: str, chunk_tokens: int | None, overlap: int, prune: bool, batch_size: int,
-           max_file_size: str, no_fulltext: bool, db: str | None, dsn: str | None, as_json: bool,
-           progress: bool | None, strict: bool) -> None:
+           max_file_size: str, no_fulltext: bool, db: str | None, dsn: str | None, engine: str,
+           address: str | None, as_json: bool, progress: bool | None, strict: bool) -> None:
     """Ingest files and folders (PATH...) into a collection: load, chunk, embed, store.
 
     Reruns embed only new or changed chunks; a run killed at any point can simply be rerun.
@@ -159,14 +163,35 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
       obembed ingest docs/ --collection docs
       obembed ingest corpus.jsonl -c debian --column 'lang=varchar(8)' --text-field text
       obembed ingest notes/ -c notes --glob '*.md' --exclude 'drafts/*' --prune
+      obembed ingest corpus/ -c kb --engine ray --dsn mysql://root@127.0.0.1:2881/kb
     """
     from ..ingest.loaders import LoadOptions
     from ..ingest.pipeline import Ingestor, count_files, open_collection
 
     cols = parse_columns(columns)
     max_bytes = parse_size(max_file_size)
+    if address and engine != "ray":
+        raise click.UsageError("--address names a Ray cluster: use it with --engine ray")
+    if engine == "ray" and db:
+        raise click.UsageError("--engine ray writes from many processes: give --dsn of a seekdb server or "
+                               "OceanBase, not --db (an embedded folder belongs to one process)")
+    if engine == "ray" and not dsn:
+        from ..settings import get_settings
+
+        secret = get_settings().dsn
+        dsn = secret.get_secret_value() if secret is not None else None
+        if not dsn:  # before the model loads: say what is missing and how to get it
+            from ..ray.sink import need_dsn_message
+
+            raise ConfigError(need_dsn_message())
     provider = load_provider(model, options, purpose="bulk")
     show = progress if progress is not None else (not as_json and sys.stderr.isatty())
+    if engine == "ray":
+        report = _ingest_ray(paths, collection, model, options, provider, dsn, address, cols, text_field, id_field,
+                             include, exclude, policy, chunk_tokens, overlap, prune, batch_size, max_bytes,
+                             not no_fulltext, show)
+        _print_report(report, as_json, strict)
+        return
     store = open_store(db, dsn)
     try:
         coll = open_collection(store, collection, provider, columns=cols, fulltext=not no_fulltext)
@@ -181,12 +206,40 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
             report = Ingestor(coll, provider, **kwargs).run(list(paths))
     finally:
         store.close()
+    _print_report(report, as_json, strict)
+
+
+def _print_report(report: Any, as_json: bool, strict: bool) -> None:
     if as_json:
         echo_json(report.to_dict())
     else:
         click.echo(report.summary())
     if strict and not report.ok:
         sys.exit(1)
+
+
+def _ingest_ray(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...], provider: Any,
+                dsn: str | None, address: str | None, cols: dict[str, str], text_field: str, id_field: str,
+                include: tuple[str, ...], exclude: tuple[str, ...], policy: Any, chunk_tokens: int | None,
+                overlap: int, prune: bool, batch_size: int, max_bytes: int, fulltext: bool, show: bool) -> Any:
+    """``--engine ray``: the same ingest with the embedding on a Ray cluster (obembed.ray.ingest)."""
+    from ..ray import ingest as ray_ingest
+    from ._common import option_pairs
+
+    kwargs: dict[str, Any] = {
+        "dsn": dsn, "address": address, "model": model, "model_options": option_pairs(options) or None,
+        "provider": provider, "columns": cols, "text_field": text_field, "id_field": id_field or None,
+        "include": include, "exclude": exclude, "truncate": policy, "chunk_tokens": chunk_tokens, "overlap": overlap,
+        "prune": prune, "batch_size": batch_size, "max_file_bytes": max_bytes, "fulltext": fulltext}
+    if show:
+        from ..ingest.loaders import LoadOptions
+        from ..ingest.pipeline import count_files
+
+        opts = LoadOptions(text_field=text_field, id_field=id_field or None, columns=cols, include=include,
+                           exclude=exclude, max_file_bytes=max_bytes)
+        with _Bars(count_files(paths, opts)) as bars:
+            return ray_ingest(list(paths), collection, progress=bars, **kwargs)
+    return ray_ingest(list(paths), collection, **kwargs)
 
 
 def _width(text: str) -> int:

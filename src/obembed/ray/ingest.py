@@ -103,6 +103,9 @@ class RayIngestor(Ingestor):
     def _embed_and_write(self, tasks: list[_Task]) -> None:
         import ray.data
 
+        ctx = ray.data.DataContext.get_current()  # obembed reports progress itself (the report, --progress)
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
         rows = []
         for t in tasks:
             row: dict[str, Any] = {"id": t.id, "content": t.text, "source": t.source, "chunk": t.index,

@@ -28,7 +28,7 @@ from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
 from ..errors import ConfigError, StoreConnectionError, StoreError
-from ..store.seekdb import redact_dsn
+from ..store.dsn import redact_dsn
 
 __all__ = ["DEFAULT_RETRY_S", "CollectionSink", "WriteStats", "write_collection"]
 
@@ -96,7 +96,7 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
                  rows_per_write: int | None = 1024) -> None:
         if not dsn:
             raise ConfigError(need_dsn_message())
-        from ..store.seekdb import parse_dsn
+        from ..store.dsn import parse_dsn
 
         parse_dsn(dsn)  # a bad DSN fails here, on the driver, with the store's message
         self.collection = collection
