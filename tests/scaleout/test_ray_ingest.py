@@ -7,12 +7,15 @@ import json
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .conftest import assert_same_table, embed_actor_pids, rows_of
 
@@ -267,3 +270,57 @@ def test_no_dsn_explains_how_to_start_a_server(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "--dsn" in res.output
     assert not (tmp_path / "db").exists()
+
+
+# ------------------------------------------------------------------ bad rows: the sink's write task, in process
+VECTOR_KINDS = ("good", "nan", "inf", "short", "none")
+META_KINDS = ("dict", "none", "not json", "a list")
+
+
+TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)  # Arrow carries no lone surrogates
+
+
+@given(st.lists(st.tuples(TEXTS, st.sampled_from(VECTOR_KINDS), st.sampled_from(META_KINDS)), min_size=1, max_size=8))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_sink_stores_good_rows_exactly_and_reports_bad_ones(seekdb: Any, db: Any, items: list[Any]) -> None:
+    """Any mix of good and bad rows in a block: every good row stored and read back exactly, every bad row
+    reported with its id and a reason, nothing else in the table changed."""
+    import pyarrow as pa
+
+    from obembed.ray.sink import CollectionSink
+
+    if not db.has_collection("props"):
+        db.create_collection("props", 4, index=None)
+        db.collection("props").upsert([{"id": "keep", "vector": [1, 0, 0, 0], "content": "kept"}])
+    coll = db.collection("props")
+    before = coll.get(["keep"], include_vectors=True)
+    rng = np.random.default_rng(len(items))
+    ids, contents, vectors, metas, bad = [], [], [], [], set()
+    for k, (text, vkind, mkind) in enumerate(items):
+        rid = f"p{uuid.uuid4().hex[:12]}-{k}"  # fresh ids: every example writes rows never stored before
+        v = rng.standard_normal(4).astype(np.float32)
+        vec = {"good": v.tolist(), "nan": [*v[:3].tolist(), float("nan")], "inf": [float("inf"), *v[1:].tolist()],
+               "short": v[:3].tolist(), "none": None}[vkind]
+        meta = {"dict": json.dumps({"k": text}), "none": None, "not json": "{oops", "a list": "[1, 2]"}[mkind]
+        ids.append(rid)
+        contents.append(text)
+        vectors.append(vec)
+        metas.append(meta)
+        if vkind != "good" or mkind in ("not json", "a list"):
+            bad.add(rid)
+    block = pa.table({"id": ids, "content": contents, "embedding": pa.array(vectors, type=pa.list_(pa.float32())),
+                      "metadata": pa.array(metas, type=pa.string())})
+    sink = CollectionSink("props", seekdb.dsn)
+    out = sink.write([block], None)
+    assert {f["id"] for f in out["failed"]} == bad
+    assert all(f["reason"] for f in out["failed"])
+    assert out["written"] == len(ids) - len(bad)
+    got = {r["id"]: r for r in coll.get(ids, include_vectors=True)}
+    assert set(got) == set(ids) - bad
+    for rid, text, vec, meta in zip(ids, contents, vectors, metas, strict=True):
+        if rid in got:
+            assert got[rid]["content"] == text
+            assert got[rid]["metadata"] == (json.loads(meta) if meta else {})
+            np.testing.assert_allclose(got[rid]["vector"], vec, rtol=1e-5, atol=1e-6)
+    after = coll.get(["keep"], include_vectors=True)
+    assert [(r["id"], r["content"]) for r in after] == [(r["id"], r["content"]) for r in before]

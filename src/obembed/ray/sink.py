@@ -27,7 +27,7 @@ import numpy as np
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
-from ..errors import ConfigError, StoreConnectionError, StoreError
+from ..errors import ConfigError, InvalidInputError, StoreConnectionError, StoreError
 from ..store.dsn import redact_dsn
 
 __all__ = ["DEFAULT_RETRY_S", "CollectionSink", "WriteStats", "write_collection"]
@@ -195,6 +195,17 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
 
     # ------------------------------------------------------------ write tasks
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
+        """One write task: the rows of its blocks upserted by id. A row that cannot be stored (no vector, a
+        vector of another size or with NaN/inf, a bad value) is returned as a failure; the others are written."""
+        stats = WriteStats(collection=self.collection)
+        t0 = time.perf_counter()
+        facts: dict[str, Any] = {}
+
+        def describe() -> None:  # what this task writes into, read by the task itself (the driver checked it)
+            coll = self._collection()
+            facts.update(dimension=coll.dimension, columns=dict(coll.columns))
+
+        _retrying(describe, self.retry_s, stats)
         rows: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         truncated = 0
@@ -202,18 +213,25 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
             batch = BlockAccessor.for_block(block).to_numpy()
             if isinstance(batch, np.ndarray):
                 raise ConfigError("write_collection needs a dataset of named columns (id, embedding, ...)")
-            r, f, t = self._rows(batch)
+            r, f, t = self._rows(batch, facts["dimension"], facts["columns"])
             rows.extend(r)
             failed.extend(f)
             truncated += t
-        stats = WriteStats(collection=self.collection)
-        t0 = time.perf_counter()
-        if rows:
-            _retrying(lambda: self._upsert(rows), self.retry_s, stats)
+        while rows:
+            try:
+                _retrying(lambda: self._upsert(rows), self.retry_s, stats)
+                break
+            except InvalidInputError as exc:  # the store checks every row before any SQL: nothing written
+                i = exc.index
+                if i is None or not 0 <= i < len(rows):
+                    raise
+                bad = rows.pop(i)
+                failed.append(_failure(bad, str(exc)))
         return {"written": len(rows), "failed": failed, "truncated": truncated, "retries": stats.retries,
                 "seconds": time.perf_counter() - t0}
 
-    def _rows(self, batch: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    def _rows(self, batch: Mapping[str, Any], dimension: int, columns: Mapping[str, str],
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         if self.vector_column not in batch:
             raise ConfigError(f"the dataset has no column {self.vector_column!r} (it has {sorted(batch)}); "
                               "embed it first (obembed.ray.embed) or pass vector_column=")
@@ -221,42 +239,87 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
             raise ConfigError(f"the dataset has no 'id' column (it has {sorted(batch)}); rows are upserted by "
                               "id, so give every row a stable id (obembed.ingest.chunk_id)")
         n = len(batch["id"])
-        vectors = np.asarray(batch[self.vector_column])
+        vectors = batch[self.vector_column]
         errors = batch.get(self.error_column) if self.error_column else None
         trunc = batch.get(self.truncated_column) if self.truncated_column else None
-        wanted = [c for c in (*_BASE_FIELDS[1:], *self.columns) if c != "content"]
+        wanted = [c for c in (*_BASE_FIELDS[1:], *columns) if c != "content"]
         rows: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         n_trunc = 0
         for i in range(n):
-            rid = _py(batch["id"][i])
-            if errors is not None and errors[i]:
-                failed.append({"id": rid, "source": _py(batch["source"][i]) if "source" in batch else None,
-                               "chunk": _py(batch["chunk"][i]) if "chunk" in batch else None,
-                               "reason": str(errors[i])})
-                continue
-            row: dict[str, Any] = {"id": rid, "vector": vectors[i]}
+            row: dict[str, Any] = {"id": _py(batch["id"][i])}
             if self.content_column in batch:
                 row["content"] = _py(batch[self.content_column][i])
             for c in wanted:
                 if c in batch:
                     row[c] = _py(batch[c][i])
-            meta = row.get("metadata")
-            if isinstance(meta, str | bytes):
-                row["metadata"] = json.loads(meta) if meta else None
+            if errors is not None and errors[i]:
+                failed.append(_failure(row, str(errors[i])))
+                continue
+            why = _vector_problem(vectors[i], dimension)
+            if why is None:
+                why = _metadata_problem(row)
+            if why is not None:
+                failed.append(_failure(row, why))
+                continue
+            row["vector"] = np.asarray(vectors[i], dtype=np.float32)
             if trunc is not None and bool(trunc[i]):
                 n_trunc += 1
             rows.append(row)
         return rows, failed, n_trunc
 
-    def _upsert(self, rows: list[dict[str, Any]]) -> None:
+    def _collection(self) -> Any:
         store = _store(self._dsn, self.database)
         try:
-            store.collection(self.collection).upsert(rows)
+            return store.collection(self.collection)
         except BaseException:
             _drop_store(self._dsn, self.database)
             raise
 
+    def _upsert(self, rows: list[dict[str, Any]]) -> None:
+        coll = self._collection()
+        try:
+            coll.upsert(rows)
+        except InvalidInputError:  # bad input, not a bad link: keep the connection
+            raise
+        except BaseException:
+            _drop_store(self._dsn, self.database)
+            raise
+
+
+def _failure(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    return {"id": row.get("id"), "source": row.get("source"), "chunk": row.get("chunk"), "reason": reason}
+
+
+def _vector_problem(v: Any, dimension: int) -> str | None:
+    """Why ``v`` cannot be stored in a ``dimension``-d collection (None: it can)."""
+    if v is None:
+        return "no vector"
+    try:
+        arr = np.asarray(v, dtype=np.float32)
+    except (TypeError, ValueError):
+        return "the vector is not numeric"
+    if arr.shape != (dimension,):
+        return f"the vector has shape {arr.shape}, the collection holds {dimension}-d vectors"
+    if not np.isfinite(arr).all():
+        return "the vector contains NaN or inf"
+    return None
+
+
+def _metadata_problem(row: dict[str, Any]) -> str | None:
+    """Metadata arrives as JSON text (or a dict): parsed in place; a reason when it is not a JSON object."""
+    meta = row.get("metadata")
+    if isinstance(meta, bytes):
+        meta = meta.decode("utf-8", "replace")
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta) if meta else None
+        except ValueError as exc:
+            return f"'metadata' is not JSON ({exc})"
+    if meta is not None and not isinstance(meta, Mapping):
+        return f"'metadata' must be a JSON object, got {type(meta).__name__}"
+    row["metadata"] = meta
+    return None
 
 
 def _py(v: Any) -> Any:
