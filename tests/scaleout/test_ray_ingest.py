@@ -192,7 +192,8 @@ def test_database_restart_mid_write_is_retried(corpus: Path, baseline: dict[str,
     t = threading.Thread(target=restarter, daemon=True)
     t.start()
     try:
-        report = ray_ingest([corpus], "restarted", seekdb.dsn, batch_size=8, block_delay_s=1.0)
+        # three Ray jobs of 16 chunks: the restart may fall inside a job or between two
+        report = ray_ingest([corpus], "restarted", seekdb.dsn, batch_size=8, block_delay_s=1.0, window=16)
     finally:
         done.set()
         t.join(300)

@@ -18,19 +18,23 @@ import logging
 import math
 import os
 import queue
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError, InvalidInputError
 from ..ingest.loaders import Failure, LoadOptions
-from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _FileDone, _Task, open_collection
+from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _Aborted, _FileDone, _Task, open_collection
 from .embed import DEFAULT_BLOCK_ROWS, embed, load_bulk_provider
 from .sink import DEFAULT_RETRY_S, need_dsn_message, write_collection
 
 __all__ = ["RayIngestor", "ingest"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 100_000
+"""Chunks per Ray job: what the driver holds at once. Each job starts the actor pool (a model load per actor)."""
 
 
 class RayIngestor(Ingestor):
@@ -41,7 +45,7 @@ class RayIngestor(Ingestor):
                  concurrency: int | tuple[int, int] | None = None, num_cpus: float | None = None,
                  num_gpus: float | None = None, write_concurrency: int | None = None,
                  retry_s: float = DEFAULT_RETRY_S, block_delay_s: float = 0.0, address: str | None = None,
-                 **kwargs: Any) -> None:
+                 window: int = DEFAULT_WINDOW, index: str = "hnsw", **kwargs: Any) -> None:
         super().__init__(coll, provider, **kwargs)
         self.dsn = dsn
         self.model = model or getattr(provider, "spec", None)
@@ -54,6 +58,10 @@ class RayIngestor(Ingestor):
         self.retry_s = retry_s
         self.block_delay_s = block_delay_s
         self.address = address
+        if window < 1:
+            raise ConfigError(f"window={window} must be ≥ 1")
+        self.window = window
+        self.index = index
         self.index_seconds = 0.0
 
     def run(self, paths: Sequence[str | os.PathLike[str]]) -> IngestReport:
@@ -64,33 +72,53 @@ class RayIngestor(Ingestor):
         self.seen_sources = set()
         self.root_files = {}
         self.walk_failed = set()
-        # the local producer, unchanged, into an unbounded queue: what it queues is what this run embeds
-        self.q1 = queue.Queue()
-        self._producer()
-        tasks: list[_Task] = []
+        # the local producer, unchanged, in its thread; what it queues is what this run embeds, ``window``
+        # chunks per Ray job (the driver holds one window of texts, not the corpus)
+        self.q1 = queue.Queue(maxsize=self.window)
+        producer = threading.Thread(target=self._guard, args=(self._producer,), name="ingest-producer", daemon=True)
+        producer.start()
         done: list[_FileDone] = []
-        while not self.q1.empty():
-            item = self.q1.get_nowait()
-            if isinstance(item, _Task):
-                if item.image:
-                    self.report.chunks_failed += 1
-                    self._fail(Failure(item.source, "image: --engine ray embeds texts; ingest images with the "
-                                                    "local engine (obembed ingest without --engine ray)"))
-                else:
-                    tasks.append(item)
-            elif isinstance(item, _FileDone):
-                done.append(item)
-        if tasks:  # nothing changed: no cluster needed at all
-            started = ensure_ray(self.address)
-            try:
-                if self.concurrency is None:
-                    self.concurrency = default_actors(self.num_cpus, self.num_gpus)
-                self._embed_and_write(tasks)
-            finally:
-                if started:
-                    import ray
+        started = False
+        try:
+            finished = False
+            while not finished:
+                tasks: list[_Task] = []
+                while len(tasks) < self.window:
+                    item = self._get(self.q1)
+                    if item is _STOP:
+                        finished = True
+                        break
+                    if isinstance(item, _FileDone):
+                        done.append(item)
+                    elif isinstance(item, _Task) and item.image:
+                        self.report.chunks_failed += 1
+                        self._fail(Failure(item.source, "image: --engine ray embeds texts; ingest images with the "
+                                                        "local engine (obembed ingest without --engine ray)"))
+                    elif isinstance(item, _Task):
+                        tasks.append(item)
+                if tasks:  # nothing changed: no cluster needed at all
+                    if not started:
+                        started = ensure_ray(self.address)
+                        if self.concurrency is None:
+                            self.concurrency = default_actors(self.num_cpus, self.num_gpus)
+                    self._embed_and_write(tasks)
+        except _Aborted:
+            pass
+        except BaseException:
+            self.abort.set()
+            raise
+        finally:
+            producer.join()
+            if started:
+                import ray
 
-                    ray.shutdown()
+                ray.shutdown()
+        if self.errors:
+            raise self.errors[0]
+        if not self.coll.has_index:  # load first, then the index once (a new collection, or a stopped run)
+            t1 = time.perf_counter()
+            self.coll.create_index(self.index)
+            self.index_seconds = time.perf_counter() - t1
         # stale rows of changed files, then --prune: the local writer's own code, after every row is written
         self.q2 = queue.Queue()
         for d in done:
@@ -120,21 +148,18 @@ class RayIngestor(Ingestor):
                    concurrency=self.concurrency, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                    batch_size=self.batch_size, on_error="report", block_delay_s=self.block_delay_s)
         t0 = time.perf_counter()
-        stats = write_collection(ds, self.coll.name, dsn=self.dsn, model=self.provider,
+        stats = write_collection(ds, self.coll.name, dsn=self.dsn, model=self.provider, index=None,
                                  error_column="embedding_error", truncated_column="embedding_truncated",
                                  database=self.database, retry_s=self.retry_s, concurrency=self.write_concurrency,
                                  rows_per_write=self.batch_size)
-        self.report.embed_seconds += time.perf_counter() - t0 - stats.index_seconds
+        self.report.embed_seconds += time.perf_counter() - t0
         self.report.write_seconds += stats.write_seconds
-        self.index_seconds = stats.index_seconds
         self.report.chunks_embedded += stats.rows_written
         self.report.chunks_truncated += stats.rows_truncated
         self.progress("embedded", stats.rows_written)
         for f in sorted(stats.failures, key=lambda f: (str(f.get("source")), f.get("chunk") or 0)):
             self.report.chunks_failed += 1
             self._fail(Failure(str(f.get("source")), f"chunk {f.get('chunk')}: {f['reason']}"))
-        # the sink reopened the collection and may have built its index: refresh what we hold
-        self.coll.metadata.update(self.coll.store.collection(self.coll.name).metadata)
 
 
 def _dsn_or_settings(dsn: str | None) -> str:
@@ -189,6 +214,7 @@ def ingest(
     num_gpus: float | None = None,
     retry_s: float = DEFAULT_RETRY_S,
     progress: Any = None,
+    window: int = DEFAULT_WINDOW,
     block_delay_s: float = 0.0,
 ) -> IngestReport:
     """Ingest files and folders into ``collection`` of the database at ``dsn``, embedding on Ray.
@@ -198,6 +224,8 @@ def ingest(
     default: the running one, else a local one started for this call and stopped after it). Files are
     read on the driver; ``concurrency`` embedding actors (default: one per free CPU, or per GPU with
     ``num_gpus``) each load ``model`` once. ``batch_size`` texts per actor call, sorted by token count.
+    ``window``: chunks per Ray job (the driver holds one window's texts). A collection without a vector index
+    (a new one) gets its HNSW index once, after the load.
     """
     import obembed
 
@@ -221,9 +249,9 @@ def ingest(
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
         run = RayIngestor(coll, provider, dsn=dsn, address=address, model=spec, model_options=model_options,
                           database=database, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
-                          retry_s=retry_s,
-                          block_delay_s=block_delay_s, options=opts, policy=truncate, chunk_tokens=chunk_tokens,
-                          overlap=overlap, batch_size=batch_size, prune=prune, progress=progress)
+                          retry_s=retry_s, block_delay_s=block_delay_s, window=window, options=opts,
+                          policy=truncate, chunk_tokens=chunk_tokens, overlap=overlap, batch_size=batch_size,
+                          prune=prune, progress=progress)
         return run.run(list(paths))
     finally:
         store.close()

@@ -139,13 +139,19 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
         import obembed
 
         self._t_start = time.perf_counter()
+        provider = self._provider
+        if provider is None and self.model is not None:
+            from .embed import load_bulk_provider
+
+            provider = load_bulk_provider(self.model)  # what the actors load: same space, fast start
+        _retrying(lambda: self._open_or_create(obembed, provider), self.retry_s, self.stats)
+        if schema is not None and self.vector_column not in getattr(schema, "names", [self.vector_column]):
+            raise ConfigError(f"the dataset has no column {self.vector_column!r} (it has {schema.names}); embed "
+                              "it first (obembed.ray.embed) or pass vector_column=")
+
+    def _open_or_create(self, obembed: Any, provider: Any) -> None:
         store = obembed.connect(self._dsn, database=self.database)
         try:
-            provider = self._provider
-            if provider is None and self.model is not None:
-                from .embed import load_bulk_provider
-
-                provider = load_bulk_provider(self.model)  # what the actors load: same space, fast start
             if store.has_collection(self.collection):
                 coll = store.collection(self.collection)
                 if provider is not None:
@@ -171,9 +177,6 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
                 self._build_index = bool(self.index)
         finally:
             store.close()
-        if schema is not None and self.vector_column not in getattr(schema, "names", [self.vector_column]):
-            raise ConfigError(f"the dataset has no column {self.vector_column!r} (it has {schema.names}); embed "
-                              "it first (obembed.ray.embed) or pass vector_column=")
 
     def on_write_complete(self, write_result: Any) -> None:
         import obembed
