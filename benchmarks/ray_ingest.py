@@ -160,14 +160,15 @@ def main() -> None:
                 print(f"[{r}] local : {rep_l.chunks_embedded / ll.wall:.2f} rows/s ({rep_l.chunks_embedded} rows, "
                       f"{ll.wall:.1f} s); {ll.describe()}", flush=True)
                 with Load() as lg, ActorMemory() as mem:
-                    rep_r = obray.ingest([str(path)], name_r, dsn=dsn, model="st:all-MiniLM-L6-v2",
+                    rep_r = obray.ingest([str(path)], name_r, dsn=dsn, model="st:all-MiniLM-L6-v2", provider=provider,
                                          concurrency=args.actors, batch_size=args.batch_size)
                 print(f"[{r}] ray   : {rep_r.chunks_embedded / lg.wall:.2f} rows/s ({rep_r.chunks_embedded} rows, "
                       f"{lg.wall:.1f} s); embedding actor peak RSS {mem.peak:.0f} MiB; {lg.describe()}", flush=True)
                 assert rep_r.chunks_embedded == rep_l.chunks_embedded
                 rounds.append((ll, lg, rep_l, rep_r))
             with Load() as lz:
-                rerun = obray.ingest([str(path)], f"bench_ray_{args.repeat - 1}", dsn=dsn, model="st:all-MiniLM-L6-v2")
+                rerun = obray.ingest([str(path)], f"bench_ray_{args.repeat - 1}", dsn=dsn, model="st:all-MiniLM-L6-v2",
+                                     provider=provider)
             print(f"ray no-change rerun: {lz.wall:.2f} s, embedded {rerun.chunks_embedded}; {lz.describe()}",
                   flush=True)
 
