@@ -117,9 +117,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--dsn", default=None, help="use this server instead of starting one")
     ap.add_argument("--index-rows", type=int, default=20000, help="rows of the index-order comparison")
+    ap.add_argument("--phases", default="ingest,sink,index", help="comma-separated: ingest, sink, index")
     args = ap.parse_args()
     if args.quick:
         args.n, args.index_rows = 300, 5000
+    phases = set(args.phases.split(","))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import numpy as np
     import ray
@@ -150,8 +152,9 @@ def main() -> None:
                 ray.init(include_dashboard=False, log_to_driver=False)
             ray.data.DataContext.get_current().enable_progress_bars = False
             print(f"Ray fixed start (local ray.init): {lr.wall:.1f} s; {lr.describe()}", flush=True)
+            result: list[str] = [f"Ray start {lr.wall:.1f} s (not in the ray figure)"]
             rounds = []
-            for r in range(args.repeat):
+            for r in range(args.repeat if "ingest" in phases else 0):
                 name_l, name_r = f"bench_local_{r}", f"bench_ray_{r}"
                 for n in (name_l, name_r):
                     store.drop_collection(n, missing_ok=True)
@@ -166,11 +169,18 @@ def main() -> None:
                       f"{lg.wall:.1f} s); embedding actor peak RSS {mem.peak:.0f} MiB; {lg.describe()}", flush=True)
                 assert rep_r.chunks_embedded == rep_l.chunks_embedded
                 rounds.append((ll, lg, rep_l, rep_r))
-            with Load() as lz:
-                rerun = obray.ingest([str(path)], f"bench_ray_{args.repeat - 1}", dsn=dsn, model="st:all-MiniLM-L6-v2",
-                                     provider=provider)
-            print(f"ray no-change rerun: {lz.wall:.2f} s, embedded {rerun.chunks_embedded}; {lz.describe()}",
-                  flush=True)
+            if rounds:
+                with Load() as lz:
+                    rerun = obray.ingest([str(path)], f"bench_ray_{args.repeat - 1}", dsn=dsn,
+                                         model="st:all-MiniLM-L6-v2", provider=provider)
+                print(f"ray no-change rerun: {lz.wall:.2f} s, embedded {rerun.chunks_embedded}; {lz.describe()}",
+                      flush=True)
+                lw = statistics.median(ll.wall for ll, _, _, _ in rounds)
+                rw = statistics.median(lg.wall for _, lg, _, _ in rounds)
+                busy = ", ".join(f"({ll.others / ll.wall:.2f}, {lg.others / lg.wall:.2f})" for ll, lg, _, _ in rounds)
+                result.append(f"local {args.n / lw:.2f} rows/s, ray {args.n / rw:.2f} rows/s, ray/local "
+                              f"{lw / rw:.3f} (others' cores local/ray per round: {busy}); no-change rerun "
+                              f"{lz.wall:.2f} s")
 
             # ------------------------------------------------ sink vs upsert: the same rows, no index
             # random unit vectors: a write rate does not depend on the values, and no model time is spent here
@@ -179,7 +189,7 @@ def main() -> None:
             rows = [{"id": d["id"], "content": d["text"], "source": "bench", "chunk": 0,
                      "content_hash": str(i), "metadata": {"i": i}} for i, d in enumerate(docs)]
             sink_t, up_t, sink_db = [], [], []
-            for r in range(max(3, args.repeat)):
+            for r in range(max(3, args.repeat) if "sink" in phases else 0):
                 for n in ("bench_upsert", "bench_sink"):
                     store.drop_collection(n, missing_ok=True)
                 coll = store.create_collection("bench_upsert", provider, index=None, fulltext=True)
@@ -202,26 +212,36 @@ def main() -> None:
                 print(f"[{r}] upsert {len(rows) / lu.wall:.0f} rows/s; sink {len(rows) / lk.wall:.0f} rows/s "
                       f"(tasks' DB time {stats.write_seconds:.2f} s); {lu.describe()} / {lk.describe()}", flush=True)
 
+            if sink_t:
+                result.append(f"sink {args.n / statistics.median(sink_t):.0f} rows/s vs upsert "
+                              f"{args.n / statistics.median(up_t):.0f} rows/s = "
+                              f"{statistics.median(up_t) / statistics.median(sink_t):.3f}x (write tasks' own DB time: "
+                              f"{statistics.median(up_t) / statistics.median(sink_db):.3f}x)")
+
             # ------------------------------------------------ index-then-load vs load-then-index
             # random unit vectors (no model time): the question is the engine's, at a size where it matters
-            rng = np.random.default_rng(3)
-            big = rng.standard_normal((args.index_rows, provider.dimension)).astype(np.float32)
-            big /= np.linalg.norm(big, axis=1, keepdims=True)
-            full = [{"id": f"r{i}", "vector": big[i], "content": f"row {i}"} for i in range(args.index_rows)]
-            store.drop_collection("bench_idx", missing_ok=True)
-            with Load() as li:
-                c = store.create_collection("bench_idx", provider, fulltext=True)
-                for s in range(0, len(full), args.batch_size):
-                    c.upsert(full[s:s + args.batch_size])
-            store.drop_collection("bench_idx")
-            with Load() as lt:
-                c = store.create_collection("bench_idx", provider, index=None, fulltext=True)
-                for s in range(0, len(full), args.batch_size):
-                    c.upsert(full[s:s + args.batch_size])
-                t_load = time.perf_counter() - lt.t0
-                c.create_index("hnsw")
-            print(f"{args.index_rows} rows: index-then-load {li.wall:.2f} s; load-then-index {lt.wall:.2f} s (load "
-                  f"{t_load:.2f} s + index {lt.wall - t_load:.2f} s); {li.describe()} / {lt.describe()}", flush=True)
+            if "index" in phases:
+                rng = np.random.default_rng(3)
+                big = rng.standard_normal((args.index_rows, provider.dimension)).astype(np.float32)
+                big /= np.linalg.norm(big, axis=1, keepdims=True)
+                full = [{"id": f"r{i}", "vector": big[i], "content": f"row {i}"} for i in range(args.index_rows)]
+                store.drop_collection("bench_idx", missing_ok=True)
+                with Load() as li:
+                    c = store.create_collection("bench_idx", provider, fulltext=True)
+                    for s in range(0, len(full), args.batch_size):
+                        c.upsert(full[s:s + args.batch_size])
+                store.drop_collection("bench_idx")
+                with Load() as lt:
+                    c = store.create_collection("bench_idx", provider, index=None, fulltext=True)
+                    for s in range(0, len(full), args.batch_size):
+                        c.upsert(full[s:s + args.batch_size])
+                    t_load = time.perf_counter() - lt.t0
+                    c.create_index("hnsw")
+                print(f"{args.index_rows} rows: index-then-load {li.wall:.2f} s; load-then-index {lt.wall:.2f} s "
+                      f"(load {t_load:.2f} s + index {lt.wall - t_load:.2f} s); {li.describe()} / {lt.describe()}",
+                      flush=True)
+                result.append(f"{args.index_rows} rows index-then-load {li.wall:.2f} s vs load-then-index "
+                              f"{lt.wall:.2f} s")
             for n in ("bench_upsert", "bench_sink", "bench_idx", *(f"bench_local_{r}" for r in range(args.repeat)),
                       *(f"bench_ray_{r}" for r in range(args.repeat))):
                 store.drop_collection(n, missing_ok=True)
@@ -230,17 +250,8 @@ def main() -> None:
             ray.shutdown()
             if folder is not None:
                 stop_server(folder)
-    lw = statistics.median(ll.wall for ll, _, _, _ in rounds)
-    rw = statistics.median(lg.wall for _, lg, _, _ in rounds)
-    busy = [(ll.others / ll.wall, lg.others / lg.wall) for ll, lg, _, _ in rounds]
     print(f"\nRESULT n={args.n} repeat={args.repeat} actors={args.actors or 'auto'} cpus={os.cpu_count()}: "
-          f"local {args.n / lw:.2f} rows/s, ray {args.n / rw:.2f} rows/s, ray/local {lw / rw:.3f}; "
-          f"Ray start {lr.wall:.1f} s (not included); no-change rerun {lz.wall:.2f} s; "
-          f"sink {args.n / statistics.median(sink_t):.0f} rows/s vs upsert {args.n / statistics.median(up_t):.0f} "
-          f"rows/s = {statistics.median(up_t) / statistics.median(sink_t):.3f}x (write tasks' own DB time: "
-          f"{statistics.median(up_t) / statistics.median(sink_db):.3f}x); "
-          f"{args.index_rows} rows index-then-load {li.wall:.2f} s vs load-then-index {lt.wall:.2f} s; "
-          f"other processes' cores (local, ray) per round: {', '.join(f'({a:.2f}, {b:.2f})' for a, b in busy)}")
+          + "; ".join(result))
 
 
 if __name__ == "__main__":
