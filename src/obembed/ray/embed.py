@@ -27,21 +27,11 @@ OnError = Literal["raise", "report"]
 
 
 def load_bulk_provider(model: str | None, options: Mapping[str, Any] | None = None) -> Any:
-    """The provider a long job uses: the verified fp32 ONNX export of a local CPU model where it gives the
-    same vectors (the CLI's bulk path), else the spec as written. Called once per actor."""
+    """The provider an actor embeds with: :func:`obembed.load` (the library picks the runtime: the verified
+    fp32 ONNX export of a local CPU model, torch on a GPU). Called once per actor, and on the driver."""
     import obembed
 
-    from ..settings import get_settings
-
-    settings = get_settings()
-    spec = model or settings.model
-    opts = dict(options or {})
-    from ..providers.onnx import fast_provider
-
-    fast = fast_provider(spec, opts, purpose="bulk", settings=settings)
-    if fast is not None:
-        return fast
-    return obembed.load(spec, settings=settings, **opts)
+    return obembed.load(model, **dict(options or {}))
 
 
 def embed_isolated(provider: Any, texts: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
