@@ -37,19 +37,13 @@ def load_bulk_provider(model: str | None, options: Mapping[str, Any] | None = No
 def embed_isolated(provider: Any, texts: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
     """Vectors by index, the indexes the model truncated, and failures by index with their reason.
 
-    The ingest pipeline's own isolation rule (one policy): a batch the model refuses for one input is split
+    The ingest embedder's own isolation rule (one policy): a batch the model refuses for one input is split
     until the bad input is alone; the others are embedded.
     """
-    from ..ingest.pipeline import Ingestor
+    from ..ingest.embedder import ChunkEmbedder
+    from ..ingest.report import IngestReport
 
-    class _Shim:
-        def __init__(self) -> None:
-            self.provider = provider
-
-        def _embed_texts(self, part: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
-            return Ingestor._embed_texts(self, part)  # type: ignore[arg-type]
-
-    return _Shim()._embed_texts(texts)
+    return ChunkEmbedder(provider, IngestReport(collection=""), lambda failure: None)._embed_texts(texts)
 
 
 class Embedder:

@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError, InvalidInputError
+from ..ingest.embedder import EmbedTask
 from ..ingest.loaders import Failure, LoadOptions
-from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _Aborted, _FileDone, _Task, open_collection
+from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _Aborted, _FileDone, open_collection
 from .embed import DEFAULT_BLOCK_ROWS, embed, load_bulk_provider
 from .sink import DEFAULT_RETRY_S, need_dsn_message, write_collection
 
@@ -82,7 +83,7 @@ class RayIngestor(Ingestor):
         try:
             finished = False
             while not finished:
-                tasks: list[_Task] = []
+                tasks: list[EmbedTask] = []
                 while len(tasks) < self.window:
                     item = self._get(self.q1)
                     if item is _STOP:
@@ -90,11 +91,11 @@ class RayIngestor(Ingestor):
                         break
                     if isinstance(item, _FileDone):
                         done.append(item)
-                    elif isinstance(item, _Task) and item.image:
+                    elif isinstance(item, EmbedTask) and item.image:
                         self.report.chunks_failed += 1
                         self._fail(Failure(item.source, "image: --engine ray embeds texts; ingest images with the "
                                                         "local engine (obembed ingest without --engine ray)"))
-                    elif isinstance(item, _Task):
+                    elif isinstance(item, EmbedTask):
                         tasks.append(item)
                 if tasks:  # nothing changed: no cluster needed at all
                     if not started:
@@ -128,7 +129,7 @@ class RayIngestor(Ingestor):
         self.report.seconds = time.perf_counter() - t0
         return self.report
 
-    def _embed_and_write(self, tasks: list[_Task]) -> None:
+    def _embed_and_write(self, tasks: list[EmbedTask]) -> None:
         import ray.data
 
         ctx = ray.data.DataContext.get_current()  # obembed reports progress itself (the report, --progress)
