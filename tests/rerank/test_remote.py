@@ -70,7 +70,8 @@ def test_ties_keep_input_order(v1_server: FakeRerankAPI) -> None:
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     tied = [h.index for h in hits if h.score == hits[0].score]
-    assert tied == sorted(tied) and len(tied) >= 3  # the server returned them in its own order
+    assert tied == sorted(tied)
+    assert len(tied) >= 3
 
 
 def test_base_url_forms_and_top_n(v1_server: FakeRerankAPI) -> None:
@@ -85,10 +86,11 @@ def test_cohere_preset_sends_the_v2_shape(v1_server: FakeRerankAPI, monkeypatch:
     rr = load_reranker("cohere:rerank-v3.5", base_url=v1_server.url + "/v2")
     assert [h.index for h in rr.rerank(QUERY, DOCS)] == brute_force(QUERY, DOCS)[1]
     (req,) = v1_server.received
-    assert req.path == "/v2/rerank" and "return_documents" not in req.body
+    assert req.path == "/v2/rerank"
+    assert "return_documents" not in req.body
 
 
-@pytest.mark.parametrize("backend,env", [("jina", "JINA_API_KEY"), ("siliconflow", "SILICONFLOW_API_KEY")])
+@pytest.mark.parametrize(("backend", "env"), [("jina", "JINA_API_KEY"), ("siliconflow", "SILICONFLOW_API_KEY")])
 def test_presets_read_their_key_variable(v1_server: FakeRerankAPI, monkeypatch: pytest.MonkeyPatch,
                                          backend: str, env: str) -> None:
     with pytest.raises(MissingCredentialError, match=env):
@@ -112,18 +114,20 @@ def test_default_endpoints() -> None:
 
 def test_tei_shape(tei_server: FakeRerankAPI) -> None:
     rr = load_reranker("tei:BAAI/bge-reranker-base", base_url=tei_server.url)
-    want, order = brute_force(QUERY, DOCS)
+    want, _order = brute_force(QUERY, DOCS)
     np.testing.assert_array_equal(rr.score(QUERY, DOCS).scores, want)
     (req,) = tei_server.received
     assert req.path == "/rerank"
-    assert req.body["texts"] == DOCS and req.body["truncate"] is True and "documents" not in req.body
+    assert req.body["texts"] == DOCS
+    assert req.body["truncate"] is True
+    assert "documents" not in req.body
     assert "authorization" not in req.headers
 
 
 def test_dashscope_native_shape(dashscope_rerank_server: FakeRerankAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASHSCOPE_API_KEY", DASHSCOPE_KEY)
     rr = load_reranker("dashscope-rerank:gte-rerank-v2", base_url=dashscope_rerank_server.url + "/api/v1")
-    want, order = brute_force(QUERY, DOCS)
+    want, _order = brute_force(QUERY, DOCS)
     result = rr.score(QUERY, DOCS)
     np.testing.assert_array_equal(result.scores, want)
     (req,) = dashscope_rerank_server.received
@@ -147,7 +151,8 @@ def test_fake_dashscope_server_speaks_the_sdk_protocol(dashscope_rerank_server: 
 
 def test_empty_candidate_list_sends_nothing(v1_server: FakeRerankAPI) -> None:
     rr = v1(v1_server)
-    assert rr.rerank(QUERY, []) == [] and len(rr.score(QUERY, [])) == 0
+    assert rr.rerank(QUERY, []) == []
+    assert len(rr.score(QUERY, [])) == 0
     assert v1_server.received == []
 
 
@@ -182,7 +187,8 @@ def test_429_is_retried_after_the_servers_delay(v1_server: FakeRerankAPI) -> Non
                     times=2)
     rr = v1(v1_server)
     assert [h.index for h in rr.rerank(QUERY, DOCS)] == brute_force(QUERY, DOCS)[1]
-    assert len(v1_server.received) == 3 and rr.throttle.throttled == 2
+    assert len(v1_server.received) == 3
+    assert rr.throttle.throttled == 2
 
 
 def test_5xx_and_dropped_connections_are_retried(v1_server: FakeRerankAPI) -> None:
@@ -212,7 +218,7 @@ def test_unreachable_server() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- bad replies
-@pytest.mark.parametrize("kind,match", [
+@pytest.mark.parametrize(("kind", "match"), [
     ("fewer", r"6 scores for 7 documents .*nothing was reordered"),
     ("bad_index", r"index 10, not an index of the 7 documents"),
     ("dup_index", r"appears twice"),
@@ -250,7 +256,8 @@ def test_partial_failure_keeps_the_good_scores(tei_server: FakeRerankAPI) -> Non
     result = info.value.result
     want, _ = brute_force(QUERY, docs)
     np.testing.assert_array_equal(result.scores[:10], want[:10])
-    assert np.isnan(result.scores[10:]).all() and sorted(result.failed) == list(range(10, 20))
+    assert np.isnan(result.scores[10:]).all()
+    assert sorted(result.failed) == list(range(10, 20))
 
 
 # ---------------------------------------------------------------------------------------------- secrets
@@ -263,13 +270,15 @@ def test_auth_error_is_not_retried_and_hides_the_key(v1_server: FakeRerankAPI,
         rr.rerank(QUERY, DOCS)
     assert len(v1_server.received) == 1
     for text in (str(info.value), repr(rr), str(rr.info()), caplog.text, repr(info.value.body)):
-        assert wrong not in text and "z" * 24 not in text
+        assert wrong not in text
+        assert "z" * 24 not in text
 
 
 def test_spec_key_never_shown(v1_server: FakeRerankAPI) -> None:
     rr = load_reranker(f"rerank-api:tiny-reranker?base_url={v1_server.url}/v1&api_key={RERANK_KEY}")
     assert rr.rerank(QUERY, DOCS[:2])
-    assert RERANK_KEY not in repr(rr) and RERANK_KEY not in str(rr.info())
+    assert RERANK_KEY not in repr(rr)
+    assert RERANK_KEY not in str(rr.info())
 
 
 # ---------------------------------------------------------------------------------------------- properties
