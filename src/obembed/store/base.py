@@ -4,7 +4,7 @@ CLI, the server and eval are written against these)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -12,7 +12,8 @@ import numpy.typing as npt
 
 from .filters import Where
 
-__all__ = ["Hit", "ProviderFactory", "QueryModel", "VectorCollection", "VectorStore"]
+__all__ = ["Hit", "ProviderFactory", "QueryModel", "RankedDocument", "RerankModel", "RerankerFactory",
+           "VectorCollection", "VectorStore"]
 
 @runtime_checkable
 class QueryModel(Protocol):
@@ -38,6 +39,33 @@ ProviderFactory = Callable[..., QueryModel]
 """``factory(spec, **options) -> model`` (``obembed.load`` is one): how a collection rebuilds its own model."""
 
 
+@runtime_checkable
+class RankedDocument(Protocol):
+    """One reranked candidate: its position in the list given to the reranker, and its score."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+@runtime_checkable
+class RerankModel(Protocol):
+    """What the store needs of a reranker (a second stage): the ``top_n`` best of ``documents`` for ``query``,
+    best first. Every :class:`obembed.providers.rerank.Reranker` is one."""
+
+    @property
+    def spec(self) -> str: ...
+
+    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> Sequence[RankedDocument]: ...
+
+
+RerankerFactory = Callable[..., RerankModel]
+"""``factory(spec) -> reranker`` (``obembed.load_reranker`` is one): how a spec string given to ``search(rerank=)``
+becomes a reranker."""
+
+
 @dataclass
 class Hit:
     """One search result.
@@ -45,6 +73,8 @@ class Hit:
     ``distance`` is what the engine computed (cosine distance, l2 distance, or negative inner product;
     ``None`` for a hybrid hit found only by full-text); ``score`` grows with similarity: ``1 - d`` for
     cosine, the inner product for ip, ``1 / (1 + d)`` for l2, the RRF score for hybrid search.
+    ``rerank_score`` is the reranker's score when the search was reranked (hits are then in its order, and
+    ``score`` stays the first stage's); ``None`` otherwise.
     """
 
     id: str
@@ -55,6 +85,7 @@ class Hit:
     score: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (dates as ISO strings)."""
@@ -113,11 +144,12 @@ class VectorCollection(Protocol):
                   where: Where = None) -> Iterator[list[dict[str, Any]]]: ...
 
     def search(self, query: Query, k: int = 10, *, where: Where = None, exact: bool | None = None,
-               ef_search: int | None = None) -> list[Hit]: ...
+               ef_search: int | None = None, rerank: str | RerankModel | None = None,
+               candidates: int | None = None) -> list[Hit]: ...
 
     def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
                       vector: npt.ArrayLike | None = None, weights: tuple[float, float] = (1.0, 1.0),
-                      exact: bool | None = None) -> list[Hit]: ...
+                      exact: bool | None = None, rerank: str | RerankModel | None = None) -> list[Hit]: ...
 
 
 class VectorStore(Protocol):

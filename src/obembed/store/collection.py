@@ -13,10 +13,10 @@ import numpy.typing as npt
 
 from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, StoreError
 from . import schema
-from .base import Hit, Query, QueryModel
+from .base import Hit, Query, QueryModel, RerankModel
 from .filters import Where, compile_where
 from .rows import BASE_SELECT, as_vector, parse_vector, scalar_value, score, vector_bytes
-from .search import rrf_fuse, use_exact
+from .search import rerank_candidates, rerank_hits, rrf_fuse, use_exact
 
 if TYPE_CHECKING:
     from .seekdb import Store
@@ -408,8 +408,14 @@ class Collection:
         return use_exact(exact, has_index=self.has_index, rows=self.count, ef_search=ef_search)
 
     def search(self, query: Query, k: int = 10, *, where: Where = None, exact: bool | None = None,
-               ef_search: int | None = None) -> list[Hit]:
+               ef_search: int | None = None, rerank: str | RerankModel | None = None,
+               candidates: int | None = None) -> list[Hit]:
         """The ``k`` nearest rows to a vector or a text (embedded with the collection's model).
+
+        ``rerank`` (a spec such as ``"cross-encoder:BAAI/bge-reranker-v2-m3"`` or a reranker object): the
+        vector search returns ``candidates`` rows (default ``max(4k, 40)``), the reranker reads the query with
+        each row's content and the ``k`` best come back in its order, each with ``rerank_score`` beside the
+        first stage's ``score``. It needs a text query.
 
         ``exact``: ``True`` scans every row, ``False`` uses the vector index, ``None`` (default) decides by the
         store's policy: exact up to ``EXACT_MAX_ROWS`` (20,000) rows (a few ms there, and exact: HNSW loses
@@ -420,6 +426,16 @@ class Collection:
         self.store._check_open()
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
+        if rerank is not None:
+            if not isinstance(query, str) or not query.strip():
+                raise InvalidInputError("rerank= needs the query text (the reranker reads it with each candidate); "
+                                        "pass a non-empty text query")
+            reranker = self.store.reranker(rerank)
+            n = rerank_candidates(k, candidates, limit=MAX_K)
+            first = self.search(query, n, where=where, exact=exact, ef_search=ef_search)
+            return rerank_hits(query, first, reranker, k)
+        if candidates is not None:
+            raise InvalidInputError("candidates= is how many rows a reranker reads: it applies with rerank=")
         if ef_search is not None and (isinstance(ef_search, bool) or not isinstance(ef_search, int)
                                       or not 1 <= ef_search <= MAX_K):
             raise InvalidInputError(f"ef_search={ef_search!r} must be an int between 1 and {MAX_K}")
@@ -441,14 +457,16 @@ class Collection:
 
     def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
                       vector: npt.ArrayLike | None = None, weights: tuple[float, float] = (1.0, 1.0),
-                      exact: bool | None = None) -> list[Hit]:
+                      exact: bool | None = None, rerank: str | RerankModel | None = None) -> list[Hit]:
         """Full-text (MATCH ... AGAINST) and vector search fused with reciprocal rank fusion (k=60).
 
         Needs a collection created with ``fulltext=True``. ``candidates`` rows are taken from each side
         (default ``max(4k, 40)``); ``weights`` = (vector, full-text) multiply each side's RRF terms (raise the
         full-text weight for a model that is weak in the corpus language). ``vector`` skips embedding ``text``.
         ``score`` is the fused RRF score; ``distance`` the vector distance when the vector side found the row.
-        ``exact``: the vector side's exact-or-index choice, as in :meth:`search`.
+        ``exact``: the vector side's exact-or-index choice, as in :meth:`search`. ``rerank``: each side still
+        returns ``candidates`` rows, the best ``candidates`` of the fused list go to the reranker, and its ``k``
+        best come back in its order with ``rerank_score`` (``score`` stays the RRF score).
         """
         self.store._check_open()
         if not isinstance(text, str) or not text.strip():
@@ -458,7 +476,9 @@ class Collection:
                               "hybrid_search (or use search())")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
-        n = min(MAX_K, candidates or max(4 * k, 40))
+        reranker = self.store.reranker(rerank) if rerank is not None else None
+        n = rerank_candidates(k, candidates, limit=MAX_K) if reranker is not None else min(
+            MAX_K, candidates or max(4 * k, 40))
         vec_hits = self.search(text if vector is None else vector, n, where=where, exact=exact)
         wsql, wparams = compile_where(where, self._filter_columns)
         sql = (f"SELECT {self._select_cols()}, MATCH(`content`) AGAINST(%s) AS `_ft` FROM {self._table} "
@@ -473,11 +493,12 @@ class Collection:
                 by_id[h.id] = h
         wv, wt = weights
         out = []
-        for i, fused in rrf_fuse([([h.id for h in vec_hits], wv), ([h.id for h in text_hits], wt)], k):
+        keep = n if reranker is not None else k
+        for i, fused in rrf_fuse([([h.id for h in vec_hits], wv), ([h.id for h in text_hits], wt)], keep):
             h = by_id[i]
             h.score = fused
             out.append(h)
-        return out
+        return rerank_hits(text, out, reranker, k) if reranker is not None else out
 
     # -------------------------------------------------------------------- index management
     def create_index(self, index: str = "hnsw", *, index_params: Mapping[str, int] | None = None,

@@ -1,11 +1,16 @@
-"""Search policy, in one place: when a search scans exactly and when the vector index answers, and the
-reciprocal rank fusion of hybrid search (a pure function)."""
+"""Search policy, in one place: when a search scans exactly and when the vector index answers, the
+reciprocal rank fusion of hybrid search, and how a reranker orders the first stage's candidates (pure
+functions)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
-__all__ = ["EXACT_MAX_ROWS", "RRF_K", "rrf_fuse", "use_exact"]
+from ..errors import InvalidInputError, ProviderResponseError
+from .base import Hit, RerankModel
+
+__all__ = ["EXACT_MAX_ROWS", "RRF_K", "rerank_candidates", "rerank_hits", "rrf_fuse", "use_exact"]
 
 EXACT_MAX_ROWS = 20_000
 """Up to this many rows a search scans exactly by default (SEEKDB.md: ~220 ms per query at 100k x 384, so a few
@@ -37,3 +42,59 @@ def rrf_fuse(rankings: Sequence[tuple[Sequence[str], float]], k: int, *, rrf_k: 
             fused[i] = fused.get(i, 0.0) + float(weight) / (rrf_k + rank + 1)
     order = sorted(fused, key=lambda i: -fused[i])[:k]
     return [(i, fused[i]) for i in order]
+
+
+def rerank_candidates(k: int, candidates: int | None, *, limit: int) -> int:
+    """How many first-stage rows a reranked search reads: ``candidates``, default ``max(4k, 40)``, at most
+    ``limit``; never fewer than ``k`` (the reranker only reorders, it cannot find more)."""
+    if candidates is None:
+        return min(limit, max(4 * k, 40))
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= limit:
+        raise InvalidInputError(f"candidates={candidates!r} must be an int between 1 and {limit}")
+    if candidates < k:
+        raise InvalidInputError(f"candidates={candidates} is fewer than k={k}: the reranker orders the first stage's "
+                                "candidates and cannot add rows; pass candidates >= k")
+    return candidates
+
+
+def rerank_hits(query: str, hits: Sequence[Hit], reranker: RerankModel, k: int) -> list[Hit]:
+    """The ``k`` best of ``hits`` by ``reranker``, best first, ties in first-stage order; each hit keeps its
+    first-stage ``score`` and gets ``rerank_score``.
+
+    What the reranker returns is checked, whoever wrote it: each index must be a candidate's, once, with a
+    finite score, and there must be ``min(k, len(hits))`` of them; otherwise :class:`ProviderResponseError`
+    and nothing is reordered. A candidate without text is an :class:`InvalidInputError` naming the row.
+    """
+    if not hits:
+        return []
+    docs = []
+    for h in hits:
+        if not isinstance(h.content, str) or not h.content.strip():
+            raise InvalidInputError(f"row {h.id!r} has no text content, so the reranker cannot read it; rerank "
+                                    "collections whose rows have content, or search without rerank")
+        docs.append(h.content)
+    ranked = list(reranker.rerank(query, docs, top_n=k))
+    spec = getattr(reranker, "spec", type(reranker).__name__)
+    want = min(k, len(hits))
+    seen: set[int] = set()
+    scored: list[tuple[float, int]] = []
+    for pos, r in enumerate(ranked):
+        idx, value = getattr(r, "index", None), getattr(r, "score", None)
+        if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(hits) or idx in seen:
+            raise ProviderResponseError(
+                f"reranker {spec}: result {pos} has index {idx!r}, not a unique index of the {len(hits)} candidates; "
+                "nothing was reordered")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ProviderResponseError(f"reranker {spec}: the score of candidate {idx} is {value!r}, not a finite "
+                                        "number; nothing was reordered")
+        seen.add(idx)
+        scored.append((float(value), idx))
+    if len(scored) != want:
+        raise ProviderResponseError(f"reranker {spec} returned {len(scored)} results for the {want} asked (of "
+                                    f"{len(hits)} candidates); nothing was reordered")
+    out = []
+    for value, idx in sorted(scored, key=lambda t: (-t[0], t[1])):
+        h = hits[idx]
+        h.rerank_score = value
+        out.append(h)
+    return out

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..settings import Settings, get_settings
 from . import schema
-from .base import ProviderFactory, QueryModel
+from .base import ProviderFactory, QueryModel, RerankerFactory, RerankModel
 from .collection import DELETE_BATCH, MAX_K, Collection
 from .dsn import DEFAULT_DATABASE, is_dsn, parse_dsn, redact_dsn
 from .engine import EmbeddedEngine
@@ -67,10 +67,13 @@ class Store:
         fallback_factory: ProviderFactory | None = None,
         database: str | None = None,
         query_timeout: float = DEFAULT_QUERY_TIMEOUT_S,
+        reranker_factory: RerankerFactory | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.provider_factory = provider_factory
         self.fallback_factory = fallback_factory
+        self.reranker_factory = reranker_factory
+        self._rerankers: dict[str, RerankModel] = {}
         self._embedded: EmbeddedEngine | None = None
         self._closed = False
         if dsn is None and self.settings.dsn is not None and path is None:
@@ -293,6 +296,25 @@ class Store:
                 "(create it with store.create_collection or `obembed ingest`)")
         return Collection(self, meta, provider=provider)
 
+    def reranker(self, rerank: str | RerankModel) -> RerankModel:
+        """The reranker for ``search(rerank=...)``: the object itself, or a spec built once per store by
+        ``reranker_factory`` (``obembed.connect`` passes ``obembed.load_reranker``)."""
+        if isinstance(rerank, str):
+            with self._provider_lock:
+                cached = self._rerankers.get(rerank)
+                if cached is None:
+                    if self.reranker_factory is None:
+                        raise ConfigError(
+                            f"rerank={rerank!r} is a spec, and this store has no reranker_factory to build it: open "
+                            "the store with obembed.connect(), or pass a reranker object "
+                            "(obembed.load_reranker(spec))")
+                    cached = self._rerankers[rerank] = self.reranker_factory(rerank)
+            return cached
+        if isinstance(rerank, RerankModel):
+            return rerank
+        raise ConfigError(f"rerank= takes a spec string or a reranker (an object with .spec and .rerank(query, "
+                          f"documents, top_n)), not a {type(rerank).__name__}")
+
     def get_or_create_collection(self, name: str, provider_or_dim: QueryModel | int, **kwargs: Any) -> Collection:
         """:meth:`create_collection` with ``exists_ok=True``."""
         return self.create_collection(name, provider_or_dim, exists_ok=True, **kwargs)
@@ -342,6 +364,7 @@ def connect(
     fallback_factory: ProviderFactory | None = None,
     database: str | None = None,
     query_timeout: float = DEFAULT_QUERY_TIMEOUT_S,
+    reranker_factory: RerankerFactory | None = None,
 ) -> Store:
     """Open the store. ``target``: a folder path (embedded seekdb there) or a DSN (a string with ``://``,
     ``mysql://user:pass@host:2881/db``); or say which with ``path=`` / ``dsn=`` (a DSN wins when both are
@@ -349,7 +372,8 @@ def connect(
     (``./obembed.db``).
 
     ``provider_factory(spec, **options)`` rebuilds a collection's model for text queries (``obembed.connect``
-    passes ``obembed.load``); ``fallback_factory`` is used when that model turns out another vector space.
+    passes ``obembed.load``); ``fallback_factory`` is used when that model turns out another vector space;
+    ``reranker_factory(spec)`` builds the reranker a ``search(rerank="SPEC")`` names (``obembed.load_reranker``).
     """
     if target is not None:
         if path is not None or dsn is not None:
@@ -367,4 +391,5 @@ def connect(
                 f"folder. Pass a folder path (e.g. {str(folder.parent / (folder.stem + '_store'))!r}), or a DSN "
                 "such as mysql://user:pass@host:2881/db")
     return Store(dsn, path=path, settings=settings, provider_factory=provider_factory,
-                 fallback_factory=fallback_factory, database=database, query_timeout=query_timeout)
+                 fallback_factory=fallback_factory, database=database, query_timeout=query_timeout,
+                 reranker_factory=reranker_factory)
