@@ -289,18 +289,30 @@ def format_hits(hits: list[Any], width: int | None = None) -> str:
     import shutil
 
     width = width or max(80, min(160, shutil.get_terminal_size((120, 24)).columns))
+    reranked = any(getattr(h, "rerank_score", None) is not None for h in hits)
     rows = []
     for i, h in enumerate(hits, 1):
         snippet = " ".join((h.content or "").split())
         src = _short_source(h)
-        rows.append((str(i), f"{h.score:.4f}", src, str(h.chunk if h.chunk is not None else ""), snippet))
+        score = f"{h.score:.4f}"
+        if reranked:
+            score = f"{h.rerank_score:.4f}  {score}"
+        rows.append((str(i), score, src, str(h.chunk if h.chunk is not None else ""), snippet))
+    sw = 16 if reranked else 7
+    head = f"{'rerank':>7}  {'score':>7}" if reranked else f"{'score':>7}"
     src_w = min(40, max(6, *(_width(r[2]) for r in rows)))
-    room = max(20, width - src_w - 24)
-    lines = [f"{'#':>3}  {'score':>7}  {'source':<{src_w}}  {'chunk':>5}  text", "-" * min(width, src_w + 24 + room)]
+    room = max(20, width - src_w - 17 - sw)
+    lines = [f"{'#':>3}  {head}  {'source':<{src_w}}  {'chunk':>5}  text", "-" * min(width, src_w + 17 + sw + room)]
     for r in rows:
         src = _clip(r[2], src_w, left=True)
-        lines.append(f"{r[0]:>3}  {r[1]:>7}  {src}{' ' * (src_w - _width(src))}  {r[3]:>5}  {_clip(r[4], room)}")
+        lines.append(f"{r[0]:>3}  {r[1]:>{sw}}  {src}{' ' * (src_w - _width(src))}  {r[3]:>5}  {_clip(r[4], room)}")
     return "\n".join(lines)
+
+
+def _redacted(spec: str | None) -> str | None:
+    from ..errors import redact
+
+    return redact(spec) if spec else None
 
 
 def _query_provider(store: Any, collection: str, model: str | None, options: tuple[str, ...]) -> Any:
@@ -332,19 +344,25 @@ def _query_provider(store: Any, collection: str, model: str | None, options: tup
               help="Scan every row (exact) or use the vector index (HNSW). Default: exact up to 20,000 rows.")
 @click.option("--ef-search", type=click.IntRange(1, 1000), default=None,
               help="HNSW search breadth (higher: better recall, slower).")
+@click.option("--rerank", "rerank", metavar="SPEC", default=None,
+              help="Reorder the first stage's candidates with a reranker, e.g. cross-encoder:BAAI/bge-reranker-v2-m3, "
+                   "dashscope-rerank:gte-rerank-v2, cohere:rerank-v3.5 (docs/rerank.md).")
+@click.option("--candidates", type=click.IntRange(1, 16384), default=None,
+              help="With --rerank: how many first-stage rows the reranker reads (default max(4k, 40)).")
 @model_option
 @db_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object with the hits).")
 def search(query: str, collection: str, k: int, where: str | None, hybrid: bool, exact: bool | None,
-           ef_search: int | None, model: str | None, options: tuple[str, ...], db: str | None, dsn: str | None,
-           as_json: bool) -> None:
-    """Search a collection with a text QUERY: vector search, optionally filtered or hybrid.
+           ef_search: int | None, rerank: str | None, candidates: int | None, model: str | None,
+           options: tuple[str, ...], db: str | None, dsn: str | None, as_json: bool) -> None:
+    """Search a collection with a text QUERY: vector search, optionally filtered, hybrid and/or reranked.
 
     \b
     Examples:
       obembed search "how do I install it" -c docs
       obembed search "画像編集" -c debian --where "lang = 'ja'" -k 5
       obembed search "tiling window manager" -c debian --hybrid --json
+      obembed search "check a file system" -c debian --rerank cross-encoder:./my-reranker --candidates 50
     """
     import obembed
 
@@ -359,13 +377,15 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
         provider = _query_provider(store, collection, model, options)
         if hybrid and (exact is not None or ef_search):
             raise click.UsageError("--exact / --approximate / --ef-search apply to vector search, not --hybrid")
+        if candidates is not None and not rerank:
+            raise click.UsageError("--candidates is how many rows --rerank reads: give --rerank SPEC too")
         hits = run_search(store, collection, query, k=k, where=where, hybrid=hybrid, provider=provider, exact=exact,
-                          ef_search=ef_search)
+                          ef_search=ef_search, rerank=rerank, candidates=candidates)
     finally:
         store.close()
     if as_json:
         echo_json({"query": query, "collection": collection, "k": k, "where": where, "hybrid": hybrid,
-                   "hits": [h.to_dict() for h in hits]})
+                   "rerank": _redacted(rerank), "hits": [h.to_dict() for h in hits]})
     else:
         click.echo(format_hits(hits))
 

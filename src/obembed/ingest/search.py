@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..store.base import Hit, QueryModel, VectorStore
+from ..store.base import Hit, QueryModel, RerankModel, VectorStore
 from ..store.search import EXACT_MAX_ROWS
 
 __all__ = ["EXACT_MAX_ROWS", "search"]
@@ -26,6 +26,8 @@ def search(
     provider: QueryModel | None = None,
     exact: bool | None = None,
     ef_search: int | None = None,
+    rerank: str | RerankModel | None = None,
+    candidates: int | None = None,
 ) -> list[Hit]:
     """The ``k`` best chunks of ``collection`` for a text ``query``.
 
@@ -36,7 +38,9 @@ def search(
     recorded with the collection (rebuilt by the store's provider factory). ``exact``: ``True`` scans every
     row (exact), ``False`` uses the vector index, ``None`` (default): the store's policy
     (:meth:`obembed.store.Collection.search`: exact up to :data:`EXACT_MAX_ROWS` rows, the index above).
-    ``ef_search``: the HNSW search breadth.
+    ``ef_search``: the HNSW search breadth. ``rerank``: a reranker spec (``cross-encoder:...``,
+    ``dashscope-rerank:gte-rerank-v2`` ...) or object: the first stage returns ``candidates`` rows (default
+    ``max(4k, 40)``) and the reranker orders them; hits carry ``rerank_score`` beside ``score``.
     """
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("the search query is empty; pass a non-empty text")
@@ -44,5 +48,6 @@ def search(
     if isinstance(where, str) and not where.strip():
         where = None
     if hybrid:
-        return list(coll.hybrid_search(query, k=k, where=where, exact=exact))
-    return list(coll.search(query, k=k, where=where, exact=exact, ef_search=ef_search))
+        return list(coll.hybrid_search(query, k=k, where=where, exact=exact, rerank=rerank, candidates=candidates))
+    return list(coll.search(query, k=k, where=where, exact=exact, ef_search=ef_search, rerank=rerank,
+                            candidates=candidates))

@@ -32,14 +32,8 @@ import numpy as np
 
 from ...errors import ConfigError, MissingDependencyError, ProviderError
 from ...settings import Settings
-from .._batching import (
-    DEFAULT_MAX_ITEMS,
-    DEFAULT_TOKEN_BUDGET,
-    ONNX_TOKEN_BUDGET,
-    ThreadAdvisor,
-    plan_batches,
-    resolve_threads,
-)
+from .._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, ONNX_TOKEN_BUDGET, plan_batches
+from .._threads import ThreadAdvisor, resolve_threads
 from .base import Reranker, RerankResult
 
 __all__ = ["MAX_LOGIT_DIFF", "CrossEncoderReranker", "ensure_cross_encoder_export"]
@@ -222,14 +216,13 @@ class _TorchEngine:
                   padding=False, return_attention_mask=False, return_token_type_ids=False, verbose=False)
         full = [len(ids) for ids in enc["input_ids"]]
         lengths = [min(n, self.max_length) for n in full]
-        if self.device == "cpu":
-            import torch
-
-            n = self.advisor.threads()
-            if torch.get_num_threads() != n:
-                torch.set_num_threads(n)
-
         def encode(idx: list[int]) -> np.ndarray:
+            if self.device == "cpu":  # per batch: the thread advisor re-measures the machine during a long job
+                import torch
+
+                n = self.advisor.threads()
+                if torch.get_num_threads() != n:
+                    torch.set_num_threads(n)
             pairs = [(query, documents[i]) for i in idx]
             out = self.ce.predict(pairs, batch_size=len(pairs), activation_fn=self.identity,
                                   convert_to_numpy=True, show_progress_bar=False)
@@ -306,8 +299,8 @@ class _OnnxEngine:
                                                                 add_special_tokens=True), strict=True):
                 encs[i] = e
         lengths = [len(e.ids) for e in encs]
-        session = self.session()
-        return lengths, full, lambda idx: self.run([encs[i] for i in idx], session)
+        # session() per batch: the thread advisor re-measures the machine every few seconds of a long job
+        return lengths, full, lambda idx: self.run([encs[i] for i in idx], self.session())
 
     def run(self, encodings: Sequence[Any], session: Any = None) -> np.ndarray:
         sess = session or self.session()
