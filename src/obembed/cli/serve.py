@@ -55,6 +55,9 @@ def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> st
 @click.option("--dsn", metavar="DSN", envvar="OBEMBED_DSN", help="mysql://user:pass@host:port/db of a seekdb "
                                                                   "server / OceanBase (or $OBEMBED_DSN).")
 @click.option("--no-store", is_flag=True, help="Serve embeddings only (no /search).")
+@click.option("--rerank-model", metavar="SPEC", default=None,
+              help="Serve this reranker at POST /v1/rerank (Cohere/Jina shape), e.g. "
+                   "cross-encoder:BAAI/bge-reranker-v2-m3 (docs/rerank.md).")
 @click.option("--max-inputs", default=2048, show_default=True, type=click.IntRange(1), help="Inputs per request.")
 @click.option("--max-chars", default=32768, show_default=True, type=click.IntRange(1), help="Characters per input.")
 @click.option("--max-body-bytes", default=16 * 1024 * 1024, show_default=True, type=click.IntRange(1),
@@ -70,7 +73,8 @@ def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> st
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: int, api_key_env: str | None,
-          collections: tuple[str, ...], db_path: str | None, dsn: str | None, no_store: bool, max_inputs: int,
+          collections: tuple[str, ...], db_path: str | None, dsn: str | None, no_store: bool,
+          rerank_model: str | None, max_inputs: int,
           max_chars: int, max_body_bytes: int, max_queue: int, max_batch_tokens: int, max_batch_items: int,
           batch_wait_ms: float, log_level: str) -> None:
     """Serve embeddings over OpenAI's and Ollama's APIs, plus /search and a web page at /.
@@ -80,6 +84,7 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
       obembed serve                                  # st:all-MiniLM-L6-v2 on http://127.0.0.1:8000
       obembed serve -m minilm=st:all-MiniLM-L6-v2 -m st:BAAI/bge-m3 --db ./obembed.db
       OBEMBED_SERVER_KEY=s3cret obembed serve --host 0.0.0.0 --api-key-env OBEMBED_SERVER_KEY
+      obembed serve --rerank-model cross-encoder:BAAI/bge-reranker-v2-m3   # + POST /v1/rerank
     \b
     Clients:
       OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="...").embeddings.create(model="all-MiniLM-L6-v2", ...)
@@ -118,8 +123,15 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
             return obembed.connect(dsn=store_dsn, path=db_path)
 
     click.echo(f"loading {len(served)} model(s)...", err=True)
-    app = create_app(served, config=config, store_factory=store_factory)
+    reranker = None
+    if rerank_model:
+        import obembed
+
+        reranker = obembed.load_reranker(rerank_model)
+    app = create_app(served, config=config, store_factory=store_factory, reranker=reranker)
     names = ", ".join(m.name for m in app.state.obembed.models)
+    if reranker is not None:
+        names += f" + reranker {reranker.spec} at /v1/rerank"
     click.echo(f"serving {names} on http://{host}:{port} (web page /, API docs /docs)"
                f"{' with API key' if api_key else ''}", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

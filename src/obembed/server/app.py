@@ -19,6 +19,7 @@ Endpoints::
     GET  /health             liveness + per-model queue depth
     GET  /collections        the store's collections
     POST /search             {collection, query, k, filter} -> ranked hits
+    POST /v1/rerank          Cohere/Jina rerank (query, documents, top_n) with --rerank-model (also /v2/rerank, /rerank)
     GET  /thumbnail          a small JPEG of an image hit (only files recorded as a collection's sources)
     GET  /                   the web page; /openapi.json, /docs
 
@@ -49,6 +50,7 @@ def create_app(
     config: ServerConfig | None = None,
     store: Any = None,
     store_factory: Callable[[], Any] | None = None,
+    reranker: Any = None,
 ) -> FastAPI:
     """Build the ASGI app.
 
@@ -56,19 +58,25 @@ def create_app(
     tuples), or ``{name: provider_or_spec}`` (names are what clients send as ``model``); default: the
     configured default model. ``store``: an open
     :class:`obembed.store.Store` for /search (the caller closes it), or ``store_factory`` to open one on
-    first use (closed with the app). Models are loaded before this returns.
+    first use (closed with the app). ``reranker``: a reranker or a spec (``cross-encoder:...``) served at
+    ``POST /v1/rerank``. Models are loaded before this returns.
     """
     from fastapi import FastAPI
 
     import obembed
 
-    from .routes import ollama, openai, page, search
+    from .routes import ollama, openai, page, rerank, search
 
     config = config or ServerConfig()
     served = build_models(models, config)
     for m in served:
         m.provider.dimension  # noqa: B018 - load the model now, not on the first request
-    state = ServerState(served, config, store, store_factory)
+    if reranker is not None:
+        reranker = obembed.load_reranker(reranker)
+        load = getattr(reranker, "load", None)
+        if callable(load):
+            load()  # the reranker too: loaded now, not on the first request
+    state = ServerState(served, config, store, store_factory, reranker)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -89,4 +97,5 @@ def create_app(
     app.include_router(ollama.router(state, guarded))
     app.include_router(page.router(state))
     app.include_router(search.router(state, guarded))
+    app.include_router(rerank.router(state, guarded))
     return app

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EmbeddingsRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest", "SearchRequest"]
+__all__ = ["EmbeddingsRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest", "RerankDocument", "RerankRequest",
+           "SearchRequest"]
 
 
 class EmbeddingsRequest(BaseModel):
@@ -64,3 +65,23 @@ class SearchRequest(BaseModel):
     exact: bool | None = Field(
         None, description="true: exact (brute-force) scan; false: the vector index; null (default): the store's "
         "policy (exact up to 20,000 rows, the index above), as in Python and `obembed search`.")
+
+
+class RerankDocument(BaseModel):
+    """A document as an object (Cohere v1 / Jina accept ``{"text": ...}``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+
+
+class RerankRequest(BaseModel):
+    """``POST /v1/rerank`` (also ``/v2/rerank``, ``/rerank``): the Cohere / Jina request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(None, description="The served reranker's name (optional: there is one).")
+    query: str = Field(..., description="The query the documents are scored against.")
+    documents: list[str | RerankDocument] = Field(..., description="Texts (or {text} objects) to score.")
+    top_n: int | None = Field(None, description="Return only the best N (default: all).")
+    return_documents: bool = Field(False, description="Include each document's text in its result.")

@@ -111,9 +111,11 @@ class ServerState:
     """Everything the routes share: served models, limits, the (lazily opened) store."""
 
     def __init__(self, models: list[ServedModel], config: ServerConfig, store: Any,
-                 store_factory: Callable[[], Any] | None) -> None:
+                 store_factory: Callable[[], Any] | None, reranker: Any = None) -> None:
         self.models = models
         self.config = config
+        self.reranker = reranker
+        """The reranker of ``POST /v1/rerank`` (``obembed serve --rerank-model SPEC``), or None."""
         self._store = store
         self._store_factory = store_factory
         self._store_lock = threading.Lock()  # the store is used from worker threads, one call at a time
@@ -223,6 +225,8 @@ class ServerState:
     def close(self) -> None:
         for m in self.models:
             m.batcher.close()
+        if self.reranker is not None:
+            self.reranker.close()
         if self._store is not None and self._store_factory is not None:
             try:
                 self._store.close()
