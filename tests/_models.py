@@ -79,3 +79,23 @@ def add_st_modules(folder: Path, pooling: str, normalize: bool, max_seq_length: 
     (folder / "config_sentence_transformers.json").write_text(
         json.dumps({"prompts": prompts or {}, "similarity_fn_name": "cosine"}))
     return folder
+
+
+def build_cross_encoder(folder: Path, base: Path, *, num_labels: int = 1, seed: int = 0) -> Path:
+    """A cross-encoder from a sentence-embedding model's weights (the bundled MiniLM) plus a classification head
+    with ``num_labels`` outputs, saved by ``CrossEncoder.save_pretrained``.
+
+    No trained cross-encoder is available offline; the head is random (seeded) with a wide spread, so scores differ
+    clearly between pairs. Speed and the torch-vs-ONNX equality do not depend on its training.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(seed)
+    ce = CrossEncoder(str(base), num_labels=num_labels, device="cpu", local_files_only=True)
+    head = ce[0].auto_model.classifier
+    with torch.no_grad():
+        head.weight.normal_(0.0, 0.5)
+        head.bias.zero_()
+    ce.save_pretrained(str(folder))
+    return folder

@@ -55,7 +55,7 @@ def builders():
     import _models
 
     return SimpleNamespace(build_bert=_models.build_bert, build_qwen3=_models.build_qwen3,
-                           add_st_modules=_models.add_st_modules)
+                           add_st_modules=_models.add_st_modules, build_cross_encoder=_models.build_cross_encoder)
 
 
 @pytest.fixture(scope="session")

@@ -41,26 +41,7 @@ def _reset_rerank_servers(request: pytest.FixtureRequest) -> None:
             request.getfixturevalue(name).reset()
 
 
-def build_cross_encoder(folder: Path, minilm: Path, *, num_labels: int = 1, seed: int = 0) -> Path:
-    """A cross-encoder from the bundled MiniLM weights plus a one-label classification head.
-
-    No trained cross-encoder is available offline; the head is random (seeded) with a wide spread so scores
-    differ clearly between pairs. Speed and the torch-vs-ONNX equality do not depend on its training.
-    """
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(seed)
-    ce = CrossEncoder(str(minilm), num_labels=num_labels, device="cpu", local_files_only=True)
-    head = ce[0].auto_model.classifier
-    with torch.no_grad():
-        head.weight.normal_(0.0, 0.5)
-        head.bias.zero_()
-    ce.save_pretrained(str(folder))
-    return folder
-
-
 @pytest.fixture(scope="session")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path:
-    """Folder of a one-label MiniLM cross-encoder built for the tests."""
-    return build_cross_encoder(tmp_path_factory.mktemp("ce") / "minilm-ce", minilm_path)
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path, builders: Any) -> Path:
+    """Folder of a one-label cross-encoder built for the tests from the bundled MiniLM weights."""
+    return builders.build_cross_encoder(tmp_path_factory.mktemp("ce") / "minilm-ce", minilm_path)

@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from obembed.errors import ConfigError, ModelNotFoundError, ProviderError
 from obembed.providers.rerank import load_reranker
 
-from .conftest import build_cross_encoder
-
 QUERY = "which package manages ext4 file systems"
 POOL = [
     "e2fsprogs: utilities for the ext2, ext3 and ext4 file systems",
@@ -106,8 +104,8 @@ def test_any_candidate_list_and_batching_scores_as_brute_force(onnx_rr: Any, ref
             assert a.index < b.index
 
 
-def test_multi_label_model_is_refused(tmp_path: Path, minilm_path: Path) -> None:
-    folder = build_cross_encoder(tmp_path / "two", minilm_path, num_labels=2)
+def test_multi_label_model_is_refused(tmp_path: Path, minilm_path: Path, builders: Any) -> None:
+    folder = builders.build_cross_encoder(tmp_path / "two", minilm_path, num_labels=2)
     with pytest.raises(ProviderError, match="2 labels"):
         load_reranker(f"cross-encoder:{folder}", runtime="onnx").load()
     with pytest.raises(ConfigError, match="num_labels=1"):

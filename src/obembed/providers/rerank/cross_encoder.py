@@ -336,11 +336,12 @@ def ensure_cross_encoder_export(model: str, *, cache_dir: str | None = None, max
     Raises :class:`ProviderError` when the export does not reproduce ``CrossEncoder.predict`` (or the model
     is of a kind the export cannot express): the caller falls back to torch.
     """
-    from ..onnx import _lock, _read_index, _write_json_atomic, cache_root, local_folder, model_key
+    from ..onnx.export import _lock, _read_index, _write_json_atomic, cache_root, model_key
+    from ..onnx.runtime import local_folder
 
     folder = local_folder(model)
     root = cache_root(cache_dir)
-    key = model_key(folder, root)
+    key = model_key(folder)
     out = root / f"{EXPORT_VERSION}-{key}"
     entry_name = f"fp32-L{max_length or 'default'}"
     manifest = _read_index(out / "manifest.json")
