@@ -152,6 +152,8 @@ def test_unknown_backend_and_option() -> None:
         load_reranker("tei:m?max_docs=3")
     with pytest.raises(ConfigError, match="base_url"):
         load_reranker("rerank-api:m")
+    with pytest.raises(ConfigError, match="max_documents='many' must be a positive integer"):
+        load_reranker("tei:m?max_documents=many")
     with pytest.raises(ConfigError, match="runtime"):
         load_reranker("cross-encoder:x?runtime=gpu")
     with pytest.raises(ConfigError, match="empty"):
@@ -161,3 +163,17 @@ def test_unknown_backend_and_option() -> None:
 def test_reranker_objects_pass_through() -> None:
     rr = Counting()
     assert load_reranker(rr) is rr
+
+
+def test_models_command_lists_the_rerankers() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from obembed.cli import main
+
+    res = CliRunner().invoke(main, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rerankers = json.loads(res.stdout)["rerankers"]
+    assert {"cross-encoder", "dashscope-rerank", "rerank-api", "cohere", "jina", "siliconflow", "infinity",
+            "tei"} <= set(rerankers)

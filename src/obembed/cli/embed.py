@@ -223,12 +223,15 @@ def models(as_json: bool, explain_spec: str | None, options: tuple[str, ...]) ->
         info = explain(load_provider(explain_spec, options, purpose="bulk"), requested=explain_spec)
         echo_json(info) if as_json else click.echo(format_explain(info))
         return
+    from ..providers.rerank import default_rerank_registry
+
     reg = default_registry()
     rows = reg.describe()
+    rerankers = default_rerank_registry().describe()
     current = get_settings().model
     if as_json:
         echo_json({"default": DEFAULT_MODEL, "configured": current, "backends": rows,
-                   "recommended": "st:BAAI/bge-m3"})
+                   "recommended": "st:BAAI/bge-m3", "rerankers": rerankers})
         return
     click.echo(f"default model: {DEFAULT_MODEL} (offline, bundled)")
     if current != DEFAULT_MODEL:
@@ -236,4 +239,7 @@ def models(as_json: bool, explain_spec: str | None, options: tuple[str, ...]) ->
     click.echo("recommended for multilingual work: st:BAAI/bge-m3 (1024-d, 8192 tokens)\n")
     click.echo("backends (spec BACKEND:MODEL):")
     for name, desc in rows.items():
+        click.echo(f"  {name:<18} {desc}")
+    click.echo("\nrerankers (search --rerank SPEC, serve --rerank-model SPEC; docs/rerank.md):")
+    for name, desc in rerankers.items():
         click.echo(f"  {name:<18} {desc}")

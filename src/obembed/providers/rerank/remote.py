@@ -141,6 +141,9 @@ class RemoteReranker(Reranker):
             raise ConfigError(f"{self.name}:{model} needs base_url, e.g. {self.name}:{model}?base_url="
                               "http://localhost:8000/v1 (CLI: --rerank '...?base_url=...')")
         self.endpoint = self.base_url + self.endpoint_path
+        for key, value in (("max_documents", max_documents), ("max_batch_tokens", max_batch_tokens)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{key}={value!r} must be a positive integer")
         self._api_key = (api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)) if api_key else None
         self.api_key_envs: tuple[str, ...] = (api_key_env,) if api_key_env else self.api_key_env_default
         self._fan = _Fanout(
