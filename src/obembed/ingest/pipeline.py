@@ -33,6 +33,7 @@ from ..errors import ConfigError, InvalidInputError
 from ..images import image_id
 from ..protocols import EmbeddingProvider
 from ..settings import get_settings
+from ..store.schema import SOURCE_MAX
 from .chunking import Chunk, Chunker
 from .embedder import ChunkEmbedder, EmbedTask, make_token_counter
 from .ids import chunk_id, content_hash, file_sha256
@@ -141,6 +142,8 @@ class Ingestor:
                 continue
 
     def _fail(self, f: Failure) -> None:
+        if f.source != display_path(f.source):  # a name that is not UTF-8: printable in the report and the JSON
+            f = Failure(display_path(f.source), f.reason, f.line)
         with self.lock:
             self.report.add_failure(f)
         log.info("ingest: %s", f)
@@ -206,6 +209,11 @@ class Ingestor:
             return
         self.report.files_seen += 1
         self.seen_sources.add(source)
+        unusable = source_problem(source)
+        if unusable:  # reported and skipped: the run goes on with the other files
+            self.report.files_failed += 1
+            self._fail(Failure(source, unusable))
+            return
         new_ids: set[str] = set()
         matched = 0
         had_failure = False
@@ -409,13 +417,16 @@ def open_collection(store: Any, name: str, provider: Any, *, columns: Mapping[st
     cols = dict(columns or {})
     if store.has_collection(name):
         coll = store.collection(name, provider=provider)
-        missing = [c for c in cols if c not in coll.columns]
-        if missing:
-            raise ConfigError(
-                f"collection {name!r} has no column(s) {missing} (it has: {sorted(coll.columns) or 'none'}); "
-                "columns are fixed when a collection is created: drop it or ingest into a new collection")
-        return coll
-    return store.create_collection(name, provider, columns=cols or None, fulltext=fulltext)
+    else:
+        # exists_ok: another ingest may be creating it at this moment; then this one attaches to it (the model
+        # is checked against the one recorded: another model fails with advice)
+        coll = store.create_collection(name, provider, columns=cols or None, fulltext=fulltext, exists_ok=True)
+    missing = [c for c in cols if c not in coll.columns]
+    if missing:
+        raise ConfigError(
+            f"collection {name!r} has no column(s) {missing} (it has: {sorted(coll.columns) or 'none'}); "
+            "columns are fixed when a collection is created: drop it or ingest into a new collection")
+    return coll
 
 
 def ingest(
@@ -468,3 +479,21 @@ def ingest(
     finally:
         if own_store:
             store.close()
+
+
+def display_path(path: str) -> str:
+    """A path as printable text: bytes that are not UTF-8 (surrogate escapes) shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def source_problem(source: str) -> str | None:
+    """Why a file's path cannot be its rows' ``source``, or None."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return ("the file name is not valid UTF-8, and a source is stored as text: rename the file "
+                "(e.g. `convmv -f latin1 -t utf8`) to ingest it")
+    if len(source) > SOURCE_MAX:
+        return (f"the path has {len(source)} characters, more than the {SOURCE_MAX} a source may have; "
+                "ingest it from a folder closer to the file")
+    return None

@@ -15,7 +15,17 @@ from ..errors import ConfigError, DimensionMismatchError, InvalidInputError, Sto
 from . import schema
 from .base import Hit, Query, QueryModel, RerankModel
 from .filters import Where, compile_where
-from .rows import BASE_SELECT, as_vector, parse_vector, scalar_value, score, vector_bytes
+from .rows import (
+    BASE_SELECT,
+    as_vector,
+    check_text,
+    metadata_json,
+    parse_vector,
+    scalar_value,
+    score,
+    vector_bytes,
+    vector_problems,
+)
 from .search import rerank_candidates, rerank_hits, rrf_fuse, use_exact
 
 if TYPE_CHECKING:
@@ -42,6 +52,7 @@ class Collection:
         self.distance: str = meta["distance"]
         self.columns: dict[str, str] = dict(meta.get("columns") or {})
         self._provider: QueryModel | None = None
+        self._source_width: int | None = None
         self._table = schema.quote(self.name)
         self._fn = schema.DISTANCE_FUNCTIONS[self.distance][1]
         self._filter_columns = ["id", "content", "source", "chunk", "content_hash", "created_at", "updated_at",
@@ -133,9 +144,15 @@ class Collection:
         if not isinstance(row, Mapping):
             raise InvalidInputError(f"row {i} is a {type(row).__name__}, not a dict with 'id' and 'vector'", index=i)
         rid = row.get("id")
-        if not isinstance(rid, str) or not rid or len(rid) > 512:
-            raise InvalidInputError(f"row {i}: 'id' must be a non-empty string of at most 512 characters, got "
-                                    f"{rid!r:.80}", index=i)
+        if not isinstance(rid, str) or not rid or len(rid) > schema.ID_MAX:
+            raise InvalidInputError(f"row {i}: 'id' must be a non-empty string of at most {schema.ID_MAX} "
+                                    f"characters, got {rid!r:.80}", index=i)
+        check_text(rid, f"row {i}: 'id'", i)
+        if rid.endswith(" "):
+            raise InvalidInputError(
+                f"row {i}: id {rid!r:.80} ends with a space; the engine compares text with trailing spaces "
+                f"ignored, so it would be the same key as {rid.rstrip(' ')!r:.80} and one row would silently "
+                "replace the other. Strip the spaces or end the id with another character", index=i)
         if rid in seen:
             raise InvalidInputError(f"row {i}: id {rid!r} appears twice in this batch; ids must be unique "
                                     "(merge the rows or make the ids distinct)", index=i)
@@ -147,13 +164,27 @@ class Collection:
                 "(put free-form fields into 'metadata', or declare columns at create_collection)", index=i)
         if "vector" not in row or row["vector"] is None:
             raise InvalidInputError(f"row {i} (id {rid!r}) has no 'vector'; embed its content first", index=i)
-        vec = as_vector(row["vector"], self.dimension, f"row {i} (id {rid!r})") if vector else None
+        vec = (as_vector(row["vector"], self.dimension, f"row {i} (id {rid!r})", self.distance) if vector
+               else None)
         content = row.get("content")
         if content is not None and not isinstance(content, str):
             raise InvalidInputError(f"row {i} (id {rid!r}): 'content' must be a string or None", index=i)
+        if content is not None:
+            check_text(content, f"row {i} (id {rid!r}): 'content'", i)
         source = row.get("source")
         if source is not None and not isinstance(source, str):
             source = str(source)
+        if source is not None:
+            check_text(source, f"row {i} (id {rid!r}): 'source'", i)
+            if len(source) > schema.SOURCE_MAX:
+                raise InvalidInputError(
+                    f"row {i} (id {rid!r}): 'source' has {len(source)} characters, more than the "
+                    f"{schema.SOURCE_MAX} a source may have (the longest path Linux opens is 4095 bytes); "
+                    "shorten it (e.g. a relative path)", index=i)
+        chash = row.get("content_hash")
+        if chash is not None and (not isinstance(chash, str) or len(chash) > 128):
+            raise InvalidInputError(f"row {i} (id {rid!r}): 'content_hash' must be a string of at most 128 "
+                                    "characters or None", index=i)
         chunk = row.get("chunk")
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int | np.integer)):
             raise InvalidInputError(f"row {i} (id {rid!r}): 'chunk' must be an int or None", index=i)
@@ -161,12 +192,10 @@ class Collection:
         if meta is not None:
             if not isinstance(meta, Mapping):
                 raise InvalidInputError(f"row {i} (id {rid!r}): 'metadata' must be a dict or None", index=i)
-            try:
-                meta = json.dumps(meta, ensure_ascii=False, allow_nan=False, default=str)
-            except ValueError as exc:
-                raise InvalidInputError(f"row {i} (id {rid!r}): 'metadata' is not JSON-serialisable ({exc})",
-                                        index=i) from None
-        values: list[Any] = [rid, content, source, None if chunk is None else int(chunk), row.get("content_hash")]
+            meta = metadata_json(meta, f"row {i} (id {rid!r})", i)
+        if chash is not None:
+            check_text(chash, f"row {i} (id {rid!r}): 'content_hash'", i)
+        values: list[Any] = [rid, content, source, None if chunk is None else int(chunk), chash]
         for c, ctype in self.columns.items():
             v = row.get(c)
             if isinstance(v, np.generic):
@@ -186,7 +215,8 @@ class Collection:
                 arr = np.asarray(raw, dtype=np.float32)
             except (TypeError, ValueError):
                 arr = None
-            if arr is not None and arr.ndim == 2 and arr.shape[1] == self.dimension and np.isfinite(arr).all():
+            if (arr is not None and arr.ndim == 2 and arr.shape[1] == self.dimension
+                    and not any(vector_problems(arr, self.distance))):
                 bulk = np.ascontiguousarray(arr, dtype="<f4")
         if bulk is None:  # something is off: the per-row path names the first bad row
             return [self._row_values(i, r, seen) for i, r in enumerate(rows)]
@@ -226,6 +256,9 @@ class Collection:
         if batch_size < 1:
             raise InvalidInputError(f"batch_size={batch_size} must be ≥ 1")
         prepared = self._prepare(rows)
+        longest = max((len(v[0][2]) for v in prepared if v[0][2] is not None), default=0)
+        if longest > schema.SOURCE_LEGACY:
+            self._widen_source(longest)
         written = 0
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start:start + batch_size]
@@ -238,6 +271,24 @@ class Collection:
             written += len(batch)
         log.debug("upserted %d rows into %s", written, self.name)
         return written
+
+    def _widen_source(self, needed: int) -> None:
+        """Collections made before sources could be 4096 characters have ``source varchar(2048)``: widen the
+        column (an online ALTER, once) when a longer source arrives."""
+        if self._source_width is None:
+            rows, _ = self.store.execute(
+                "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.columns WHERE table_schema = %s AND "
+                "table_name = %s AND column_name = 'source'", (self.store.database, self.name),
+                what=f"read the source column of {self.name!r}")
+            self._source_width = int(rows[0][0]) if rows and rows[0][0] is not None else schema.SOURCE_MAX
+        if needed <= self._source_width:
+            return
+        log.info("collection %s: widening source from varchar(%d) to varchar(%d)", self.name, self._source_width,
+                 schema.SOURCE_MAX)
+        self.store.execute(
+            f"ALTER TABLE {self._table} MODIFY COLUMN `source` varchar({schema.SOURCE_MAX}) "
+            f"COLLATE {schema.BINARY_COLLATION}", what=f"widen the source column of {self.name!r}", fetch=False)
+        self._source_width = schema.SOURCE_MAX
 
     def _statements(self, batch: list[tuple[list[Any], bytes]]) -> Iterator[tuple[str, list[Any]]]:
         chunk: list[Any] = []
@@ -272,10 +323,13 @@ class Collection:
         # bounded IN lists (like get()): one statement per DELETE_BATCH ids, each committed on its own
         for start in range(0, len(id_list), DELETE_BATCH):
             part = id_list[start:start + DELETE_BATCH]
-            sql = f"DELETE FROM {self._table} WHERE `id` IN ({', '.join(['%s'] * len(part))})"
+            marks = ", ".join(["%s"] * len(part))
+            # exact: under the PAD SPACE collation `id` IN ('x ') also matches 'x'; BINARY compares the bytes
+            sql = f"DELETE FROM {self._table} WHERE `id` IN ({marks}) AND BINARY `id` IN ({marks})"
             if wsql:
                 sql += f" AND ({wsql})"
-            _, n = self.store.execute(sql, [*part, *wparams], what=f"delete from {self.name!r}", fetch=False)
+            _, n = self.store.execute(sql, [*part, *part, *wparams], what=f"delete from {self.name!r}",
+                                      fetch=False)
             total += int(n)
         return total
 
@@ -306,7 +360,7 @@ class Collection:
             rows, _ = self.store.execute(
                 f"SELECT {self._select_cols(include_vectors)} FROM {self._table} "
                 f"WHERE `id` IN ({', '.join(['%s'] * len(part))})", part, what=f"get from {self.name!r}")
-            for r in rows:
+            for r in rows:  # the IN above pads ('x' finds 'x '): out is keyed by the exact stored id
                 d = self._row_dict(r, include_vectors)
                 out[d["id"]] = d
         return [out[i] for i in id_list if i in out]
@@ -323,8 +377,8 @@ class Collection:
         if source is None:
             rows, _ = self.store.execute(f"SELECT `id`, `content_hash` FROM {self._table}", what="read hashes")
         else:
-            rows, _ = self.store.execute(f"SELECT `id`, `content_hash` FROM {self._table} WHERE `source` = %s",
-                                         (source,), what="read hashes")
+            rows, _ = self.store.execute(f"SELECT `id`, `content_hash` FROM {self._table} WHERE `source` = %s "
+                                         "AND BINARY `source` = %s", (source, source), what="read hashes")
         return {r[0]: r[1] for r in rows}
 
     def sources(self) -> dict[str | None, int]:
@@ -364,19 +418,26 @@ class Collection:
             if not query.strip():
                 raise InvalidInputError("the search text is empty; pass a non-empty query")
             vec = self.model.embed_query(query)
-            return as_vector(vec, self.dimension, "query")
-        return as_vector(query, self.dimension, "query vector")
+            return as_vector(vec, self.dimension, "query", self.distance)
+        return as_vector(query, self.dimension, "query vector", self.distance)
 
     @property
     def has_index(self) -> bool:
         return bool(self.metadata.get("index_type"))
 
     def search_sql(self, k: int, *, where: Where = None, exact: bool = False,
-                   ef_search: int | None = None) -> tuple[str, list[Any]]:
-        """The SELECT a search runs (the query vector is the first parameter); useful with EXPLAIN."""
+                   ef_search: int | None = None, skip_null: bool = False) -> tuple[str, list[Any]]:
+        """The SELECT a search runs (the query vector is the first parameter); useful with EXPLAIN.
+        ``skip_null`` (exact only): leave out rows whose distance is NULL (zero vectors stored before obembed
+        refused them); the query vector is then also the last parameter."""
         wsql, wparams = compile_where(where, self._filter_columns)
-        sql = (f"SELECT {self._select_cols()}, {self._fn}({schema.quote(schema.VECTOR_COLUMN)}, %s) AS `_distance` "
-               f"FROM {self._table}" + (f" WHERE {wsql}" if wsql else "") + " ORDER BY `_distance`")
+        dist = f"{self._fn}({schema.quote(schema.VECTOR_COLUMN)}, %s)"
+        conds = [f"({wsql})"] if wsql else []
+        if skip_null:
+            exact = True
+            conds.append(f"{dist} IS NOT NULL")
+        sql = (f"SELECT {self._select_cols()}, {dist} AS `_distance` "
+               f"FROM {self._table}" + (f" WHERE {' AND '.join(conds)}" if conds else "") + " ORDER BY `_distance`")
         if exact or not self.has_index:
             sql += f" LIMIT {int(k)}"
         else:
@@ -396,6 +457,8 @@ class Collection:
         hits = []
         n = len(BASE_SELECT)
         for r in rows:
+            if r[-1] is None:  # search() re-runs without these; a full-text hit has a score, never NULL
+                continue
             d = float(r[-1])
             cols = dict(zip(self.columns, r[n:n + len(self.columns)], strict=True))
             hits.append(Hit(id=r[0], content=r[1], source=r[2], chunk=r[3], distance=d,
@@ -453,7 +516,23 @@ class Collection:
                 log.debug("search %s: index returned %d < k=%d rows, exact fallback gave %d", self.name, len(rows),
                           k, len(exact_rows))
                 rows = exact_rows
+        if any(r[-1] is None for r in rows):
+            rows = self._without_null_distances(k, where, qvec)
         return self._hits(rows)
+
+    def _without_null_distances(self, k: int, where: Where, qvec: bytes) -> list[tuple[Any, ...]]:
+        """Rows whose distance is NULL (zero or near-zero vectors stored before obembed refused them) sort first
+        and have no rank: search again, exactly, without them, and say so in the log."""
+        sql, params = self.search_sql(k, where=where, skip_null=True)
+        rows, _ = self.store.execute(sql, [qvec, *params, qvec], what=f"search {self.name!r}")
+        nulls, _ = self.store.execute(
+            f"SELECT COUNT(*) FROM {self._table} WHERE {self._fn}({schema.quote(schema.VECTOR_COLUMN)}, %s) IS NULL",
+            [qvec], what=f"search {self.name!r}")
+        self.store.stats["null_distances"] = self.store.stats.get("null_distances", 0) + 1
+        log.warning("collection %s: %d stored rows have no %s distance (zero or near-zero vectors, stored before "
+                    "obembed refused them); they are left out of search results. Re-embed or delete them: "
+                    "they are the rows whose vector is all zeros", self.name, int(nulls[0][0]), self.distance)
+        return rows
 
     def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
                       vector: npt.ArrayLike | None = None, weights: tuple[float, float] = (1.0, 1.0),

@@ -15,6 +15,7 @@ Two forms, both validated against the collection's known columns; values never e
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -95,6 +96,17 @@ def _check_value(key: str, v: Any) -> Any:
     if v is None or isinstance(v, str | int | float | bool):
         if isinstance(v, float) and v != v:
             raise InvalidFilterError(f"filter on {key!r}: NaN is not a comparable value")
+        if isinstance(v, float) and v in (math.inf, -math.inf):
+            raise InvalidFilterError(f"filter on {key!r}: {v} is not a comparable value (a number literal beyond "
+                                     "±1.8e308 reads as infinity); use a finite number")
+        if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**64:
+            raise InvalidFilterError(f"filter on {key!r}: {v} is outside the 64-bit range the engine compares")
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidFilterError(f"filter on {key!r}: the value {v!r:.60} contains a lone surrogate, "
+                                         "which is not valid Unicode text") from None
         return v
     raise InvalidFilterError(
         f"filter on {key!r}: value {v!r} of type {type(v).__name__} is not allowed; use str, int, float, bool or None"

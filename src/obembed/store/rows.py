@@ -7,19 +7,93 @@ import datetime
 import decimal
 import json
 import math
+import uuid
+from pathlib import PurePath
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import DimensionMismatchError, InvalidInputError
 
-__all__ = ["BASE_SELECT", "as_vector", "parse_vector", "scalar_value", "score", "vector_bytes"]
+__all__ = ["BASE_SELECT", "MAX_ABS_COMPONENT", "MIN_COSINE_NORM", "as_vector", "check_text", "metadata_json",
+           "parse_vector", "scalar_value", "score", "vector_bytes", "vector_problems"]
+
+MAX_ABS_COMPONENT = 1e15
+"""Largest |component| a stored or query vector may have: beyond ~1e19 the engine's distance arithmetic
+overflows (error 1264 on every cosine search of the table, like inf); 1e15 keeps every distance finite."""
+MIN_COSINE_NORM = 1e-10
+"""Smallest norm of a vector in a cosine collection: the engine's cosine distance of a zero or near-zero vector
+is NULL (seen at norm 1e-30), which has no rank; measured fine down to 1e-18, refused below 1e-10."""
 
 BASE_SELECT = ["id", "content", "source", "chunk", "content_hash", "metadata"]
 """The fixed columns every SELECT of a collection starts with (declared columns follow)."""
 
 
-def as_vector(v: object, dimension: int, what: str) -> npt.NDArray[np.float32]:
+def vector_problems(arr: npt.NDArray[np.float32], distance: str | None) -> list[str | None]:
+    """For each row of a 2-d float32 array: None if the engine can store and rank it, else why not (NaN/inf,
+    zero, near-zero under cosine, components too large)."""
+    out: list[str | None] = []
+    finite: npt.NDArray[np.bool_] = np.asarray(np.isfinite(arr).all(axis=1))
+    with np.errstate(all="ignore"):
+        a64 = arr.astype(np.float64)
+        norms = np.sqrt((a64 * a64).sum(axis=1))
+        big = np.abs(a64).max(axis=1, initial=0.0)
+    ok_list = [bool(x) for x in finite]
+    for ok, n, b in zip(ok_list, norms.tolist(), big.tolist(), strict=True):
+        if not ok:
+            out.append("the vector contains NaN or inf (the engine would store it and it would poison searches)")
+        elif n == 0.0:
+            out.append("the vector is all zeros (it has no direction: its cosine distance is NULL and it cannot "
+                       "be ranked)")
+        elif distance == "cosine" and n < MIN_COSINE_NORM:
+            out.append(f"the vector's norm {n:.3g} is below {MIN_COSINE_NORM:g} (the engine's cosine distance "
+                       "of a near-zero vector is NULL and it cannot be ranked)")
+        elif b > MAX_ABS_COMPONENT:
+            out.append(f"a component is {b:.3g}, beyond ±{MAX_ABS_COMPONENT:g} (the engine's distances would "
+                       "overflow)")
+        else:
+            out.append(None)
+    return out
+
+
+def check_text(value: str, what: str, index: int | None = None) -> str:
+    """A string the engine can store: it must encode as UTF-8 (a lone surrogate such as '\\ud800' cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start:exc.end]
+        raise InvalidInputError(
+            f"{what} contains {bad!r} at position {exc.start}, a lone surrogate that is not valid Unicode text "
+            "(it cannot be stored as UTF-8); decode the source with errors='replace' or drop that character",
+            index=index) from None
+    return value
+
+
+_JSON_FALLBACK = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID, PurePath)
+
+
+def _json_default(v: object) -> object:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, _JSON_FALLBACK):
+        return str(v)
+    raise TypeError(f"a {type(v).__name__} ({v!r:.60}) has no JSON form; use a list, dict, str, number, bool or "
+                    "None (a set: sorted(list(...)))")
+
+
+def metadata_json(meta: object, what: str, index: int | None = None) -> str:
+    """The ``metadata`` dict as JSON text: dates, Decimal, UUID and paths become strings; a set, bytes or any
+    other object is refused (it would come back as some other value); no NaN/inf; valid UTF-8."""
+    try:
+        text = json.dumps(meta, ensure_ascii=False, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what}: 'metadata' is not JSON-serialisable ({exc})", index=index) from None
+    return check_text(text, f"{what}: 'metadata'", index)
+
+
+def as_vector(v: object, dimension: int, what: str, distance: str | None = None) -> npt.NDArray[np.float32]:
     try:
         arr = np.asarray(v, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -34,11 +108,9 @@ def as_vector(v: object, dimension: int, what: str) -> npt.NDArray[np.float32]:
             f"{what}: the vector has {arr.shape[0]} dimensions, the collection holds {dimension}-d vectors; "
             "embed with the collection's model (see its metadata) or create another collection"
         )
-    if not np.isfinite(arr).all():
-        raise InvalidInputError(
-            f"{what}: the vector contains NaN or inf (the engine would store it and it would poison searches); "
-            "fix or drop the item"
-        )
+    problem = vector_problems(arr.reshape(1, -1), distance)[0]
+    if problem:
+        raise InvalidInputError(f"{what}: {problem}; fix or drop the item")
     return arr
 
 
@@ -53,11 +125,12 @@ def scalar_value(v: object, ctype: str, what: str, index: int) -> object:
         return None
     if ctype == "json":
         if isinstance(v, str):  # JSON text, as before
-            return v
+            return check_text(v, what, index)
         try:
-            return json.dumps(v, ensure_ascii=False, allow_nan=False)
+            text = json.dumps(v, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"{what}: the value is not JSON-serialisable ({exc})", index=index) from None
+        return check_text(text, what, index)
     if isinstance(v, bytes | bytearray | memoryview):
         if ctype.startswith(("binary", "varbinary")):
             return bytes(v)
@@ -69,6 +142,8 @@ def scalar_value(v: object, ctype: str, what: str, index: int) -> object:
             "(put structured data into 'metadata', or declare the column as json)", index=index)
     if isinstance(v, float) and not math.isfinite(v):
         raise InvalidInputError(f"{what} is {v}; use a finite number or None", index=index)
+    if isinstance(v, str):
+        check_text(v, what, index)
     return v
 
 

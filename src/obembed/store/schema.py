@@ -34,13 +34,21 @@ FULLTEXT_INDEX = "ftidx_content"
 BINARY_COLLATION = "utf8mb4_bin"
 """Collation of the key-like columns (id, source, content_hash): case- and accent-sensitive."""
 
+ID_MAX = 512
+"""Longest id, in characters (``varchar(512)``)."""
+SOURCE_MAX = 4096
+"""Longest source, in characters: ``varchar(4096)`` is the widest indexable utf8mb4 column (the engine's key limit
+is 16384 bytes) and holds any path Linux opens (PATH_MAX = 4096 bytes with the NUL)."""
+SOURCE_LEGACY = 2048
+"""The source width of collections created before 4096: widened by the first longer source."""
+
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _RESERVED_PREFIX = "obembed_"
 
 BUILTIN_COLUMNS: dict[str, str] = {
     "id": "varchar(512)",
     "content": "longtext",
-    "source": "varchar(2048)",
+    "source": f"varchar({SOURCE_MAX})",
     "chunk": "int",
     "content_hash": "varchar(128)",
     "metadata": "json",
@@ -180,7 +188,7 @@ def collection_ddl(
     lines = [
         f"`id` varchar(512) COLLATE {BINARY_COLLATION} NOT NULL",
         "`content` longtext",
-        f"`source` varchar(2048) COLLATE {BINARY_COLLATION}",
+        f"`source` varchar({SOURCE_MAX}) COLLATE {BINARY_COLLATION}",
         "`chunk` int",
         f"`content_hash` varchar(128) COLLATE {BINARY_COLLATION}",
     ]

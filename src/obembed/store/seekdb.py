@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = ["DEFAULT_DATABASE", "DELETE_BATCH", "MAX_K", "Collection", "Store", "
 log = logging.getLogger(__name__)
 
 DEFAULT_QUERY_TIMEOUT_S = 600.0
+CREATE_WAIT_S = 10.0
+"""How long create_collection waits for another process's metadata row when it finds the table without one."""
 
 
 def _obembed_version() -> str:
@@ -225,6 +228,11 @@ class Store:
                                   f"{schema.FULLTEXT_PARSERS}")
         with self._session.lock:
             existing = self._meta_row(name)
+            if existing is not None and not self._table_exists(name):
+                log.warning("collection %s has a metadata row but no table (a drop_collection was interrupted): "
+                            "finishing the drop before creating it", name)
+                self._forget(name)
+                existing = None
             if existing is not None:
                 if not exists_ok:
                     raise CollectionExistsError(
@@ -239,11 +247,30 @@ class Store:
                         "use another name or drop it first")
                 return coll
             if self._table_exists(name):
+                # another process between its CREATE TABLE and its metadata row, or a create killed there
+                existing = self._await_meta_row(name)
+                if existing is not None:
+                    return self.create_collection(name, provider_or_dim, columns=columns, index=index,
+                                                  index_params=index_params, fulltext=fulltext, distance=distance,
+                                                  exists_ok=exists_ok)
                 self._drop_orphan_table(name)
             ddl = schema.collection_ddl(name, dimension, dist, columns=cols, index=index, index_params=params,
                                         fulltext=parser)
             # no automatic re-run after a lost link: the table may exist already; calling again cleans it up
-            self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
+            try:
+                self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
+            except StoreError as exc:
+                if "1050" not in str(exc):  # not "table already exists": a real failure
+                    raise
+                # another process created it between our look and our CREATE: attach to it (same model) once it
+                # has recorded it, or fail with advice
+                if self._await_meta_row(name) is None:
+                    raise CollectionExistsError(
+                        f"collection {name!r} is being created by another process (its table exists, its metadata "
+                        "row has not appeared); run the command again in a moment") from exc
+                return self.create_collection(name, provider_or_dim, columns=columns, index=index,
+                                              index_params=index_params, fulltext=fulltext, distance=distance,
+                                              exists_ok=exists_ok)
             try:
                 self.execute(
                     f"INSERT INTO {schema.quote(schema.META_TABLE)} (`name`, `dimension`, `distance`, `spec`, `space`, "
@@ -262,6 +289,16 @@ class Store:
             meta = self._meta_row(name)
             assert meta is not None
             return Collection(self, meta, provider=provider)
+
+    def _await_meta_row(self, name: str, wait_s: float = CREATE_WAIT_S) -> dict[str, Any] | None:
+        """The metadata row of ``name`` once it appears (another process creating the collection writes it right
+        after its CREATE TABLE), or None after ``wait_s`` (a create that was killed in between)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            meta = self._meta_row(name)
+            if meta is not None or time.monotonic() >= deadline:
+                return meta
+            time.sleep(0.2)
 
     def _drop_orphan_table(self, name: str) -> None:
         """A table ``name`` exists without a metadata row: drop it if it is empty (a create_collection killed
@@ -288,6 +325,12 @@ class Store:
         self._check_open()
         schema.check_collection_name(name)
         meta = self._meta_row(name)
+        if meta is not None and not self._table_exists(name):
+            log.warning("collection %s has a metadata row but no table (a drop_collection was interrupted): "
+                        "finishing the drop", name)
+            with self._session.lock:
+                self._forget(name)
+            meta = None
         if meta is None:
             # no store repr (a DSN) in the message: servers pass it on to clients; they map this error themselves
             known = [c["name"] for c in self._list_meta()]
@@ -321,7 +364,7 @@ class Store:
 
     def has_collection(self, name: str) -> bool:
         schema.check_collection_name(name)
-        return self._meta_row(name) is not None
+        return self._meta_row(name) is not None and self._table_exists(name)
 
     def _list_meta(self) -> list[dict[str, Any]]:
         rows, _ = self.execute(
@@ -349,9 +392,16 @@ class Store:
                 if missing_ok:
                     return
                 raise CollectionNotFoundError(f"no collection named {name!r} to drop")
-            self.execute(f"DROP TABLE IF EXISTS {schema.quote(name)}", what=f"drop collection {name!r}", fetch=False)
-            self.execute(f"DELETE FROM {schema.quote(schema.META_TABLE)} WHERE `name` = %s", (name,), fetch=False,
-                         what=f"drop collection {name!r}")
+            # crash-consistent order: the table goes first, the metadata row last. A kill after the DROP leaves a
+            # metadata row without a table, which every later command repairs (this drop again, create_collection
+            # of the name, opening it); the reverse order would leave a full table nobody owns.
+            self.execute(f"DROP TABLE IF EXISTS {schema.quote(name)}", what=f"drop collection {name!r}", fetch=False,
+                         retry=False)
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        self.execute(f"DELETE FROM {schema.quote(schema.META_TABLE)} WHERE `name` = %s", (name,), fetch=False,
+                     what=f"drop collection {name!r}")
 
 
 def connect(

@@ -19,6 +19,8 @@ __all__ = ["Session", "map_error"]
 log = logging.getLogger(__name__)
 
 _CONN_LOST = {2006, 2013, 2055}
+_LOCK_WAIT = {1205, 6003, 6004, 6005}
+"""Lock wait timeout / lock conflict / transaction conflict codes of MySQL and OceanBase."""
 
 
 def map_error(exc: BaseException, what: str) -> StoreError:
@@ -31,9 +33,16 @@ def map_error(exc: BaseException, what: str) -> StoreError:
     if isinstance(exc, pymysql.err.OperationalError) and code in _CONN_LOST:
         return StoreConnectionError(f"{what}: lost the connection to the database ({code}: {msg}); reconnect "
                                     "(the store retries once) or check the server is running")
+    if code in _LOCK_WAIT:
+        return StoreError(
+            f"{what}: another session holds a lock on these rows or this table ({code}: {msg}). Wait for the other "
+            "writer (an ingest, a drop) to finish and retry; a lock left by a killed process is released when the "
+            "engine rolls its transaction back (within ob_trx_timeout). See docs/reliability.md")
     if code == 4012:
-        return StoreError(f"{what}: the engine timed out ({code}: {msg}); raise query_timeout= in connect() or use "
-                          "smaller batches")
+        return StoreError(
+            f"{what}: the engine timed out ({code}: {msg}). A large write: raise query_timeout= in connect() or "
+            "use smaller batches. A small statement or a DROP: it is most likely waiting for a lock held by another "
+            "writer or a killed process; retry when that ends (see docs/reliability.md)")
     return StoreError(f"{what}: the engine refused it ({code}: {msg})")
 
 
