@@ -138,3 +138,19 @@ def make_collection_name(request: pytest.FixtureRequest):
 def collection_name(make_collection_name) -> str:
     """A unique collection name for this test (dropped afterwards when the session ``store`` is used)."""
     return make_collection_name()
+
+
+# ============================================================================================ PROPERTY TESTS
+# Hypothesis profiles: "default" keeps the normal suite fast; OBEMBED_HYPOTHESIS_PROFILE=thorough runs many more
+# examples (docs/reliability.md). Read at import: clean_environ removes OBEMBED_* variables before each test.
+def _hypothesis_profiles() -> None:
+    from hypothesis import HealthCheck, settings
+
+    common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                          HealthCheck.function_scoped_fixture]}
+    settings.register_profile("default", max_examples=25, **common)
+    settings.register_profile("thorough", max_examples=400, **common)
+    settings.load_profile(os.environ.get("OBEMBED_HYPOTHESIS_PROFILE", "default"))
+
+
+_hypothesis_profiles()
