@@ -212,8 +212,14 @@ def format_matrix(matrix: np.ndarray, labels: list[str], width: int = 28) -> str
               help="Show what a run of SPEC on this machine uses (runtime, precision, threads, token budget) and why.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Provider option for --explain, e.g. -o threads=2 (repeatable).")
-def models(as_json: bool, explain_spec: str | None, options: tuple[str, ...]) -> None:
-    """List provider backends, their spec form and the default model (--explain SPEC: how SPEC runs here)."""
+@click.option("--measure/--no-measure", default=True, show_default=True,
+              help="Measure the offline models' speed here when no figure is kept yet (a few seconds each).")
+@click.option("--remeasure", is_flag=True, help="Measure the offline models' speed again now.")
+def models(as_json: bool, explain_spec: str | None, options: tuple[str, ...], measure: bool,
+           remeasure: bool) -> None:
+    """List the offline models (languages, speed here), provider backends and the default model
+    (--explain SPEC: how SPEC runs here)."""
+    from ..languages import MULTILINGUAL_MODEL
     from ..registry import default_registry
     from ..settings import DEFAULT_MODEL, get_settings
 
@@ -229,17 +235,44 @@ def models(as_json: bool, explain_spec: str | None, options: tuple[str, ...]) ->
     rows = reg.describe()
     rerankers = default_rerank_registry().describe()
     current = get_settings().model
+    offline = _offline_rows(measure or remeasure, remeasure)
     if as_json:
         echo_json({"default": DEFAULT_MODEL, "configured": current, "backends": rows,
-                   "recommended": "st:BAAI/bge-m3", "rerankers": rerankers})
+                   "recommended": "st:BAAI/bge-m3", "rerankers": rerankers,
+                   "default_for_cjk": MULTILINGUAL_MODEL, "offline": offline})
         return
-    click.echo(f"default model: {DEFAULT_MODEL} (offline, bundled)")
+    click.echo(f"default model: {DEFAULT_MODEL} (offline, bundled, English); Chinese/Japanese/Korean corpora get "
+               f"{MULTILINGUAL_MODEL} automatically (see docs/providers.md)")
     if current != DEFAULT_MODEL:
         click.echo(f"configured (OBEMBED_MODEL): {current}")
-    click.echo("recommended for multilingual work: st:BAAI/bge-m3 (1024-d, 8192 tokens)\n")
+    click.echo("\noffline models (no download; speed measured on this machine, short English + Japanese texts):")
+    for m in offline:
+        if not m["installed"]:
+            speed = f"not installed: {m['install']}"
+        elif m.get("speed"):
+            sp = m["speed"]
+            busy = f", {sp['others_cores']:.1f} cores busy elsewhere" if sp.get("others_cores") is not None else ""
+            speed = f"{sp['texts_per_s']:.1f} texts/s ({sp['measured_utc']} UTC{busy})"
+        else:
+            speed = "speed not measured (obembed models --remeasure)"
+        click.echo(f"  {m['spec']:<42} {m['dimension']}-d, {m['max_tokens']} tokens, {speed}")
+        click.echo(f"  {'':<42} languages: {m['languages']}")
+    click.echo("recommended online for multilingual work: st:BAAI/bge-m3 (1024-d, 8192 tokens, ~2.3 GB download)\n")
     click.echo("backends (spec BACKEND:MODEL):")
     for name, desc in rows.items():
         click.echo(f"  {name:<18} {desc}")
     click.echo("\nrerankers (search --rerank SPEC, serve --rerank-model SPEC; docs/rerank.md):")
     for name, desc in rerankers.items():
         click.echo(f"  {name:<18} {desc}")
+
+
+def _offline_rows(measure: bool, refresh: bool) -> list[dict[str, Any]]:
+    """The offline models with their speed here (kept figures, or measured now when ``measure``)."""
+    from ..offline import kept_speed, measure_speed, offline_models
+
+    rows = offline_models()
+    for m in rows:
+        m["speed"] = None
+        if m["installed"]:
+            m["speed"] = measure_speed(m["spec"], refresh=refresh) if measure else kept_speed(m["spec"])
+    return rows

