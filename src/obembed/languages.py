@@ -16,8 +16,9 @@ Everything here is pure text inspection (Unicode blocks), no model, no network.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ConfigError
 
@@ -125,6 +126,10 @@ class ModelChoice:
 
     spec: str
     reason: str = ""
+    warning: str = ""
+    """Set when the model is kept although some texts are CJK (too few to switch the whole corpus)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Provider options that go with ``spec`` (an existing collection's recorded ones)."""
 
     @property
     def switched(self) -> bool:
@@ -143,6 +148,11 @@ def choose_model(spec: str, texts: Iterable[str], *, explicit: bool, auto: bool 
         return ModelChoice(spec)
     profile = corpus_profile(texts)
     if not profile.needs_multilingual:
+        if profile.cjk_texts:
+            return ModelChoice(spec, warning=(
+                f"{profile.cjk_texts} of {profile.texts} sampled texts are Chinese/Japanese/Korean; the default "
+                f"{spec} is an English model and will find them poorly: --model {MULTILINGUAL_MODEL} embeds every "
+                "language (offline)"))
         return ModelChoice(spec)
     what = (f"{profile.cjk_texts} of {profile.texts} sampled texts ({profile.cjk_share:.0%}) are Chinese/Japanese/"
             f"Korean; the default {spec} is an English model (Japanese recall@10 0.33 vs 0.95 for "

