@@ -32,6 +32,8 @@ class EmbedResult:
     """Input indexes that were cut to the model's max input tokens."""
     n_tokens: int = 0
     """Tokens counted (the model's tokenizer when it has one, a conservative estimate otherwise)."""
+    token_counts: list[int] = field(default_factory=list)
+    """Tokens the model saw per input (after the cut), in input order; ``sum(token_counts) == n_tokens``."""
     failed: dict[int, str] = field(default_factory=dict)
     """Input index -> reason, for batch work that skips bad items."""
     extra: dict[str, Any] = field(default_factory=dict)

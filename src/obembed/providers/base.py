@@ -1,8 +1,14 @@
 """The provider contract.
 
-A backend implements one method, :meth:`Provider.embed_batch`; the base class derives the rest:
-input validation, truncation accounting, batching, order/count/dimension/finiteness checks and
-(re-)normalisation. Backends declare what the store must know (dimension, unit length, distance,
+Every caller (``embed``/``embed_documents``/``embed_query``, the server's batcher, ingest, the framework
+adapters) goes through one method, :meth:`Provider.embed_texts`: validated texts and their kind (query or
+document) in, vectors in input order with the counts (tokens seen per input, truncated inputs) out, under the
+call's truncation policy. Nothing travels beside it (no context variables, thread-locals or memos).
+
+A simple backend writes only :meth:`Provider.embed_batch` (one batch -> vectors); the base class derives the
+rest: input validation, truncation accounting, batching, order/count/dimension/finiteness checks and
+(re-)normalisation. A backend whose call needs more overrides :meth:`Provider.embed_texts` itself.
+Backends declare what the store must know (dimension, unit length, distance,
 limits, prefixes) so a collection can record it.
 """
 
@@ -218,28 +224,52 @@ class Provider(ABC):
         kind: Kind = "document",
         truncate: TruncatePolicy | None = None,
     ) -> EmbedResult:
-        """Embed texts with full accounting: vectors in input order plus which inputs were truncated."""
+        """Embed texts with full accounting: vectors in input order plus which inputs were truncated.
+
+        Validates the items and the policy, runs :meth:`embed_texts` (the contract) and checks what it returns."""
         texts = validate_texts(items)
+        if kind not in ("query", "document"):
+            raise InvalidInputError(f"kind={kind!r} is not a kind; use 'query' (search queries) or 'document'")
         if not texts:
             return EmbedResult(np.zeros((0, self.dimension), dtype=np.float32))
         policy = truncate or self.truncate
         if policy not in _TRUNCATE_POLICIES:
             raise InvalidInputError(f"truncate={policy!r} is not a policy; use one of {_TRUNCATE_POLICIES}")
+        result = self.embed_texts(texts, kind=kind, truncate=policy)
+        result.vectors = self.check_vectors(result.vectors, len(texts))
+        if result.truncated:
+            log.info("%s: %d of %d inputs truncated to %s tokens", self.spec, len(result.truncated), len(texts),
+                     self.max_input_tokens)
+        return result
+
+    # ----------------------------------------------------------------- the contract
+    def embed_texts(self, texts: Sequence[str], *, kind: Kind, truncate: TruncatePolicy) -> EmbedResult:
+        """The one method every caller goes through (:meth:`embed`, the server's batcher, ingest, adapters):
+        validated non-empty texts and their kind -> vectors in input order with the counts (tokens seen per
+        input, the truncated ones), under the call's ``truncate`` policy.
+
+        The default counts tokens (:meth:`count_tokens`), applies the policy (:meth:`account`) and embeds in
+        batches (:meth:`embed_many` -> :meth:`embed_batch`, the only method a simple backend writes). A backend
+        whose call needs more (tokenise once, a per-call flag for its server, a second output) overrides this
+        method: everything it needs arrives as arguments, and everything it makes leaves in the result."""
         counts = self.count_tokens(texts, kind=kind)
+        over, seen = self.account(counts, truncate)
+        vectors = self.embed_many(texts, kind=kind, token_counts=counts)
+        return EmbedResult(vectors, truncated=over, n_tokens=sum(seen), token_counts=seen)
+
+    def account(self, counts: Sequence[int], truncate: TruncatePolicy) -> tuple[list[int], list[int]]:
+        """Truncation accounting of one call: (indexes over the model's limit, tokens seen per input);
+        under ``truncate="error"`` an over-long input is an :class:`InvalidInputError` naming it."""
         limit = self.max_input_tokens
         over, seen = truncation(counts, limit)
-        if over and policy == "error":
+        if over and truncate == "error":
             i = over[0]
             raise InvalidInputError(
                 f"input {i} has {counts[i]} tokens, more than {self.spec}'s limit of {limit}; shorten it, "
                 "or use truncate='truncate' to cut it (counted), or ingest with truncate='chunk' to split it",
                 index=i,
             )
-        if over:
-            log.info("%s: %d of %d inputs truncated to %d tokens", self.spec, len(over), len(texts), limit)
-        vectors = self.embed_many(texts, kind=kind, token_counts=counts)
-        vectors = self.check_vectors(vectors, len(texts))
-        return EmbedResult(vectors, truncated=over, n_tokens=sum(seen))
+        return over, seen
 
     def embed_documents(self, items: Iterable[Any], *, truncate: TruncatePolicy | None = None) -> Vectors:
         """Embed documents (passages); ``(n, d)`` float32 in input order; ``(0, d)`` for no input."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
@@ -36,7 +35,7 @@ import numpy as np
 from ..errors import ConfigError, InvalidInputError, MissingDependencyError, ModelNotFoundError
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, ImageFacts, LoadedImage, OnError, load_image
 from ..types import EmbedResult, Kind, Vector, Vectors
-from ._local import canonical_name, hub_error, hub_offline, quiet_transformers, resolve_model
+from ._local import LocalProvider, canonical_name, hub_error, hub_offline, quiet_transformers, resolve_model
 from .base import Provider, l2_normalize
 
 __all__ = ["DEFAULT_CLIP_MODEL", "ClipProvider", "clip_model_name"]
@@ -93,12 +92,11 @@ def _st_clip_subfolder(modules: list[dict[str, Any]], has_file: Any) -> str | No
     return None
 
 
-class ClipProvider(Provider):
+class ClipProvider(LocalProvider):
     """CLIP text + image embeddings in one space, local (transformers 5)."""
 
     name = "clip"
     supports_image = True
-    runtime = "torch"
     pooling = "projection"
 
     def __init__(
@@ -139,7 +137,6 @@ class ClipProvider(Provider):
         self.trust_remote_code = trust_remote_code
         self.normalized = True
         self.options.update(text_model=self.text_model)
-        self._tok_lock = threading.Lock()
 
     # ----------------------------------------------------------------- loading
     @cached_property
@@ -258,19 +255,8 @@ class ClipProvider(Provider):
     def _ensure_loaded(self) -> tuple[Any, Any, Any, str]:
         return self._loaded
 
-    def _load_facts(self) -> None:
-        self._loaded  # noqa: B018 - loading sets max_input_tokens and the dimension
-
     # ----------------------------------------------------------------- facts
-    @property
-    def dimension(self) -> int:
-        self._ensure_loaded()
-        if self._dimension is None:  # no projection_dim in the config: probe once
-            self._dimension = int(self.embed_batch(["dimension probe"], kind="document").shape[1])
-        return self._dimension
-
     def info(self) -> dict[str, Any]:
-        self._ensure_loaded()
         out = super().info()
         out["image_model"] = self.model
         out["text_model"] = self.text_model or self.model
@@ -298,10 +284,7 @@ class ClipProvider(Provider):
         _, tokenizer, _, _ = self._ensure_loaded()
         if self.text_model:
             return self._text_provider.count_tokens(texts, kind=kind)
-        with self._tok_lock:  # one tokenizer, many threads: "Already borrowed" without the lock
-            enc = tokenizer(list(texts), add_special_tokens=True, truncation=False, padding=False,
-                            return_attention_mask=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        return self.count_with(tokenizer, texts)
 
     # ----------------------------------------------------------------- text
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
@@ -100,7 +99,6 @@ class DashScopeSDKProvider(RemoteProvider):
         self.output_type = output_type
         self.instruct = instruct
         self._dimension = dims or facts.default_dim
-        self._tls = threading.local()
         self.options.update(base_address=redact(base_address) if base_address else None, region=region,
                             dimensions=dims, api_key_env=self.api_key_env,
                             output_type=output_type if output_type != "dense" else None, instruct=instruct)
@@ -207,31 +205,35 @@ class DashScopeSDKProvider(RemoteProvider):
                               "or output_type='dense&sparse'")
 
     # ------------------------------------------------------------------ many (dense, + sparse when asked)
+    def embed_texts(self, texts: Sequence[str], *, kind: Kind, truncate: TruncatePolicy) -> EmbedResult:
+        """As :meth:`Provider.embed_texts`; with ``output_type='dense&sparse'``, ``extra["sparse"]`` holds
+        one ``{token id: weight}`` dict per input (from the same requests as the dense vectors)."""
+        self._require_dense()
+        counts = self.count_tokens(texts, kind=kind)
+        over, seen = self.account(counts, truncate)
+        vectors, sparse = self._dense_and_sparse(texts, kind, counts)
+        extra: dict[str, Any] = {"sparse": sparse} if "sparse" in self.output_type else {}
+        return EmbedResult(vectors, truncated=over, n_tokens=sum(seen), token_counts=seen, extra=extra)
+
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
         self._require_dense()
+        return self._dense_and_sparse(texts, kind, token_counts)[0]
+
+    def _dense_and_sparse(self, texts: Sequence[str], kind: Kind, token_counts: Sequence[int]
+                          ) -> tuple[Vectors, list[Any]]:
         texts2, counts2 = self.prepare_texts(texts, token_counts, kind)
         rows, failures = self.run_batches(texts2, counts2, kind, self._call)
-        self._tls.sparse = [r[1] if r is not None else None for r in rows]
+        sparse = [r[1] if r is not None else None for r in rows]
         if not failures:
-            return np.stack([r[0] for r in rows]).astype(np.float32)
+            return np.stack([r[0] for r in rows]).astype(np.float32), sparse
         dim = self._dimension or next(len(r[0]) for r in rows if r is not None)
         arr = np.full((len(texts), dim), np.nan, dtype=np.float32)
         for i, r in enumerate(rows):
             if r is not None:
                 arr[i] = r[0]
-        extra = {"sparse": self._tls.sparse} if "sparse" in self.output_type else {}
+        extra = {"sparse": sparse} if "sparse" in self.output_type else {}
         self._raise_failures(len(texts), failures, self.partial_result(arr, token_counts, **extra))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def embed(self, items: Iterable[Any], *, kind: Kind = "document",
-              truncate: TruncatePolicy | None = None) -> EmbedResult:
-        """As :meth:`Provider.embed`; with ``output_type='dense&sparse'``, ``extra["sparse"]`` holds
-        one ``{token id: weight}`` dict per input."""
-        self._tls.sparse = None
-        result = super().embed(items, kind=kind, truncate=truncate)
-        if "sparse" in self.output_type and self._tls.sparse is not None:
-            result.extra["sparse"] = self._tls.sparse
-        return result
 
     def embed_sparse(self, items: Iterable[Any], *, kind: Kind = "document") -> list[dict[int, float]]:
         """Sparse vectors ``{token id: weight}`` in input order (needs ``output_type`` with ``sparse``)."""

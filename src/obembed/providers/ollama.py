@@ -14,12 +14,11 @@
 
 from __future__ import annotations
 
-import contextvars
 import ipaddress
 import logging
 import os
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -79,11 +78,6 @@ def parse_ollama_host(host: str | None) -> str:
     if path := split.path.strip("/"):
         return f"{scheme}://{name}:{port}/{path}"
     return f"{scheme}://{name}:{port}"
-
-
-_CALL_TRUNCATE: contextvars.ContextVar[TruncatePolicy | None] = contextvars.ContextVar("ollama_truncate",
-                                                                                      default=None)
-"""The truncate policy of the embed() call in progress on this thread (None: the provider's own)."""
 
 
 def _is_context_overflow(status: int, message: str) -> bool:
@@ -147,21 +141,20 @@ class OllamaProvider(RemoteProvider):
         return not self.sdk
 
     # ------------------------------------------------------------------ truncation
-    def embed(self, items: Iterable[Any], *, kind: Kind = "document",
-              truncate: TruncatePolicy | None = None) -> EmbedResult:
-        """As :meth:`Provider.embed`; a per-call ``truncate="error"`` reaches the server as ``truncate: false``
-        (Ollama then refuses an over-long input with 400 instead of cutting it silently)."""
-        token = _CALL_TRUNCATE.set(truncate)
-        try:
-            return super().embed(items, kind=kind, truncate=truncate)
-        finally:
-            _CALL_TRUNCATE.reset(token)
+    def embed_texts(self, texts: Sequence[str], *, kind: Kind, truncate: TruncatePolicy) -> EmbedResult:
+        """As :meth:`Provider.embed_texts`; the call's ``truncate="error"`` reaches the server as
+        ``truncate: false`` (Ollama then refuses an over-long input with 400 instead of cutting it silently)."""
+        counts = self.count_tokens(texts, kind=kind)
+        over, seen = self.account(counts, truncate)
+        vectors = self.run_remote(texts, kind, counts, self._request(allow_truncate=truncate != "error"))
+        return EmbedResult(vectors, truncated=over, n_tokens=sum(seen), token_counts=seen)
 
     def request_fn(self) -> Callable[[Sequence[str], Kind], list[Any]]:
-        allow = (_CALL_TRUNCATE.get() or self.truncate) != "error"  # read here, on the caller's thread
+        return self._request(allow_truncate=self.truncate != "error")
 
+    def _request(self, *, allow_truncate: bool) -> Callable[[Sequence[str], Kind], list[Any]]:
         def call(batch: Sequence[str], kind: Kind) -> list[Any]:
-            return list(self._embed_texts(list(batch), allow_truncate=allow))
+            return list(self._embed_texts(list(batch), allow_truncate=allow_truncate))
 
         return call
 

@@ -18,8 +18,16 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
 from ..types import Kind, Vectors
-from ._local import canonical_pooling, document_prompt, hub_error, hub_offline, quiet_transformers, resolve_model
-from .base import Provider, l2_normalize
+from ._local import (
+    LocalProvider,
+    canonical_pooling,
+    document_prompt,
+    hub_error,
+    hub_offline,
+    quiet_transformers,
+    resolve_model,
+)
+from .base import l2_normalize
 
 __all__ = ["SentenceTransformerProvider"]
 
@@ -40,11 +48,10 @@ def pick_device(device: str | None) -> str:
     return "cpu"
 
 
-class SentenceTransformerProvider(Provider):
+class SentenceTransformerProvider(LocalProvider):
     """sentence-transformers, local (any model name or folder)."""
 
     name = "st"
-    runtime = "torch"
 
     def __init__(
         self,
@@ -118,39 +125,12 @@ class SentenceTransformerProvider(Provider):
     def _ensure_loaded(self) -> Any:
         return self.st_model
 
-    def _load_facts(self) -> None:
-        self.st_model  # noqa: B018 - loading sets the facts
-
-    @property
-    def dimension(self) -> int:
-        self._ensure_loaded()
-        assert self._dimension is not None
-        return self._dimension
-
-    def info(self) -> dict[str, Any]:
-        self._ensure_loaded()
-        return super().info()
-
-    @property
-    def space(self) -> str:
-        from ._local import local_space, provider_identity
-
-        dim = self.dimension  # loads the model first, which sets pooling and normalisation
-        return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
-                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens,
-                           identity=provider_identity(self))
-
     @property
     def tokenizer(self) -> Any:
         return self.st_model.tokenizer
 
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
-        model = self._ensure_loaded()
-        prefix = self.query_prefix if kind == "query" else self.document_prefix
-        batch = [prefix + t for t in texts] if prefix else list(texts)
-        enc = model.tokenizer(batch, add_special_tokens=True, truncation=False, padding=False,
-                              return_attention_mask=False, return_token_type_ids=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        return self.count_with(self._ensure_loaded().tokenizer, self.prefixed(texts, kind))
 
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
         model = self._ensure_loaded()

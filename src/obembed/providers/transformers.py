@@ -9,7 +9,6 @@ Inputs are tokenised once, sorted by token length and batched by a padded-token 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -21,13 +20,14 @@ from ..types import Kind, Vectors
 from ._local import (
     LOCAL_POOLINGS,
     LocalModelConfig,
+    LocalProvider,
     hub_error,
     hub_offline,
     quiet_transformers,
     read_model_config,
     resolve_model,
 )
-from .base import Provider, l2_normalize
+from .base import l2_normalize
 from .sentence_transformers import pick_device
 
 __all__ = ["POOLINGS", "TransformersProvider", "pool"]
@@ -59,11 +59,10 @@ def pool(hidden: Any, mask: Any, mode: str) -> Any:
     raise ConfigError(f"pooling {mode!r} is not one of {POOLINGS}")
 
 
-class TransformersProvider(Provider):
+class TransformersProvider(LocalProvider):
     """raw transformers AutoModel + the model's own pooling, local."""
 
     name = "hf"
-    runtime = "torch"
 
     def __init__(
         self,
@@ -87,7 +86,6 @@ class TransformersProvider(Provider):
         self.token_budget = int(token_budget)
         self.trust_remote_code = trust_remote_code
         self.options.update(pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
-        self._tok_lock = threading.Lock()
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any, LocalModelConfig, str]:
@@ -135,27 +133,8 @@ class TransformersProvider(Provider):
                   max_len, cfg.source)
         return tokenizer, model, cfg, device
 
-    def _load_facts(self) -> None:
-        self._loaded  # noqa: B018 - loading sets the facts
-
-    @property
-    def dimension(self) -> int:
-        self._loaded  # noqa: B018 - loads the model, which sets the dimension
-        assert self._dimension is not None
-        return self._dimension
-
-    def info(self) -> dict[str, Any]:
-        self._loaded  # noqa: B018
-        return super().info()
-
-    @property
-    def space(self) -> str:
-        from ._local import local_space, provider_identity
-
-        dim = self.dimension  # loads the model first, which sets pooling and normalisation
-        return local_space(self.model, self.pooling, self.normalized, dim, query_prefix=self.query_prefix,
-                           document_prefix=self.document_prefix, max_seq_length=self.max_input_tokens,
-                           identity=provider_identity(self))
+    def _ensure_loaded(self) -> tuple[Any, Any, LocalModelConfig, str]:
+        return self._loaded
 
     @property
     def tokenizer(self) -> Any:
@@ -163,12 +142,7 @@ class TransformersProvider(Provider):
         return self._loaded[0]
 
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
-        tokenizer = self._loaded[0]
-        prefix = self.query_prefix if kind == "query" else self.document_prefix
-        with self._tok_lock:  # one tokenizer, many threads: "Already borrowed" without the lock
-            enc = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
-                            return_attention_mask=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        return self.count_with(self._loaded[0], self.prefixed(texts, kind))
 
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
         return self.embed_many(items, kind=kind, token_counts=self.count_tokens(items, kind=kind))

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import ConfigError, InvalidInputError, ServerBusyError
 from ..protocols import EmbeddingProvider
 from ..providers.base import truncation
-from ..types import Kind, Vectors
+from ..types import EmbedResult, Kind, Vectors
 
 __all__ = ["BatchResult", "Batcher", "ServerBusyError"]
 
@@ -251,7 +251,7 @@ class Batcher:
             texts = [texts[k] for k in sel]
             counts = [counts[k] for k in sel]
         try:
-            vectors = self._embed_texts(texts, counts, kind, limit)
+            result = self._embed_texts(texts, counts, kind, limit)
         except Exception as exc:
             if len(ok) == 1:
                 ok[0][0].future.set_exception(exc)
@@ -260,37 +260,44 @@ class Batcher:
             log.warning("batcher %s: batch of %d jobs failed (%s); retrying one by one", self.name, len(ok), exc)
             for j, _ in ok:
                 try:
-                    jc = list(p.count_tokens(j.texts, kind=kind))
-                    vec = p.check_vectors(p.embed_many(j.texts, kind=kind, token_counts=jc), len(j.texts))
-                    j.future.set_result(self._result(vec, jc, limit, len(j.texts)))
+                    alone = p.embed(j.texts, kind=kind, truncate="truncate")
+                    j.future.set_result(self._share(alone, 0, len(j.texts), len(j.texts)))
                 except Exception as exc2:
                     j.future.set_exception(exc2)
             return
         pos = 0
         for j, _ in ok:
             n = len(j.texts)
-            j.future.set_result(self._result(vectors[pos: pos + n], counts[pos: pos + n], limit, len(texts)))
+            j.future.set_result(self._share(result, pos, n, len(texts)))
             pos += n
 
-    def _embed_texts(self, texts: list[str], counts: list[int], kind: Kind, limit: int | None) -> Vectors:
+    def _embed_texts(self, texts: list[str], counts: list[int], kind: Kind, limit: int | None) -> EmbedResult:
+        """The merged batch through the provider's own contract (its accounting and checks), split into
+        groups of similar length when that saves padding."""
         p = self.provider
         if not self.split_padding or len(texts) < 2 or len(texts) > self.split_max_items:
-            return p.check_vectors(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+            return p.embed(texts, kind=kind, truncate="truncate")
         _, seen = truncation(counts, limit)
         groups = split_by_length(seen)
         if len(groups) == 1:
-            return p.check_vectors(p.embed_many(texts, kind=kind, token_counts=counts), len(texts))
+            return p.embed(texts, kind=kind, truncate="truncate")
         out: Vectors | None = None
+        tokens = [0] * len(texts)
+        cut: list[int] = []
         for g in groups:
-            vec = p.check_vectors(p.embed_many([texts[i] for i in g], kind=kind, token_counts=[counts[i] for i in g]),
-                              len(g))
+            part = p.embed([texts[i] for i in g], kind=kind, truncate="truncate")
             if out is None:
-                out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
-            out[g] = vec
+                out = np.empty((len(texts), part.vectors.shape[1]), dtype=np.float32)
+            out[g] = part.vectors
+            for j, i in enumerate(g):
+                tokens[i] = part.token_counts[j] if part.token_counts else seen[i]
+            cut.extend(g[j] for j in part.truncated)
         assert out is not None
-        return out
+        return EmbedResult(out, truncated=sorted(cut), n_tokens=sum(tokens), token_counts=tokens)
 
     @staticmethod
-    def _result(vectors: Vectors, counts: list[int], limit: int | None, batch_texts: int) -> BatchResult:
-        truncated, seen = truncation(counts, limit)
-        return BatchResult(vectors, seen, truncated, batch_texts)
+    def _share(result: EmbedResult, start: int, n: int, batch_texts: int) -> BatchResult:
+        """One job's rows of a batch's result: its vectors, tokens and truncated inputs (re-indexed)."""
+        tokens = result.token_counts[start: start + n] if result.token_counts else [0] * n
+        truncated = [i - start for i in result.truncated if start <= i < start + n]
+        return BatchResult(result.vectors[start: start + n], list(tokens), truncated, batch_texts)

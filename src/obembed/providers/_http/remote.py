@@ -24,7 +24,7 @@ from ...errors import (
     ProviderResponseError,
 )
 from ...types import EmbedResult, Kind, Vectors
-from ..base import Provider, estimate_tokens
+from ..base import Provider, estimate_tokens, truncation
 from .client import build_client
 from .retry import FATAL, RetryPolicy, Throttle
 
@@ -321,8 +321,13 @@ class RemoteProvider(Provider):
 
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
         """Split by items and tokens, send ``concurrency`` requests at once, keep order, keep partial results."""
+        return self.run_remote(texts, kind, token_counts, self.request_fn())
+
+    def run_remote(self, texts: Sequence[str], kind: Kind, token_counts: Sequence[int],
+                   fn: Callable[[Sequence[str], Kind], list[Any]]) -> Vectors:
+        """:meth:`embed_many` with the one-request function ``fn`` (a backend binds per-call settings in it)."""
         texts2, counts2 = self.prepare_texts(texts, token_counts, kind)
-        rows, failures = self.run_batches(texts2, counts2, kind, self.request_fn())
+        rows, failures = self.run_batches(texts2, counts2, kind, fn)
         if not failures:
             return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         good = [r for r in rows if r is not None]
@@ -336,17 +341,15 @@ class RemoteProvider(Provider):
 
     def partial_result(self, vectors: Vectors, token_counts: Sequence[int], **extra: Any) -> EmbedResult:
         """What :class:`PartialBatchError` carries: the vectors plus the same accounting :meth:`embed` gives."""
-        limit = self.max_input_tokens
-        truncated = [i for i, c in enumerate(token_counts) if limit and c > limit]
-        n_tokens = sum(min(c, limit) if limit else c for c in token_counts)
-        return EmbedResult(vectors, truncated=truncated, n_tokens=n_tokens, extra=dict(extra))
+        truncated, seen = truncation(token_counts, self.max_input_tokens)
+        return EmbedResult(vectors, truncated=truncated, n_tokens=sum(seen), token_counts=seen, extra=dict(extra))
 
     def _rows(self, batch: Sequence[str], kind: Kind) -> list[Any]:
         return list(self.embed_batch(batch, kind=kind))
 
     def request_fn(self) -> Callable[[Sequence[str], Kind], list[Any]]:
-        """The one-request function :meth:`embed_many` runs on its worker threads; called on the caller's
-        thread, so a backend can bind per-call settings (e.g. ollama's per-call ``truncate``) here."""
+        """The one-request function :meth:`embed_many` runs on its worker threads (the provider's own settings;
+        a backend with per-call settings passes its own function to :meth:`run_remote`)."""
         return self._rows
 
     def embed_lenient(self, items: Iterable[Any], *, kind: Kind = "document") -> EmbedResult:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ...types import Kind, Vectors
+from ...types import EmbedResult, Kind, TruncatePolicy, Vectors
 from ..base import Provider
 from .export import ensure_export, precision_name
 from .runtime import ModelFacts, Runner, local_folder, read_facts
@@ -55,7 +54,6 @@ class OnnxProvider(Provider):
         self.options.update(precision=self.precision, max_seq_length=max_seq_length, normalize=normalize)
         if threads is not None:
             self.options["threads"] = threads
-        self._memo = threading.local()
         facts = self._facts
         self._dimension = facts.dimension
         self.pooling = facts.config.pooling
@@ -107,29 +105,33 @@ class OnnxProvider(Provider):
 
     # -------------------------------------------------------------- tokenise once
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
-        encs = self._encode_full(texts, kind)
-        self._memo.last = (texts, kind, encs)  # embed_many reuses them: one tokenisation per call
-        return [len(e.ids) for e in encs]
+        return [len(e.ids) for e in self._encode_full(texts, kind)]
 
     def _encode_full(self, texts: Sequence[str], kind: Kind) -> list[Any]:
         prefix = self.query_prefix if kind == "query" else self.document_prefix
         batch = [prefix + t for t in texts] if prefix else list(texts)
         return self._runner.tok.encode_full(batch)
 
+    def embed_texts(self, texts: Sequence[str], *, kind: Kind, truncate: TruncatePolicy) -> EmbedResult:
+        """As :meth:`Provider.embed_texts`, tokenising each text once: the counts and the model input come from
+        the same encodings."""
+        encs = self._encode_full(texts, kind)
+        over, seen = self.account([len(e.ids) for e in encs], truncate)
+        vectors = self._embed_encodings(texts, kind, encs)
+        return EmbedResult(vectors, truncated=over, n_tokens=sum(seen), token_counts=seen)
+
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
         texts = list(items)
-        return self.embed_many(texts, kind=kind, token_counts=self.count_tokens(texts, kind=kind))
+        return self._embed_encodings(texts, kind, self._encode_full(texts, kind))
 
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
+        return self._embed_encodings(texts, kind, self._encode_full(texts, kind))
+
+    def _embed_encodings(self, texts: Sequence[str], kind: Kind, full: Sequence[Any]) -> Vectors:
         from .._batching import DEFAULT_MAX_ITEMS, ONNX_TOKEN_BUDGET, run_sorted
 
         runner = self._runner
-        last = getattr(self._memo, "last", None)
-        self._memo.last = None
-        if last is not None and last[0] is texts and last[1] == kind:
-            encs = list(last[2])
-        else:
-            encs = self._encode_full(texts, kind)
+        encs = list(full)
         limit = runner.tok.max_len
         long_idx = [i for i, e in enumerate(encs) if len(e.ids) > limit]
         if long_idx:  # only the over-long ones are tokenised a second time, with the cut
