@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fakes import HashProvider
 
 from obembed.errors import DimensionMismatchError, InvalidInputError
-from obembed.providers.base import Provider
 
 pytestmark = pytest.mark.seekdb
 
@@ -130,24 +130,6 @@ def test_other_index_types(store, make_collection_name, index):
             coll.search(vecs[17], k=3, ef_search=64)
 
 
-class _OtherModel(Provider):
-    """A second, deterministic 384-d text model (a real Provider subclass): another vector space."""
-
-    name = "other"
-
-    def __init__(self) -> None:
-        super().__init__("hash-384")
-        self._dimension = 384
-
-    def embed_batch(self, items, *, kind):
-        out = np.zeros((len(items), 384), np.float32)
-        for r, t in enumerate(items):
-            for tok in t.lower().split():
-                out[r, hash(tok) % 384] += 1.0
-        out[:, 0] += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 def test_text_queries_and_space_refusal(store, collection_name, minilm):
     coll = store.create_collection(collection_name, minilm, columns={"lang": "varchar(8)"})
     assert coll.metadata["spec"] == minilm.spec
@@ -161,15 +143,15 @@ def test_text_queries_and_space_refusal(store, collection_name, minilm):
     hits = coll.search("finance news", k=1)
     assert hits[0].id == "d1"
 
-    other = _OtherModel()
+    other = HashProvider()
     with pytest.raises(DimensionMismatchError) as ei:
         store.collection(coll.name, provider=other)
     msg = str(ei.value)
     assert minilm.spec in msg
-    assert "other:hash-384" in msg
+    assert "hash:hash-384" in msg
     assert "new collection" in msg
     with pytest.raises(DimensionMismatchError, match="384-d"):
-        coll.attach(type("Tiny", (_OtherModel,), {"dimension": 8})())
+        coll.attach(HashProvider("hash-8", dim=8))
     with pytest.raises(DimensionMismatchError, match=r"another vector space"):
         store.create_collection(coll.name, other, exists_ok=True)
 

@@ -1,4 +1,4 @@
-"""Review fixes of the server: 404s that hide what --collection hides, hybrid /search through the served model's
+"""The server: 404s that hide what --collection hides, hybrid /search through the served model's
 batcher, thumbnails that are 404 (not 500) for broken images and URLs that survive odd ids, serve --db vs
 $OBEMBED_DSN."""
 

@@ -1,4 +1,4 @@
-"""Review fixes of ingest: case-distinct file names, --prune only for files that are certainly gone, loaders that
+"""Ingest: case-distinct file names, --prune only for files that are certainly gone, loaders that
 never let one bad file stop the run, the size limit on .json files."""
 
 from __future__ import annotations
