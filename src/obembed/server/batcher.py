@@ -3,7 +3,7 @@
 Concurrent requests are queued as *jobs*; one worker thread per served model takes every job that is
 waiting (up to ``max_batch_items`` texts and ``max_batch_tokens`` estimated tokens, waiting at most
 ``max_wait_s`` for companions after the first job arrived), counts tokens once with the model's own
-tokenizer, embeds the whole gathered batch in one :meth:`~obembed.providers.base.Provider.embed_many`
+tokenizer, embeds the whole gathered batch in one :meth:`~obembed.providers.base.Provider.embed`
 call (the backend sorts by length and splits into its own batches) and hands each job its rows.
 
 All use of the provider (tokenizer and model) happens on the worker thread: Hugging Face fast
