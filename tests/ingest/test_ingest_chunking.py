@@ -7,6 +7,7 @@ import tracemalloc
 
 import pytest
 
+from obembed.errors import ConfigError
 from obembed.ingest.chunking import Chunker, fast_estimate_tokens, markdown_sections, split_units
 from obembed.providers.base import estimate_tokens
 
@@ -131,9 +132,9 @@ def test_streamed_50mb_text_is_chunked_in_bounded_memory(tmp_path):
 
 
 def test_bad_chunker_settings_are_refused():
-    with pytest.raises(ValueError, match="overlap"):
+    with pytest.raises(ConfigError, match="overlap"):
         Chunker(max_tokens=64, overlap=40)
-    with pytest.raises(ValueError, match="max_tokens"):
+    with pytest.raises(ConfigError, match="max_tokens"):
         Chunker(max_tokens=4)
 
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["Chunk", "Chunker", "fast_estimate_tokens", "markdown_sections", "split_units"]
 
 log = logging.getLogger(__name__)
@@ -106,9 +108,9 @@ class Chunker:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8:
-            raise ValueError(f"max_tokens={self.max_tokens} is too small; use at least 8")
+            raise ConfigError(f"max_tokens={self.max_tokens} is too small; use at least 8")
         if self.overlap < 0 or self.overlap >= self.max_tokens // 2:
-            raise ValueError(f"overlap={self.overlap} must be >= 0 and below half of max_tokens ({self.max_tokens})")
+            raise ConfigError(f"overlap={self.overlap} must be >= 0 and below half of max_tokens ({self.max_tokens})")
         self._count = self.count or estimate_counter
         self._special = self._count([""])[0]
 

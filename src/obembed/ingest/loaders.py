@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import InvalidInputError
 from ..images import IMAGE_EXTENSIONS
 
 __all__ = [
@@ -492,7 +493,7 @@ def cast_value(value: Any, sql_type: str) -> Any:
             return True
         if low in ("0", "false", "no", "n", "f"):
             return False
-        raise ValueError(f"{value!r} is not a boolean")
+        raise InvalidInputError(f"{value!r} is not a boolean; use true/false, yes/no or 1/0")
     cast = _CASTS.get(base)
     if cast is int:
         if isinstance(value, float) and value.is_integer():

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import ProviderResponseError
+
 __all__ = [
     "DEFAULT_MAX_ITEMS",
     "DEFAULT_TOKEN_BUDGET",
@@ -89,7 +91,7 @@ def run_sorted(
             before_batch()
         vecs = np.asarray(embed(idx), dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(idx):
-            raise ValueError(f"batch of {len(idx)} items gave an array of shape {vecs.shape}")
+            raise ProviderResponseError(f"a batch of {len(idx)} items gave an array of shape {vecs.shape}")
         if out is None:
             out = np.empty((n, vecs.shape[1]), dtype=np.float32)
         out[idx] = vecs
