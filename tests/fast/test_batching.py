@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from obembed.errors import ProviderResponseError
 from obembed.providers._batching import (
     padded_tokens,
     plan_batches,
@@ -57,5 +58,5 @@ def test_run_sorted_returns_rows_in_input_order() -> None:
 
 
 def test_run_sorted_refuses_a_batch_with_the_wrong_row_count() -> None:
-    with pytest.raises(ValueError, match="batch of 2 items"):
+    with pytest.raises(ProviderResponseError, match="batch of 2 items"):
         run_sorted([3, 3], lambda idx: np.zeros((1, 4)))
