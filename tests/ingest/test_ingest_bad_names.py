@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,3 +55,19 @@ def test_source_problem_names_every_unusable_path(name, length):
         assert display_path(path).encode("utf-8")  # the report can always print it
     else:
         assert (problem is None) == (len(path) <= schema.SOURCE_MAX)
+
+
+@pytest.mark.parametrize("cmd", [["collections", "list"], ["collections", "show", "kb"],
+                                 ["collections", "drop", "kb", "--yes"]])
+def test_read_only_commands_never_create_a_store(tmp_path, cmd):
+    from click.testing import CliRunner
+
+    from obembed.cli import main
+
+    typo = tmp_path / "typo" / "path"
+    res = CliRunner().invoke(main, [*cmd, "--db", str(typo)])
+    assert res.exit_code != 0
+    assert "no store at" in res.output
+    assert "Traceback" not in res.output
+    assert not typo.exists()
+    assert not (tmp_path / "typo").exists()

@@ -27,12 +27,13 @@ def db_options(f: F) -> F:
                         help="Folder of the embedded seekdb (default: $OBEMBED_DB_PATH or ./obembed.db).")(f)
 
 
-def open_store(db: str | None, dsn: str | None) -> Any:
+def open_store(db: str | None, dsn: str | None, *, create: bool = True) -> Any:
+    """The store of a command; read-only commands pass ``create=False`` (a mistyped --db creates nothing)."""
     import obembed
 
     if db and dsn:
         raise click.UsageError("give --db (embedded) or --dsn (server), not both")
-    return obembed.connect(dsn=dsn, path=db, provider_factory=obembed.load)
+    return obembed.connect(dsn=dsn, path=db, provider_factory=obembed.load, create=create)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.I)
@@ -428,7 +429,7 @@ def collections() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(db: str | None, dsn: str | None, as_json: bool) -> None:
     """List collections with their model, dimension and row count."""
-    store = open_store(db, dsn)
+    store = open_store(db, dsn, create=False)
     try:
         rows = store.list_collections()
     finally:
@@ -452,7 +453,7 @@ def list_cmd(db: str | None, dsn: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
     """Show one collection: model, columns, index, rows, sources."""
-    store = open_store(db, dsn)
+    store = open_store(db, dsn, create=False)
     try:
         coll = store.collection(name)
         info = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in coll.metadata.items()}
@@ -481,7 +482,7 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
 @db_options
 def drop_cmd(name: str, yes: bool, db: str | None, dsn: str | None) -> None:
     """Drop a collection (its table and metadata)."""
-    store = open_store(db, dsn)
+    store = open_store(db, dsn, create=False)
     try:
         coll = store.collection(name)  # CollectionNotFoundError names the known ones
         n = coll.count()

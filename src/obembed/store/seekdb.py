@@ -71,6 +71,7 @@ class Store:
         database: str | None = None,
         query_timeout: float = DEFAULT_QUERY_TIMEOUT_S,
         reranker_factory: RerankerFactory | None = None,
+        create: bool = True,
     ) -> None:
         self.settings = settings or get_settings()
         self.provider_factory = provider_factory
@@ -92,6 +93,10 @@ class Store:
             label = f"seekdb/OceanBase at {where}"
         else:
             self.path = Path(path if path is not None else self.settings.db_path).expanduser().resolve()
+            if not create and not self.path.is_dir():
+                raise ConfigError(
+                    f"no store at {str(self.path)!r} (nothing was created there); check the path (--db), or create "
+                    "the store by ingesting into it")
             self._embedded = EmbeddedEngine(self.path, keep_warm_s=self.settings.engine_idle)
             args = self._embedded.connect_args()
             db = database or DEFAULT_DATABASE
@@ -415,6 +420,7 @@ def connect(
     database: str | None = None,
     query_timeout: float = DEFAULT_QUERY_TIMEOUT_S,
     reranker_factory: RerankerFactory | None = None,
+    create: bool = True,
 ) -> Store:
     """Open the store. ``target``: a folder path (embedded seekdb there) or a DSN (a string with ``://``,
     ``mysql://user:pass@host:2881/db``); or say which with ``path=`` / ``dsn=`` (a DSN wins when both are
@@ -442,4 +448,4 @@ def connect(
                 "such as mysql://user:pass@host:2881/db")
     return Store(dsn, path=path, settings=settings, provider_factory=provider_factory,
                  fallback_factory=fallback_factory, database=database, query_timeout=query_timeout,
-                 reranker_factory=reranker_factory)
+                 reranker_factory=reranker_factory, create=create)
