@@ -54,6 +54,8 @@ __all__ = [
     "HTTPRequestError",
     "InvalidFilterError",
     "InvalidInputError",
+    "MigrationError",
+    "MigrationPausedError",
     "MissingCredentialError",
     "MissingDependencyError",
     "ModelNotFoundError",
@@ -307,3 +309,15 @@ def redact(text: str, *secrets: str | None) -> str:
         else:
             text = pat.sub(lambda m: m.group(1) + "***", text)
     return text
+
+
+class MigrationError(StoreError):
+    """A model migration was refused (nothing to migrate, wrong step) or cannot go on as asked."""
+
+    http_status = 409
+
+
+class MigrationPausedError(MigrationError):
+    """A model migration stopped on a provider error; the rows done so far are kept: rerun to resume."""
+
+    http_status = 503

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,6 +136,40 @@ class Collection:
     def provider(self) -> QueryModel:
         """Same as :attr:`model` (the older name)."""
         return self.model
+
+    # -------------------------------------------------------------------- model migration
+    def migrate(self, model: QueryModel, *, batch_size: int = 256,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, Any] | None:
+        """Build ``model``'s vectors beside the current ones (or continue an interrupted run); searches keep
+        answering from the current model until :meth:`swap_model`. See :mod:`obembed.store.migrate`."""
+        from . import migrate
+
+        return migrate.migrate(self, model, batch_size=batch_size, progress=progress)
+
+    def swap_model(self, model: QueryModel | None = None) -> Collection:
+        """Make the migrated model answer (atomic); returns the collection reopened."""
+        from . import migrate
+
+        return migrate.swap(self, model)
+
+    def rollback_model(self, model: QueryModel | None = None) -> Collection:
+        """Cancel a migration before the swap, or answer from the old model again after it."""
+        from . import migrate
+
+        return migrate.rollback(self, model)
+
+    def drop_old_model(self) -> dict[str, Any]:
+        """After the swap: drop the old model's vectors."""
+        from . import migrate
+
+        return migrate.drop_old(self)
+
+    @property
+    def migration(self) -> dict[str, Any] | None:
+        """The state of a model migration (None: none under way)."""
+        from . import migrate
+
+        return migrate.migration_status(self)
 
     # -------------------------------------------------------------------- writing
     def _row_values(self, i: int, row: Any, seen: set[str], *, vector: bool = True) -> tuple[list[Any], bytes]:

@@ -400,6 +400,9 @@ class Store:
             # crash-consistent order: the table goes first, the metadata row last. A kill after the DROP leaves a
             # metadata row without a table, which every later command repairs (this drop again, create_collection
             # of the name, opening it); the reverse order would leave a full table nobody owns.
+            from .migrate import drop_migration
+
+            drop_migration(self, name)  # a model migration's shadow table and state row, first (they are extras)
             self.execute(f"DROP TABLE IF EXISTS {schema.quote(name)}", what=f"drop collection {name!r}", fetch=False,
                          retry=False)
             self._forget(name)
