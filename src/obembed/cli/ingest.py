@@ -421,7 +421,7 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
 
 @click.group()
 def collections() -> None:
-    """List, show or drop collections."""
+    """List, show, migrate or drop collections."""
 
 
 @collections.command("list")
@@ -460,6 +460,7 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
         info["count"] = coll.count()
         sources = coll.sources()
         info["sources"] = len(sources)
+        info["migration"] = coll.migration
     finally:
         store.close()
     if as_json:
@@ -474,6 +475,80 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
     click.echo(f"  columns    {', '.join(f'{k} {v}' for k, v in (info.get('columns') or {}).items()) or '-'}")
     click.echo(f"  index      {info.get('index_type') or 'none'}; full-text: {info.get('fulltext') or 'no'}")
     click.echo(f"  created    {info.get('created_at')}")
+    mig = info.get("migration")
+    if mig:
+        line = f"  migration  {mig['from']} -> {mig['to']}: {mig['state']}, {mig['answering']} answers"
+        if "rows" in mig:
+            line += f"; {mig['done']}/{mig['rows']} rows re-embedded"
+        click.echo(line)
+        if mig.get("error"):
+            click.echo(f"  paused on  {mig['error']}")
+
+
+@collections.command("migrate")
+@click.argument("name")
+@model_option
+@click.option("--swap", "step", flag_value="swap", help="Make the migrated model answer (after a last pass).")
+@click.option("--rollback", "step", flag_value="rollback",
+              help="Before --swap: cancel the migration. After it: answer from the old model again.")
+@click.option("--drop-old", "step", flag_value="drop-old", help="After --swap: drop the old model's vectors.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Rows re-embedded per batch.")
+@db_options
+@click.option("--json", "as_json", is_flag=True, help="Print the migration state as JSON.")
+def migrate_cmd(name: str, model: str | None, options: tuple[str, ...], step: str | None, batch_size: int,
+                db: str | None, dsn: str | None, as_json: bool) -> None:
+    """Change a collection's model without downtime: build the new vectors beside the old ones (rerun to
+    resume), then --swap; --rollback and --drop-old after that."""
+    store = open_store(db, dsn)
+    try:
+        coll = store.collection(name)
+        if step is None:
+            if model is None:
+                raise click.UsageError("give the new model: --model SPEC (or --swap / --rollback / --drop-old)")
+            provider = load_provider(model, options)
+            with _MigrateBar() as bar:
+                state = coll.migrate(provider, batch_size=batch_size, progress=bar)
+            msg = (f"{name}: {state['done']}/{state['rows']} rows have {state['to']} vectors; "
+                   f"{state['answering']} answers until `obembed collections migrate {name} --swap`") if state else ""
+        elif step == "swap":
+            state = coll.swap_model(load_provider(model, options) if model else None).migration
+            msg = f"{name}: {state['to'] if state else '?'} answers now (old vectors kept until --drop-old)"
+        elif step == "rollback":
+            coll = coll.rollback_model(load_provider(model, options) if model else None)
+            state = coll.migration
+            msg = f"{name}: {coll.spec} answers" + ("" if state else " (migration cancelled)")
+        else:
+            state = coll.drop_old_model()
+            msg = f"{name}: dropped the vectors of {state['dropped']}"
+    finally:
+        store.close()
+    if as_json:
+        echo_json(state)
+    else:
+        click.echo(msg)
+
+
+class _MigrateBar:
+    """A rich progress bar (stderr) of the rows re-embedded, like ingest's."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]re-embedding"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.task = self.progress.add_task("rows", total=None)
+
+    def __enter__(self) -> _MigrateBar:
+        self.progress.start()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 @collections.command("drop")

@@ -155,21 +155,22 @@ def _sync(src: Collection, dst: Collection, provider: QueryModel, batch_size: in
 
 
 def migrate(coll: Collection, provider: QueryModel, *, batch_size: int = DEFAULT_BATCH,
-            progress: Progress | None = None) -> dict[str, Any]:
+            progress: Progress | None = None) -> dict[str, Any] | None:
     """Build ``provider``'s vectors for every row of ``coll`` in the shadow table (or continue doing so); the
     collection keeps answering from its current model. Returns :func:`migration_status`."""
     store = coll.store
     name = coll.name
     with store._session.lock:
         st = _state(store, name)
-        info = dict(provider.info())  # type: ignore[attr-defined]
+        info = dict(provider.info())
         info.setdefault("space", provider.space)
-        target = {"dimension": int(provider.dimension), "distance": coll.distance, "spec": provider.spec,
-                  "space": provider.space, "provider": info, "index_type": coll.metadata.get("index_type")}
+        target: dict[str, Any] = {"dimension": int(provider.dimension), "distance": coll.distance,
+                                  "spec": provider.spec, "space": provider.space, "provider": info,
+                                  "index_type": coll.metadata.get("index_type")}
         if st is None:
             if _same_space(coll, provider):
-                raise MigrationError(f"nothing to migrate: collection {name!r} already holds vectors of {provider.spec} "
-                                     f"({coll.dimension}-d, space {coll.space})")
+                raise MigrationError(f"nothing to migrate: collection {name!r} already holds vectors of "
+                                     f"{provider.spec} ({coll.dimension}-d, space {coll.space})")
             idx = target["index_type"]
             target["index_params"] = schema.index_params(idx, target["dimension"], {}) if idx else {}
             store.execute(f"DROP TABLE IF EXISTS {schema.quote(shadow_table(name))}", fetch=False,
