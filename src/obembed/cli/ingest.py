@@ -500,7 +500,7 @@ def migrate_cmd(name: str, model: str | None, options: tuple[str, ...], step: st
                 db: str | None, dsn: str | None, as_json: bool) -> None:
     """Change a collection's model without downtime: build the new vectors beside the old ones (rerun to
     resume), then --swap; --rollback and --drop-old after that."""
-    store = open_store(db, dsn)
+    store = open_store(db, dsn, create=False)
     try:
         coll = store.collection(name)
         if step is None:
