@@ -20,18 +20,23 @@ from .rows import (
     as_vector,
     check_text,
     metadata_json,
+    parse_sparse,
     parse_vector,
     scalar_value,
     score,
+    sparse_literal,
     vector_bytes,
     vector_problems,
 )
-from .search import rerank_candidates, rerank_hits, rrf_fuse, use_exact
+from .search import SEARCH_MODES, hybrid_weights, rerank_candidates, rerank_hits, rrf_fuse, use_exact
 
 if TYPE_CHECKING:
     from .seekdb import Store
 
-__all__ = ["DELETE_BATCH", "MAX_K", "MAX_STATEMENT_BYTES", "Collection"]
+__all__ = ["DELETE_BATCH", "MAX_K", "MAX_STATEMENT_BYTES", "Collection", "SparseQuery"]
+
+SparseQuery = Mapping[int, float]
+"""A sparse vector: ``{token id: weight}``."""
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +197,8 @@ class Collection:
                                     "(merge the rows or make the ids distinct)", index=i)
         seen.add(rid)
         unknown = set(row) - self._writable
+        if "sparse" in unknown:
+            raise InvalidInputError(f"row {i} (id {rid!r}) has a 'sparse' vector: {self._no_sparse()}", index=i)
         if unknown:
             raise InvalidInputError(
                 f"row {i} (id {rid!r}): unknown field(s) {sorted(unknown)}; known: {sorted(self._writable)} "
@@ -237,6 +244,10 @@ class Collection:
             v = scalar_value(v, ctype, f"row {i} (id {rid!r}): column {c!r} ({ctype})", i)
             values.append(v)
         values.append(meta)
+        if self.has_sparse:
+            sp = row.get("sparse")
+            values.append(None if sp is None else sparse_literal(sp, f"row {i} (id {rid!r})",
+                                                                 max_id=schema.SPARSE_MAX_ID, index=i))
         return values, (np.ascontiguousarray(vec, dtype="<f4").tobytes() if vec is not None else b"")
 
     def _prepare(self, rows: list[Any]) -> list[tuple[list[Any], bytes]]:
@@ -264,10 +275,32 @@ class Collection:
 
     @property
     def _writable(self) -> set[str]:
-        return {"id", "vector", "content", "source", "chunk", "content_hash", "metadata", *self.columns}
+        extra = {"sparse"} if self.has_sparse else set()
+        return {"id", "vector", "content", "source", "chunk", "content_hash", "metadata", *self.columns, *extra}
+
+    @property
+    def has_sparse(self) -> bool:
+        """Whether the table has a sparse vector column (``create_collection(..., sparse=True)``); read from the
+        table itself once (older collections and other tools' tables have none)."""
+        if "sparse" not in self.metadata:
+            rows, _ = self.store.execute(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                "AND column_name = %s", (self.store.database, self.name, schema.SPARSE_COLUMN),
+                what=f"look up the sparse column of {self.name!r}")
+            self.metadata["sparse"] = bool(rows[0][0])
+        return bool(self.metadata["sparse"])
+
+    def _no_sparse(self) -> ConfigError:
+        return ConfigError(
+            f"collection {self.name!r} has no sparse vector column (a column cannot be added to an existing "
+            "collection): create a new one with store.create_collection(name, model, sparse=True) and ingest with "
+            "a model that gives "
+            "sparse output (e.g. a BGE-M3 folder with sparse_linear.pt, or DashScope text-embedding-v3/v4 with "
+            "output_type='dense&sparse')")
 
     def _insert_sql(self, n: int) -> str:
-        cols = ["id", "content", "source", "chunk", "content_hash", *self.columns, "metadata", schema.VECTOR_COLUMN]
+        cols = ["id", "content", "source", "chunk", "content_hash", *self.columns, "metadata",
+                *([schema.SPARSE_COLUMN] if self.has_sparse else []), schema.VECTOR_COLUMN]
         col_sql = ", ".join(schema.quote(c) for c in cols)
         one = "(" + ", ".join(["%s"] * len(cols)) + ")"
         upd = ", ".join(f"{schema.quote(c)} = VALUES({schema.quote(c)})" for c in cols[1:])
@@ -372,6 +405,8 @@ class Collection:
         cols = [*BASE_SELECT, *self.columns, "created_at", "updated_at"]
         if include_vectors:
             cols.append(schema.VECTOR_COLUMN)
+            if self.has_sparse:
+                cols.append(schema.SPARSE_COLUMN)
         return ", ".join(schema.quote(c) for c in cols)
 
     def _row_dict(self, r: Sequence[Any], include_vectors: bool) -> dict[str, Any]:
@@ -380,6 +415,8 @@ class Collection:
         d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
         if include_vectors:
             d["vector"] = parse_vector(r[len(names)])
+            if self.has_sparse:
+                d["sparse"] = parse_sparse(r[len(names) + 1])
         return d
 
     def get(self, ids: Iterable[str] | str, *, include_vectors: bool = False) -> list[dict[str, Any]]:
@@ -504,9 +541,10 @@ class Collection:
         ``exact`` when given, else exact up to ``EXACT_MAX_ROWS`` rows or without an index)."""
         return use_exact(exact, has_index=self.has_index, rows=self.count, ef_search=ef_search)
 
-    def search(self, query: Query, k: int = 10, *, where: Where = None, exact: bool | None = None,
-               ef_search: int | None = None, rerank: str | RerankModel | None = None,
-               candidates: int | None = None) -> list[Hit]:
+    def search(self, query: Query | SparseQuery, k: int = 10, *, where: Where = None, exact: bool | None = None,
+               ef_search: int | None = None, mode: str = "dense", weights: Mapping[str, float] | None = None,
+               rerank: str | RerankModel | None = None, candidates: int | None = None,
+               vector: npt.ArrayLike | None = None, sparse_vector: SparseQuery | None = None) -> list[Hit]:
         """The ``k`` nearest rows to a vector or a text (embedded with the collection's model).
 
         ``rerank`` (a spec such as ``"cross-encoder:BAAI/bge-reranker-v2-m3"`` or a reranker object): the
@@ -519,20 +557,44 @@ class Collection:
         recall on crowded vectors), the index above, or when ``ef_search`` is given. With a filter the index can
         return fewer than ``k`` rows although more match: the store then answers from an exact search of the
         filtered rows. Python, ``obembed search`` and the server's ``/search`` all rank through here.
+
+        ``mode``: ``"dense"`` (the vector column, above), ``"sparse"`` (the sparse column by inner product: ``query``
+        a text embedded by the model's sparse output, or a ``{token id: weight}`` dict; ``score`` is the inner
+        product, ``distance`` its negative), ``"fulltext"`` (MATCH ... AGAINST on ``content``, needs
+        ``fulltext=True``; ``score`` is the engine's relevance) or ``"hybrid"``: reciprocal rank fusion of the legs
+        in ``weights`` (``{"dense": w, "sparse": w, "fulltext": w}``; by default every leg the collection has, each
+        weight 1; a leg with weight 0 is not run), ``candidates`` rows from each (default ``max(4k, 40)``);
+        ``score`` is the fused RRF score, ``distance`` the dense distance where the dense leg found the row.
+        ``vector`` / ``sparse_vector`` give the hybrid legs precomputed query vectors (``query`` is then the text
+        of the full-text leg, and the model is not called).
         """
         self.store._check_open()
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
+        if mode not in SEARCH_MODES:
+            raise InvalidInputError(f"mode={mode!r} is not a search mode; use one of {SEARCH_MODES}")
         if rerank is not None:
             if not isinstance(query, str) or not query.strip():
                 raise InvalidInputError("rerank= needs the query text (the reranker reads it with each candidate); "
                                         "pass a non-empty text query")
             reranker = self.store.reranker(rerank)
             n = rerank_candidates(k, candidates, limit=MAX_K)
-            first = self.search(query, n, where=where, exact=exact, ef_search=ef_search)
+            first = self.search(query, n, where=where, exact=exact, ef_search=ef_search, mode=mode, weights=weights,
+                                candidates=n if mode == "hybrid" else None, vector=vector,
+                                sparse_vector=sparse_vector)
             return rerank_hits(query, first, reranker, k)
+        if mode == "hybrid":
+            return self._hybrid(query, k, where=where, exact=exact, weights=weights, candidates=candidates,
+                                vector=vector, sparse_vector=sparse_vector)
         if candidates is not None:
-            raise InvalidInputError("candidates= is how many rows a reranker reads: it applies with rerank=")
+            raise InvalidInputError("candidates= is how many rows a reranker (or each leg of a hybrid search) reads: "
+                                    "it applies with rerank= or mode='hybrid'")
+        if mode == "sparse":
+            return self._sparse_search(query, k, where=where, exact=exact)
+        if mode == "fulltext":
+            return self._fulltext_search(query, k, where=where)
+        if isinstance(query, Mapping):
+            raise InvalidInputError("a {token id: weight} dict is a sparse query: pass mode='sparse'")
         if ef_search is not None and (isinstance(ef_search, bool) or not isinstance(ef_search, int)
                                       or not 1 <= ef_search <= MAX_K):
             raise InvalidInputError(f"ef_search={ef_search!r} must be an int between 1 and {MAX_K}")
@@ -568,6 +630,124 @@ class Collection:
                     "they are the rows whose vector is all zeros", self.name, int(nulls[0][0]), self.distance)
         return rows
 
+    def _sparse_query(self, query: Query | SparseQuery) -> str:
+        if not self.has_sparse:
+            raise self._no_sparse()
+        if isinstance(query, str):
+            if not query.strip():
+                raise InvalidInputError("the search text is empty; pass a non-empty query")
+            embed_sparse = getattr(self.model, "embed_sparse", None)
+            if embed_sparse is None:
+                raise ConfigError(f"the model of collection {self.name!r} ({self.spec}) gives no sparse vectors; pass "
+                                  "the query as a {token id: weight} dict, or attach a model with embed_sparse()")
+            query = embed_sparse([query], kind="query")[0]
+        lit = sparse_literal(query, "sparse query", max_id=schema.SPARSE_MAX_ID)
+        if lit == "{}":
+            raise InvalidInputError("the sparse query has no token with a weight > 0; it would match nothing")
+        return lit
+
+    def _sparse_search(self, query: Query | SparseQuery, k: int, *, where: Where,
+                       exact: bool | None) -> list[Hit]:
+        lit = self._sparse_query(query)
+        approx = not use_exact(exact, has_index=True, rows=self.count)
+        wsql, wparams = compile_where(where, self._filter_columns)
+        col = schema.quote(schema.SPARSE_COLUMN)
+
+        def run(approximate: bool) -> list[Any]:
+            sql = (f"SELECT {self._select_cols()}, inner_product({col}, %s) AS `_ip` FROM {self._table} "
+                   f"WHERE {col} IS NOT NULL" + (f" AND ({wsql})" if wsql else "")
+                   + f" ORDER BY `_ip` DESC {'APPROXIMATE ' if approximate else ''}LIMIT {int(k)}")
+            rows, _ = self.store.execute(sql, [lit, *wparams], what=f"sparse search {self.name!r}")
+            return [r for r in rows if r[-1] is not None and float(r[-1]) > 0]
+
+        rows = run(approx)
+        self.store.stats["searches"] += 1
+        if approx and len(rows) < k:
+            exact_rows = run(False)
+            if len(exact_rows) > len(rows):
+                rows = exact_rows
+        hits = self._hits(rows)
+        for h, r in zip(hits, rows, strict=True):
+            h.score = float(r[-1])
+            h.distance = -h.score
+        return hits
+
+    def _fulltext_search(self, query: Query | SparseQuery, k: int, *, where: Where) -> list[Hit]:
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("a full-text search needs a non-empty text")
+        if not self.metadata.get("fulltext"):
+            raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True to use "
+                              "full-text or hybrid search")
+        wsql, wparams = compile_where(where, self._filter_columns)
+        sql = (f"SELECT {self._select_cols()}, MATCH(`content`) AGAINST(%s) AS `_ft` FROM {self._table} "
+               f"WHERE MATCH(`content`) AGAINST(%s)" + (f" AND ({wsql})" if wsql else "")
+               + f" ORDER BY `_ft` DESC LIMIT {int(k)}")
+        rows, _ = self.store.execute(sql, [query, query, *wparams], what=f"full-text search {self.name!r}")
+        self.store.stats["searches"] += 1
+        hits = self._hits(rows)
+        for h, r in zip(hits, rows, strict=True):
+            h.distance = None
+            h.score = float(r[-1])
+        return hits
+
+    def _hybrid(self, query: Query | SparseQuery, k: int, *, where: Where, exact: bool | None,
+                weights: Mapping[str, float] | None, candidates: int | None, vector: npt.ArrayLike | None,
+                sparse_vector: SparseQuery | None) -> list[Hit]:
+        w = hybrid_weights(weights, dense=True, sparse=self.has_sparse, fulltext=bool(self.metadata.get("fulltext")),
+                           name=self.name)
+        if w.get("sparse") and not self.has_sparse:
+            raise self._no_sparse()
+        if w.get("fulltext") and not self.metadata.get("fulltext"):
+            raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True, or "
+                              "give the fulltext leg weight 0")
+        text = query if isinstance(query, str) else None
+        if text is not None and not text.strip():
+            raise InvalidInputError("the search text is empty; pass a non-empty query")
+        if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int)
+                                       or candidates < 1):
+            raise InvalidInputError(f"candidates={candidates!r} must be a positive int")
+        n = min(MAX_K, max(k, candidates or max(4 * k, 40)))
+        legs: list[tuple[str, list[Hit], float]] = []
+        if w.get("dense"):
+            dq: Query
+            if vector is not None:
+                dq = as_vector(vector, self.dimension, "query vector")
+            elif text is not None:
+                dq = text
+            elif isinstance(query, Mapping):
+                raise InvalidInputError("hybrid search with a sparse dict needs the query text (or vector=)")
+            else:
+                dq = query
+            legs.append(("dense", self.search(dq, n, where=where, exact=exact), w["dense"]))
+        if w.get("sparse"):
+            sq: Query | SparseQuery
+            if sparse_vector is not None:
+                sq = sparse_vector
+            elif text is not None:
+                sq = text
+            elif isinstance(query, Mapping):
+                sq = query
+            else:
+                raise InvalidInputError("the sparse leg of a hybrid search needs the query text or sparse_vector=")
+            legs.append(("sparse", self._sparse_search(sq, n, where=where, exact=exact), w["sparse"]))
+        if w.get("fulltext"):
+            if text is None:
+                raise InvalidInputError("the full-text leg of a hybrid search needs the query text")
+            legs.append(("fulltext", self._fulltext_search(text, n, where=where), w["fulltext"]))
+        by_id: dict[str, Hit] = {}
+        for leg, hits, _ in legs:
+            for h in hits:
+                if h.id not in by_id:
+                    if leg != "dense":
+                        h.distance = None
+                    by_id[h.id] = h
+        out = []
+        for i, fused in rrf_fuse([([h.id for h in hits], weight) for _, hits, weight in legs], k):
+            h = by_id[i]
+            h.score = fused
+            out.append(h)
+        return out
+
     def hybrid_search(self, text: str, k: int = 10, *, where: Where = None, candidates: int | None = None,
                       vector: npt.ArrayLike | None = None, weights: tuple[float, float] = (1.0, 1.0),
                       exact: bool | None = None, rerank: str | RerankModel | None = None) -> list[Hit]:
@@ -587,31 +767,9 @@ class Collection:
         if not self.metadata.get("fulltext"):
             raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True to use "
                               "hybrid_search (or use search())")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k={k!r} must be an int between 1 and {MAX_K}")
-        reranker = self.store.reranker(rerank) if rerank is not None else None
-        n = rerank_candidates(k, candidates, limit=MAX_K) if reranker is not None else min(
-            MAX_K, candidates or max(4 * k, 40))
-        vec_hits = self.search(text if vector is None else vector, n, where=where, exact=exact)
-        wsql, wparams = compile_where(where, self._filter_columns)
-        sql = (f"SELECT {self._select_cols()}, MATCH(`content`) AGAINST(%s) AS `_ft` FROM {self._table} "
-               f"WHERE MATCH(`content`) AGAINST(%s)" + (f" AND ({wsql})" if wsql else "")
-               + f" ORDER BY `_ft` DESC LIMIT {int(n)}")
-        rows, _ = self.store.execute(sql, [text, text, *wparams], what=f"full-text search {self.name!r}")
-        text_hits = self._hits(rows)
-        by_id: dict[str, Hit] = {h.id: h for h in vec_hits}
-        for h in text_hits:
-            if h.id not in by_id:
-                h.distance = None
-                by_id[h.id] = h
         wv, wt = weights
-        out = []
-        keep = n if reranker is not None else k
-        for i, fused in rrf_fuse([([h.id for h in vec_hits], wv), ([h.id for h in text_hits], wt)], keep):
-            h = by_id[i]
-            h.score = fused
-            out.append(h)
-        return rerank_hits(text, out, reranker, k) if reranker is not None else out
+        return self.search(text, k, where=where, exact=exact, mode="hybrid", candidates=candidates, vector=vector,
+                           weights={"dense": wv, "fulltext": wt, "sparse": 0.0}, rerank=rerank)
 
     # -------------------------------------------------------------------- index management
     def create_index(self, index: str = "hnsw", *, index_params: Mapping[str, int] | None = None,

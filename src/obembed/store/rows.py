@@ -8,6 +8,7 @@ import decimal
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from pathlib import PurePath
 
 import numpy as np
@@ -16,7 +17,8 @@ import numpy.typing as npt
 from ..errors import DimensionMismatchError, InvalidInputError
 
 __all__ = ["BASE_SELECT", "MAX_ABS_COMPONENT", "MIN_COSINE_NORM", "as_vector", "check_text", "metadata_json",
-           "parse_vector", "scalar_value", "score", "vector_bytes", "vector_problems"]
+           "parse_sparse", "parse_vector", "scalar_value", "score", "sparse_literal",
+           "vector_bytes", "vector_problems"]
 
 MAX_ABS_COMPONENT = 1e15
 """Largest |component| a stored or query vector may have: beyond ~1e19 the engine's distance arithmetic
@@ -169,3 +171,44 @@ def score(distance: str, d: float) -> float:
 def vector_bytes(vec: npt.ArrayLike) -> bytes:
     """A vector as the engine's binary input: little-endian float32."""
     return np.ascontiguousarray(vec, dtype="<f4").tobytes()
+
+
+def sparse_literal(v: object, what: str, *, max_id: int, index: int | None = None) -> str:
+    """A sparse vector ``{token id: weight}`` checked and written as the engine's literal ``'{12:0.5,40:0.3}'``
+    (ids ascending, weights as float32; zero weights left out). Refused: a non-dict, ids that are not ints in
+    ``0..max_id-1``, weights that are not finite numbers ≥ 0 (NaN, inf, negative)."""
+    if not isinstance(v, Mapping):
+        raise InvalidInputError(f"{what}: a sparse vector must be a dict {{token id: weight}}, got "
+                                f"{type(v).__name__}", index=index)
+    items: list[tuple[int, float]] = []
+    for key, w in v.items():
+        if isinstance(key, bool) or not isinstance(key, int | np.integer) or not 0 <= int(key) < max_id:
+            raise InvalidInputError(f"{what}: sparse token id {key!r:.40} is not an int in 0..{max_id - 1}; "
+                                    "pass the model's token ids as ints", index=index)
+        if isinstance(w, bool) or not isinstance(w, int | float | np.integer | np.floating):
+            raise InvalidInputError(f"{what}: sparse weight of id {int(key)} is a {type(w).__name__}, not a number",
+                                    index=index)
+        f = float(np.float32(w))
+        if not math.isfinite(f) or f < 0:
+            raise InvalidInputError(f"{what}: sparse weight of id {int(key)} is {float(w)!r}; weights must be finite "
+                                    "and ≥ 0 (lexical weights are ReLU outputs): fix or drop the item", index=index)
+        if f > 0:
+            items.append((int(key), f))
+    items.sort()
+    return "{" + ",".join(f"{i}:{w!r}" for i, w in items) + "}"
+
+
+def parse_sparse(text: object) -> dict[int, float] | None:
+    """The engine's sparse text ``{1:0.5,77:1.2}`` as a dict of float32 values (None for NULL)."""
+    if text is None:
+        return None
+    if isinstance(text, bytes | bytearray):
+        text = text.decode()
+    s = str(text).strip().strip("{}").strip()
+    if not s:
+        return {}
+    out: dict[int, float] = {}
+    for part in s.split(","):
+        k, _, w = part.partition(":")
+        out[int(k)] = float(np.float32(w))
+    return out

@@ -31,6 +31,13 @@ SCHEMA_VERSION = 1
 VECTOR_COLUMN = "embedding"
 VECTOR_INDEX = "vidx_embedding"
 FULLTEXT_INDEX = "ftidx_content"
+SPARSE_COLUMN = "sparse_embedding"
+SPARSE_INDEX = "sidx_sparse"
+SPARSE_MAX_ID = 500_000
+"""Sparse token ids run from 0 to ``SPARSE_MAX_ID - 1`` (the engine's SPARSEVECTOR limit; BGE-M3's vocabulary
+has 250,002 ids)."""
+SPARSE_VERSION_NEEDED = ("seekdb 1.4 (the embedded engine of pylibseekdb ≥ 1.4) or an OceanBase release with "
+                         "SPARSEVECTOR and the vsag 'sindi' index (4.4.1 or later)")
 BINARY_COLLATION = "utf8mb4_bin"
 """Collation of the key-like columns (id, source, content_hash): case- and accent-sensitive."""
 
@@ -53,6 +60,7 @@ BUILTIN_COLUMNS: dict[str, str] = {
     "content_hash": "varchar(128)",
     "metadata": "json",
     VECTOR_COLUMN: "vector",
+    SPARSE_COLUMN: "sparsevector",
     "created_at": "timestamp(6)",
     "updated_at": "timestamp(6)",
 }
@@ -179,6 +187,7 @@ def collection_ddl(
     index: str | None,
     index_params: dict[str, Any],
     fulltext: str | None,
+    sparse: bool = False,
 ) -> str:
     """``CREATE TABLE`` of one collection (INDEX-organised: the HNSW index is kept synchronously)."""
     if fulltext is not None and fulltext not in FULLTEXT_PARSERS:
@@ -196,6 +205,7 @@ def collection_ddl(
     lines += [
         "`metadata` json",
         f"{quote(VECTOR_COLUMN)} VECTOR({int(dimension)}) NOT NULL",
+        *([f"{quote(SPARSE_COLUMN)} SPARSEVECTOR"] if sparse else []),
         "`created_at` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
         "`updated_at` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)",
         "PRIMARY KEY (`id`)",
@@ -204,6 +214,9 @@ def collection_ddl(
     if index:
         lines.append(f"VECTOR INDEX {quote(VECTOR_INDEX)} ({quote(VECTOR_COLUMN)}) "
                      + vector_index_clause(distance, index, index_params))
+    if sparse:
+        lines.append(f"VECTOR INDEX {quote(SPARSE_INDEX)} ({quote(SPARSE_COLUMN)}) "
+                     "WITH (lib=vsag, type=sindi, distance=inner_product)")
     if fulltext:
         lines.append(f"FULLTEXT INDEX {quote(FULLTEXT_INDEX)} (`content`) WITH PARSER {fulltext}")
     body = ",\n  ".join(lines)

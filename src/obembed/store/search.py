@@ -5,12 +5,16 @@ functions)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import InvalidInputError, ProviderResponseError
 from .base import Hit, RerankModel
 
-__all__ = ["EXACT_MAX_ROWS", "RRF_K", "rerank_candidates", "rerank_hits", "rrf_fuse", "use_exact"]
+__all__ = ["EXACT_MAX_ROWS", "RRF_K", "SEARCH_MODES", "hybrid_weights", "rerank_candidates",
+           "rerank_hits", "rrf_fuse", "use_exact"]
+
+SEARCH_MODES = ("dense", "sparse", "fulltext", "hybrid")
+HYBRID_LEGS = ("dense", "sparse", "fulltext")
 
 EXACT_MAX_ROWS = 20_000
 """Up to this many rows a search scans exactly by default (SEEKDB.md: ~220 ms per query at 100k x 384, so a few
@@ -97,4 +101,29 @@ def rerank_hits(query: str, hits: Sequence[Hit], reranker: RerankModel, k: int) 
         h = hits[idx]
         h.rerank_score = value
         out.append(h)
+    return out
+
+
+def hybrid_weights(weights: Mapping[str, float] | None, *, dense: bool, sparse: bool, fulltext: bool,
+                   name: str) -> dict[str, float]:
+    """The RRF weight of each leg of a hybrid search: by default 1 for every leg the collection has; given
+    weights are checked (known legs, finite, ≥ 0, at least one > 0); legs left out of a given mapping get 0."""
+    has = {"dense": dense, "sparse": sparse, "fulltext": fulltext}
+    if weights is None:
+        out = {leg: 1.0 for leg in HYBRID_LEGS if has[leg]}
+    else:
+        if not isinstance(weights, Mapping):
+            raise InvalidInputError(f"weights={weights!r} must be a dict such as {{'dense': 1, 'sparse': 1, "
+                                    "'fulltext': 1}")
+        unknown = set(weights) - set(HYBRID_LEGS)
+        if unknown:
+            raise InvalidInputError(f"weights: unknown leg(s) {sorted(unknown)}; use {HYBRID_LEGS}")
+        out = {}
+        for leg, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+                raise InvalidInputError(f"weights[{leg!r}]={w!r} must be a finite number ≥ 0")
+            out[leg] = float(w)
+    out = {leg: w for leg, w in out.items() if w > 0}
+    if not out:
+        raise InvalidInputError(f"hybrid search of {name!r} has no leg with a weight > 0")
     return out

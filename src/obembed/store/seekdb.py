@@ -188,6 +188,7 @@ class Store:
         fulltext: bool | str = False,
         distance: str | None = None,
         exists_ok: bool = False,
+        sparse: bool = False,
     ) -> Collection:
         """Create a collection (one table + one metadata row) and return it.
 
@@ -195,7 +196,9 @@ class Store:
         ``index``: ``hnsw`` (default), ``hnsw_sq``, ``hnsw_bq``, ``ivf_flat``, ``ivf_pq`` or ``None`` (load first,
         then :meth:`Collection.create_index`). ``fulltext``: True (ngram parser, good for Japanese/Chinese) or a
         parser name (``ik``, ``space`` ...). ``distance``: ``cosine`` / ``l2`` / ``ip``; by default the provider's
-        (cosine for unit vectors, l2 otherwise), cosine for a bare dimension.
+        (cosine for unit vectors, l2 otherwise), cosine for a bare dimension. ``sparse``: add a sparse vector column
+        (``SPARSEVECTOR``, rows' ``sparse`` field ``{token id: weight}``) with its index (vsag ``sindi``, inner
+        product), for ``search(mode="sparse")`` and three-way hybrid search.
         """
         self._check_open()
         schema.check_collection_name(name)
@@ -257,14 +260,19 @@ class Store:
                 if existing is not None:
                     return self.create_collection(name, provider_or_dim, columns=columns, index=index,
                                                   index_params=index_params, fulltext=fulltext, distance=distance,
-                                                  exists_ok=exists_ok)
+                                                  exists_ok=exists_ok, sparse=sparse)
                 self._drop_orphan_table(name)
             ddl = schema.collection_ddl(name, dimension, dist, columns=cols, index=index, index_params=params,
-                                        fulltext=parser)
+                                        fulltext=parser, sparse=bool(sparse))
             # no automatic re-run after a lost link: the table may exist already; calling again cleans it up
             try:
                 self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
             except StoreError as exc:
+                if sparse and any(w in str(exc).lower() for w in ("sparsevector", "sindi", "syntax", "not supported")):
+                    raise ConfigError(
+                        f"collection {name!r}: this engine ({self.engine_version}) cannot hold sparse vectors "
+                        f"({exc}); sparse=True needs {schema.SPARSE_VERSION_NEEDED}. Create the collection "
+                        "without sparse=True, or upgrade the engine") from exc
                 if "1050" not in str(exc):  # not "table already exists": a real failure
                     raise
                 # another process created it between our look and our CREATE: attach to it (same model) once it
@@ -275,7 +283,7 @@ class Store:
                         "row has not appeared); run the command again in a moment") from exc
                 return self.create_collection(name, provider_or_dim, columns=columns, index=index,
                                               index_params=index_params, fulltext=fulltext, distance=distance,
-                                              exists_ok=exists_ok)
+                                              exists_ok=exists_ok, sparse=sparse)
             try:
                 self.execute(
                     f"INSERT INTO {schema.quote(schema.META_TABLE)} (`name`, `dimension`, `distance`, `spec`, `space`, "
@@ -290,7 +298,8 @@ class Store:
             except BaseException:
                 self.execute(f"DROP TABLE IF EXISTS {schema.quote(name)}", fetch=False)
                 raise
-            log.info("created collection %s (%d-d, %s, index=%s, fulltext=%s)", name, dimension, dist, index, parser)
+            log.info("created collection %s (%d-d, %s, index=%s, fulltext=%s, sparse=%s)", name, dimension, dist,
+                     index, parser, bool(sparse))
             meta = self._meta_row(name)
             assert meta is not None
             return Collection(self, meta, provider=provider)
