@@ -168,6 +168,9 @@ def migrate(coll: Collection, provider: QueryModel, *, batch_size: int = DEFAULT
                                   "spec": provider.spec, "space": provider.space, "provider": info,
                                   "index_type": coll.metadata.get("index_type")}
         if st is None:
+            if coll.has_sparse:
+                raise MigrationError(f"collection {name!r} has a sparse vector column, which a migration does not "
+                                     "carry over yet: ingest into a new collection (sparse=True) with the new model")
             if _same_space(coll, provider):
                 raise MigrationError(f"nothing to migrate: collection {name!r} already holds vectors of "
                                      f"{provider.spec} ({coll.dimension}-d, space {coll.space})")
