@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MissingDependencyError
+from .outputs import PLOT_SUFFIXES, check_output, write_error
 
 __all__ = ["PALETTE", "group_index", "grouped_bars", "heatmap", "html_page", "legend_html", "pyplot", "scatter",
            "svg_grouped_bars", "svg_scatter"]
@@ -29,6 +30,7 @@ def pyplot() -> Any:
 def heatmap(matrix: np.ndarray, labels: Sequence[str], out: str | Path, *, title: str = "",
             short: int = 32) -> Path:
     """Save an annotated heatmap of ``matrix`` (rows and columns labelled) to ``out`` (PNG, SVG, PDF)."""
+    out = check_output(out, what="plot", suffixes=PLOT_SUFFIXES)
     plt = pyplot()
     n = len(labels)
     size = max(4.0, min(0.9 * n + 3, 24))
@@ -49,8 +51,10 @@ def heatmap(matrix: np.ndarray, labels: Sequence[str], out: str | Path, *, title
         if title:
             ax.set_title(title)
         fig.tight_layout()
-        out = Path(out)
-        fig.savefig(out, dpi=110)
+        try:
+            fig.savefig(out, dpi=110)
+        except OSError as exc:
+            raise write_error(exc, out, "plot") from None
     finally:
         plt.close(fig)
     return out
@@ -76,6 +80,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
     ``series`` = ``[(label, values, [(ci_low, ci_high), ...]), ...]``; intervals are drawn as error bars.
     ``extra`` = optional second panel ``{"title", "labels", "values", "xlabel"}`` drawn as horizontal bars.
     """
+    out = check_output(out, what="plot", suffixes=PLOT_SUFFIXES)
     plt = pyplot()
     n_groups, n_series = len(groups), max(1, len(series))
     width = 0.8 / n_series
@@ -115,8 +120,10 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
             ax2.set_title(extra.get("title", ""))
             ax2.grid(axis="x", alpha=0.3)
         fig.tight_layout()
-        out = Path(out)
-        fig.savefig(out, dpi=110)
+        try:
+            fig.savefig(out, dpi=110)
+        except OSError as exc:
+            raise write_error(exc, out, "plot") from None
     finally:
         plt.close(fig)
     return out
@@ -124,6 +131,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
 
 def scatter(xy: np.ndarray, out: str | Path, *, groups: Sequence[str] | None = None, title: str = "") -> Path:
     """Save a 2-D scatter plot (PNG/SVG/PDF), coloured by ``groups`` when given (legend up to 10 groups)."""
+    out = check_output(out, what="plot", suffixes=PLOT_SUFFIXES)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 7))
     try:
@@ -146,8 +154,10 @@ def scatter(xy: np.ndarray, out: str | Path, *, groups: Sequence[str] | None = N
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()
-        out = Path(out)
-        fig.savefig(out, dpi=110)
+        try:
+            fig.savefig(out, dpi=110)
+        except OSError as exc:
+            raise write_error(exc, out, "plot") from None
     finally:
         plt.close(fig)
     return out

@@ -62,6 +62,11 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except ObembedError as exc:
             raise click.ClickException(redact(str(exc))) from None
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a file or folder the command could not use: one line, as the errors above
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(redact(f"{exc.strerror or exc}{where}")) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..outputs import PLOT_SUFFIXES, check_output, write_error
 from ..types import TruncatePolicy
 from ._common import echo_json, load_provider, model_option
 
@@ -33,10 +34,17 @@ def read_texts(path: str, field: str = "text") -> list[str]:
         raw = sys.stdin.read()
         name = "<stdin>"
     else:
+        from ..ingest.loaders import sniff_binary
+
         p = Path(path)
         if not p.is_file():
             raise InvalidInputError(f"--file {path!r} does not exist or is not a file")
-        raw = p.read_text(encoding="utf-8", errors="replace")
+        data = p.read_bytes()
+        why = sniff_binary(data[:8192])  # the rule ingest uses for text files
+        if why:
+            raise InvalidInputError(f"--file {path!r} is not text: {why.partition(' in a ')[0]}; give a text file "
+                                    "(one text per line, or JSONL); images go to --image with a clip: model")
+        raw = data.decode("utf-8", errors="replace")
         name = path
     lines = [ln for ln in raw.splitlines() if ln.strip()]
     # JSONL for a .jsonl file, or when every line is a JSON string/object; a plain text file whose first
@@ -67,10 +75,16 @@ def _write_vectors(vectors: np.ndarray, texts: list[str], fmt: str, output: str 
                 raise click.UsageError("--format npy writes binary: give --output FILE.npy or redirect stdout")
             np.save(sys.stdout.buffer, vectors)
         else:
-            np.save(output, vectors)
+            try:
+                np.save(output, vectors)
+            except OSError as exc:
+                raise write_error(exc, output, "--output") from None
             click.echo(f"wrote {vectors.shape[0]}x{vectors.shape[1]} float32 to {output}", err=True)
         return
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    except OSError as exc:
+        raise write_error(exc, str(output), "--output") from None
     try:
         if fmt == "jsonl":
             for t, v in zip(texts, vectors, strict=True):
@@ -109,6 +123,8 @@ def embed(texts: tuple[str, ...], file: str | None, field: str, images: tuple[st
     items = list(texts) + (read_texts(file, field) if file else [])
     if not items and not images:
         raise click.UsageError("nothing to embed: give TEXT arguments, --file FILE or --image PATH")
+    if output:
+        check_output(output, what="--output")  # before the model runs
     provider = load_provider(model, options, purpose="oneshot")
     parts: list[np.ndarray] = []
     truncated: list[int] = []
@@ -175,6 +191,8 @@ def similarity_cmd(texts: tuple[str, ...], more_texts: tuple[str, ...], images: 
     items = list(texts) + list(more_texts)
     if len(items) + len(images) < 1:
         raise click.UsageError("give at least one TEXT or --image")
+    if plot:
+        check_output(plot, what="--plot", suffixes=PLOT_SUFFIXES)  # before the model runs
     provider = load_provider(model, options, purpose="oneshot")
     parts = []
     if items:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..outputs import check_output
 from ._common import echo_json
 
 __all__ = ["eval_cmd", "map_cmd"]
@@ -121,6 +122,7 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
     for o in outs:
         if Path(o).suffix.lower() not in (".json", ".png", ".html", ".htm"):
             raise click.BadParameter(f"{o!r}: the suffix must be .json, .png or .html", param_hint="--out")
+        check_output(o, what="--out")
     if store_k is not None and not 1 <= store_k <= 16384:
         raise click.BadParameter("must be between 1 and 16384", param_hint="--store-k")
     if store_queries is not None and store_queries < 1:
@@ -182,6 +184,7 @@ def map_cmd(collection: str, color_by: str | None, out: str, method: str, max_po
     suffix = Path(out).suffix.lower()
     if suffix not in (".html", ".htm", ".png", ".svg"):
         raise click.BadParameter(f"{out!r}: use a .html or .png file", param_hint="--out")
+    check_output(out, what="--out")
     if max_points < 2:
         raise click.BadParameter("must be at least 2", param_hint="--max-points")
     store = connect(dsn=dsn, path=db_path)

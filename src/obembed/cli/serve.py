@@ -54,6 +54,9 @@ def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> st
                                                       "or ./obembed.db).")
 @click.option("--dsn", metavar="DSN", envvar="OBEMBED_DSN", help="mysql://user:pass@host:port/db of a seekdb "
                                                                   "server / OceanBase (or $OBEMBED_DSN).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Another name clients may reach a loopback server by (sent as Host; repeatable; * = any). "
+                   "Other names are refused: a defence against DNS rebinding.")
 @click.option("--no-store", is_flag=True, help="Serve embeddings only (no /search).")
 @click.option("--rerank-model", metavar="SPEC", default=None,
               help="Serve this reranker at POST /v1/rerank (Cohere/Jina shape), e.g. "
@@ -73,8 +76,8 @@ def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> st
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: int, api_key_env: str | None,
-          collections: tuple[str, ...], db_path: str | None, dsn: str | None, no_store: bool,
-          rerank_model: str | None, max_inputs: int,
+          collections: tuple[str, ...], allowed_hosts: tuple[str, ...], db_path: str | None, dsn: str | None,
+          no_store: bool, rerank_model: str | None, max_inputs: int,
           max_chars: int, max_body_bytes: int, max_queue: int, max_batch_tokens: int, max_batch_items: int,
           batch_wait_ms: float, log_level: str) -> None:
     """Serve embeddings over OpenAI's and Ollama's APIs, plus /search and a web page at /.
@@ -107,7 +110,8 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
         click.echo(f"warning: serving on {host} without --api-key-env: anyone who can reach it can use it", err=True)
     config = ServerConfig(max_inputs=max_inputs, max_chars=max_chars, max_body_bytes=max_body_bytes,
                           max_queue=max_queue, max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items,
-                          batch_wait_ms=batch_wait_ms, api_key=api_key, collections=tuple(collections))
+                          batch_wait_ms=batch_wait_ms, api_key=api_key, collections=tuple(collections),
+                          allowed_hosts=tuple(allowed_hosts))
     served: list[tuple[str | None, Any, list[str]]] = []
     for arg in models or ("",):
         name, spec = parse_model_arg(arg) if arg else (None, None)

@@ -26,11 +26,13 @@ from ..errors import ConfigError, InvalidInputError, ProviderResponseError, Unsu
 from ..settings import Settings, get_settings
 from ..types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors
 
-__all__ = ["Provider", "check_vectors", "estimate_tokens", "l2_normalize", "truncation", "validate_texts"]
+__all__ = ["KINDS", "Provider", "check_kind", "check_unicode", "check_vectors", "estimate_tokens", "l2_normalize",
+           "truncation", "validate_texts"]
 
 log = logging.getLogger(__name__)
 
 _TRUNCATE_POLICIES = ("truncate", "error", "chunk")
+KINDS: tuple[str, ...] = ("query", "document")
 
 
 def l2_normalize(x: np.ndarray) -> Vectors:
@@ -58,6 +60,9 @@ def validate_texts(items: Iterable[Any]) -> list[str]:
         raise InvalidInputError(
             "expected a list of texts, got a single string; wrap it in a list or use embed_query()"
         )
+    if items is None or isinstance(items, Mapping) or not isinstance(items, Iterable):
+        raise InvalidInputError(f"expected a list of texts, got {'None' if items is None else type(items).__name__}; "
+                                "pass a list of non-empty strings")
     texts = list(items)
     for i, t in enumerate(texts):
         if t is None:
@@ -75,7 +80,30 @@ def validate_texts(items: Iterable[Any]) -> list[str]:
                 "drop it before embedding",
                 index=i,
             )
+        check_unicode(t, f"input {i}", i)
     return texts
+
+
+def check_unicode(text: str, what: str, index: int | None = None) -> str:
+    """``text`` if it is valid Unicode text (encodable as UTF-8), else :class:`InvalidInputError` naming ``what``
+    and the position. A lone surrogate such as ``"\\ud800"`` (JSON allows it, Python keeps it) is no character:
+    tokenizers, the engine and every remote API refuse it. Policy: refused, never silently replaced (files are
+    decoded with ``errors="replace"`` when read, so they never hold one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} contains {text[exc.start:exc.end]!r} at position {exc.start}, a lone surrogate that is not "
+            "valid Unicode text; remove it (or decode the source with errors='replace')", index=index) from None
+    return text
+
+
+def check_kind(kind: object) -> Kind:
+    """``kind`` if it is ``"query"`` or ``"document"``, else :class:`InvalidInputError`."""
+    if kind not in KINDS:
+        raise InvalidInputError(f"kind={kind!r} is not a kind of input; use one of {KINDS} (query: search "
+                                "queries, with the model's query prompt; document: passages)")
+    return kind  # type: ignore[return-value]
 
 
 def _looks_like_image(x: Any) -> bool:
@@ -227,9 +255,8 @@ class Provider(ABC):
         """Embed texts with full accounting: vectors in input order plus which inputs were truncated.
 
         Validates the items and the policy, runs :meth:`embed_texts` (the contract) and checks what it returns."""
+        kind = check_kind(kind)
         texts = validate_texts(items)
-        if kind not in ("query", "document"):
-            raise InvalidInputError(f"kind={kind!r} is not a kind; use 'query' (search queries) or 'document'")
         if not texts:
             return EmbedResult(np.zeros((0, self.dimension), dtype=np.float32))
         policy = truncate or self.truncate

@@ -23,6 +23,9 @@ Endpoints::
     GET  /thumbnail          a small JPEG of an image hit (only files recorded as a collection's sources)
     GET  /                   the web page; /openapi.json, /docs
 
+Over loopback, a request's ``Host`` must name this machine (localhost, 127.0.0.1, [::1] or
+``ServerConfig.allowed_hosts``): a 400 otherwise, against DNS rebinding (:class:`.middleware.HostCheckMiddleware`).
+
 Errors: every :class:`~obembed.errors.ObembedError` maps to its ``http_status``; bodies are OpenAI's
 ``{"error": {"message", "type", "param", "code"}}`` everywhere except under ``/api/``, where they are
 Ollama's ``{"error": "..."}``. A full queue answers 503 with ``Retry-After``.
@@ -35,7 +38,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import HTTPRefusal, install_error_handlers
-from .middleware import BodyLimitMiddleware, api_key_guard
+from .middleware import BodyLimitMiddleware, HostCheckMiddleware, api_key_guard
 from .state import ServedModel, ServerConfig, ServerState, build_models, model_names
 
 if TYPE_CHECKING:
@@ -91,6 +94,7 @@ def create_app(
     )
     app.state.obembed = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(HostCheckMiddleware, allowed=config.allowed_hosts)  # added last: runs first
     install_error_handlers(app)
     guarded = api_key_guard(config.api_key.get_secret_value().encode() if config.api_key else None)
     app.include_router(openai.router(state, guarded))

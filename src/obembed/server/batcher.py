@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidInputError, ServerBusyError
 from ..protocols import EmbeddingProvider
-from ..providers.base import truncation
+from ..providers.base import check_kind, truncation
 from ..types import EmbedResult, Kind, Vectors
 
 __all__ = ["BatchResult", "Batcher", "ServerBusyError"]
@@ -145,7 +145,7 @@ class Batcher:
 
         Raises :class:`ServerBusyError` at once when the queue cannot take ``len(texts)`` more texts.
         """
-        job = _Job(list(texts), kind, allow_truncate, sum(_estimate(t) for t in texts))
+        job = _Job(list(texts), check_kind(kind), allow_truncate, sum(_estimate(t) for t in texts))
         with self._cond:
             if self._closed:
                 raise ServerBusyError(f"model {self.name} is shutting down", retry_after=1)

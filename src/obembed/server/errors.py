@@ -73,7 +73,8 @@ def install_error_handlers(app: FastAPI) -> None:
         parts = []
         for e in errs[:3]:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
-            parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(msg if loc == "body" and e.get("type") == "value_error" else f"{loc}: {msg}")
         param = next((str(e["loc"][-1]) for e in errs if e.get("loc")), None)
         return error_response(request.url.path, 400, "invalid request: " + "; ".join(parts), "invalid_request",
                               param)

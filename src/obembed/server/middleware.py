@@ -3,12 +3,76 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import HTTPRefusal
 from .responses import error_response
 
-__all__ = ["BodyLimitMiddleware", "api_key_guard"]
+__all__ = ["LOOPBACK_NAMES", "BodyLimitMiddleware", "HostCheckMiddleware", "api_key_guard", "host_allowed",
+           "host_name"]
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+"""The names a request that arrives over loopback may carry in its ``Host`` header (plus ``--allowed-host``)."""
+
+
+def _is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr.strip("[]").partition("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name part of a ``Host`` header, lower case, without the port (``[::1]:8000`` -> ``[::1]``)."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[:end + 1] if end > 0 else h
+    return h.rpartition(":")[0] if h.count(":") == 1 else h
+
+
+def host_allowed(header: str | None, allowed: Iterable[str]) -> bool:
+    """Whether a request that arrived over loopback may carry ``Host: header``: no header (not a browser), a name
+    in :data:`LOOPBACK_NAMES` or ``allowed`` (``*`` allows any), or a loopback IP literal. A DNS-rebinding page
+    always sends its own domain name, so it is refused."""
+    if not header:
+        return True
+    allowed = {a.strip().lower() for a in allowed}
+    if "*" in allowed:
+        return True
+    name = host_name(header)
+    return name in LOOPBACK_NAMES or name.rstrip(".") == "localhost" or name in allowed or _is_loopback(name)
+
+
+class HostCheckMiddleware:
+    """Refuse (400) a request that arrived over loopback whose ``Host`` is not a name of this machine: the defence
+    against DNS rebinding, where a web page on ``evil.example`` re-points its name at 127.0.0.1 and, now
+    same-origin, reads the answers of a local server that has no API key. Requests over other interfaces are not
+    checked (their exposure is what ``--api-key-env`` is for)."""
+
+    def __init__(self, app: Any, allowed: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed = tuple(allowed)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            server = scope.get("server")
+            if server and isinstance(server[0], str) and _is_loopback(server[0]):
+                raw = next((v for k, v in scope.get("headers", []) if k == b"host"), None)
+                header = raw.decode("latin-1") if raw is not None else None
+                if not host_allowed(header, self.allowed):
+                    more = f", {', '.join(self.allowed)}" if self.allowed else ""
+                    resp = error_response(
+                        scope.get("path", ""), 400,
+                        f"Host header {header!r:.100} is not a name of this server (it listens on loopback and "
+                        f"answers to {', '.join(LOOPBACK_NAMES)}{more}); a page that re-points its domain at "
+                        "127.0.0.1 is refused (DNS rebinding). Reaching it through another name (a proxy)? "
+                        "Start it with --allowed-host NAME", "host_not_allowed", "Host")
+                    await resp(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

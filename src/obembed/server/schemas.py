@@ -4,13 +4,45 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import InvalidInputError
+from ..providers.base import check_unicode
 
 __all__ = ["EmbeddingsRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest", "RerankDocument", "RerankRequest",
-           "SearchRequest"]
+           "Request", "SearchRequest"]
+
+MAX_DEPTH = 32
+"""How deeply a request body may nest (a filter's and/or/not tree is far shallower)."""
 
 
-class EmbeddingsRequest(BaseModel):
+def _check_strings(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse a JSON string that is not Unicode text (a lone surrogate, ``"\\ud800"``) anywhere in a body,
+    naming where it is (``input[1]``, ``filter.lang``): no route gets a string it cannot encode."""
+    if depth > MAX_DEPTH:
+        raise InvalidInputError(f"{path} is nested more than {MAX_DEPTH} levels deep; no route takes that")
+    if isinstance(value, str):
+        check_unicode(value, path or "body")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_unicode(str(k), f"a key of {path or 'the body'}")
+            _check_strings(v, f"{path}.{k}" if path else str(k), depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_strings(v, f"{path}[{i}]", depth + 1)
+
+
+class Request(BaseModel):
+    """Base of the request bodies: every string in the body is valid Unicode text (else a 400 naming it)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        _check_strings(data, "")
+        return data
+
+
+class EmbeddingsRequest(Request):
     """OpenAI ``POST /v1/embeddings``."""
 
     model_config = ConfigDict(extra="allow")
@@ -26,7 +58,7 @@ class EmbeddingsRequest(BaseModel):
         None, description="obembed extension: embed as search queries (applies the model's query prompt).")
 
 
-class OllamaEmbedRequest(BaseModel):
+class OllamaEmbedRequest(Request):
     """Ollama ``POST /api/embed``."""
 
     model_config = ConfigDict(extra="allow")
@@ -39,7 +71,7 @@ class OllamaEmbedRequest(BaseModel):
     keep_alive: str | float | None = Field(None, description="Accepted and ignored.")
 
 
-class OllamaEmbeddingsRequest(BaseModel):
+class OllamaEmbeddingsRequest(Request):
     """Ollama legacy ``POST /api/embeddings``."""
 
     model_config = ConfigDict(extra="allow")
@@ -50,7 +82,7 @@ class OllamaEmbeddingsRequest(BaseModel):
     keep_alive: str | float | None = None
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(Request):
     """``POST /search``."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -75,7 +107,7 @@ class RerankDocument(BaseModel):
     text: str
 
 
-class RerankRequest(BaseModel):
+class RerankRequest(Request):
     """``POST /v1/rerank`` (also ``/v2/rerank``, ``/rerank``): the Cohere / Jina request."""
 
     model_config = ConfigDict(extra="allow")

@@ -48,11 +48,15 @@ class ServerConfig:
     """When set, every API route needs ``Authorization: Bearer <key>``."""
     collections: tuple[str, ...] = ()
     """Collections exposed by /search and /collections (empty: all)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names besides localhost, 127.0.0.1 and [::1] a request over loopback may send as ``Host`` (``*``: any);
+    see :class:`~obembed.server.middleware.HostCheckMiddleware`."""
 
     def __repr__(self) -> str:  # never show the key
         return f"ServerConfig(max_inputs={self.max_inputs}, max_chars={self.max_chars}, " \
                f"max_body_bytes={self.max_body_bytes}, max_queue={self.max_queue}, " \
-               f"api_key={'***' if self.api_key else None}, collections={self.collections})"
+               f"api_key={'***' if self.api_key else None}, collections={self.collections}, " \
+               f"allowed_hosts={self.allowed_hosts})"
 
 
 @dataclass

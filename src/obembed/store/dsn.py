@@ -48,7 +48,11 @@ def _escape_hash(dsn: str) -> str:
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
     """``mysql://user:pass@host:port/db?charset=...`` → PyMySQL connect arguments (+ ``database``)."""
-    parts = urlsplit(_escape_hash(dsn))
+    try:
+        parts = urlsplit(_escape_hash(dsn))
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: mysql://u:p@[::1/x
+        raise ConfigError(f"DSN {redact_dsn(dsn)!r} is not a valid URL ({exc}); use mysql://user:pass@host:2881/db "
+                          "(an IPv6 host in brackets: mysql://user:pass@[::1]:2881/db)") from None
     if parts.scheme.lower() not in ("mysql", "mysql+pymysql", "oceanbase", "seekdb"):
         raise ConfigError(
             f"DSN {redact_dsn(dsn)!r}: scheme {parts.scheme!r} is not supported; use mysql://user:pass@host:2881/db"
@@ -70,7 +74,10 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
     }
     q = parse_qs(parts.query)
     if "connect_timeout" in q:
-        opts["connect_timeout"] = float(q["connect_timeout"][0])
+        try:
+            opts["connect_timeout"] = float(q["connect_timeout"][0])
+        except ValueError:
+            raise ConfigError(f"DSN {redact_dsn(dsn)!r}: connect_timeout must be a number of seconds") from None
     if "unix_socket" in q:  # a seekdb on this machine by its socket: mysql://root@localhost/db?unix_socket=/x.sock
         opts["unix_socket"] = q["unix_socket"][0]
     unknown = set(q) - {"connect_timeout", "unix_socket"}
