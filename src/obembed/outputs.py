@@ -18,11 +18,19 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 def check_output(path: str | os.PathLike[str], *, what: str = "output", suffixes: Sequence[str] = ()) -> Path:
     """``path`` as a :class:`Path` if a file can be written there, else :class:`ConfigError` saying why and what to
     do: a suffix not in ``suffixes`` (when given), a folder, a missing or read-only parent folder."""
-    p = Path(path)
+    if "\x00" in os.fspath(path):
+        raise ConfigError(f"{what} {str(path)!r:.200} is not a usable path (it contains a NUL character)")
+    try:
+        return _check_output(Path(path), path, what, suffixes)
+    except (ValueError, OSError) as exc:  # a NUL in the path, a name the OS cannot even look at
+        raise ConfigError(f"{what} {str(path)!r:.200} is not a usable path ({exc})") from None
+
+
+def _check_output(p: Path, path: str | os.PathLike[str], what: str, suffixes: Sequence[str]) -> Path:
     if suffixes and p.suffix.lower() not in suffixes:
         got = f"a {p.suffix!r} file" if p.suffix else "no file type"
         raise ConfigError(f"{what} {str(path)!r}: {got}; use one of {', '.join(suffixes)} (e.g. "
-                          f"{p.with_suffix(suffixes[0]).name})")
+                          f"{p.with_suffix(suffixes[0]).name!r})")
     if p.is_dir():
         raise ConfigError(f"{what} {str(path)!r} is a folder; give a file name inside it")
     parent = p.parent if str(p.parent) else Path(".")

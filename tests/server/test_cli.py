@@ -43,7 +43,8 @@ def test_serve_command_end_to_end(tmp_path):
     env["OBEMBED_TEST_SERVE_KEY"] = "k-123456789"
     proc = subprocess.Popen(
         [*OBEMBED, "serve", "--port", str(port), "--api-key-env", "OBEMBED_TEST_SERVE_KEY",
-         "--no-store", "--max-inputs", "3", "-m", "mini=st:all-MiniLM-L6-v2", "-o", "device=cpu"],
+         "--no-store", "--max-inputs", "3", "-m", "mini=st:all-MiniLM-L6-v2", "-o", "device=cpu",
+         "--allowed-host", "proxy.example"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -71,6 +72,11 @@ def test_serve_command_end_to_end(tmp_path):
         r = httpx.post(f"http://127.0.0.1:{port}/search", json={"collection": "x", "query": "q"}, headers=auth)
         assert r.status_code == 404
         assert "--db" in r.json()["error"]["message"]
+        # Host check over loopback (DNS rebinding): --allowed-host admits a name, a foreign one is refused
+        assert httpx.get(f"http://127.0.0.1:{port}/health", headers={"Host": "proxy.example:443"}).status_code == 200
+        r = httpx.get(f"http://127.0.0.1:{port}/health", headers={"Host": "rebind.example:8000"})
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "host_not_allowed"
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
