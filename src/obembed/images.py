@@ -57,6 +57,7 @@ __all__ = [
     "is_image_path",
     "load_image",
     "load_images",
+    "thumbnail_jpeg",
 ]
 
 log = logging.getLogger(__name__)
@@ -353,24 +354,12 @@ def load_image(
     the full resolution. Raises :class:`InvalidInputError` naming the item for anything unusable.
     """
     Image = _pil()
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
     if type(item).__module__.startswith("PIL") and isinstance(item, Image.Image):
         return _load_pil(item, index=index, max_size=max_size, max_pixels=max_pixels)
     data, name, uri = _read_item(item, index)
-    Image.init()
-    formats = [f for f in _SAFE_FORMATS if f in Image.OPEN]
-    try:
-        with warnings.catch_warnings():
-            # we enforce our own pixel budget below (after the JPEG draft), so Pillow's warning is noise
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=formats)
-    except Image.DecompressionBombError as exc:
-        raise _bad(name, f"is too large to decode safely ({exc}); downscale it first", index) from exc
-    except UnidentifiedImageError:
-        raise _bad(name, _sniff(data), index) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise _bad(name, _corrupt(exc), index) from exc
+    img = _open(data, name, index)
     try:
         fmt = img.format or "UNKNOWN"
         orig_mode = img.mode
@@ -412,6 +401,71 @@ def load_image(
     facts = ImageFacts(uri=uri, width=shown_w, height=shown_h, format=fmt, bytes=len(data), mode=orig_mode,
                        frames=frames, sha256=hashlib.sha256(data).hexdigest())
     return LoadedImage(rgb, facts)
+
+
+def _open(data: bytes, name: str, index: int | None) -> PILImage:
+    """The image in ``data``, opened (not decoded) by a raster format only."""
+    Image = _pil()
+    from PIL import UnidentifiedImageError
+
+    Image.init()
+    formats = [f for f in _SAFE_FORMATS if f in Image.OPEN]
+    try:
+        with warnings.catch_warnings():
+            # we enforce our own pixel budget below (after the JPEG draft), so Pillow's warning is noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img: PILImage = Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError as exc:
+        raise _bad(name, f"is too large to decode safely ({exc}); downscale it first", index) from exc
+    except UnidentifiedImageError:
+        raise _bad(name, _sniff(data), index) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _bad(name, _corrupt(exc), index) from exc
+    return img
+
+
+def thumbnail_jpeg(item: Any, size: int = 256, *, max_pixels: int = DEFAULT_MAX_PIXELS, quality: int = 80) -> bytes:
+    """A JPEG of ``item`` whose longer side is at most ``size`` px, decoded with as little memory as the format
+    allows: a JPEG at 1/2..1/8 scale (``draft``); any other format once at full size, then shrunk *in place*
+    (``reduce`` by an integer factor, then resampled) and only then oriented and converted to RGB, so the peak is
+    one decoded copy (the bytes per pixel of the file's own mode), never a full-size RGB copy on top.
+    Raises :class:`InvalidInputError` as :func:`load_image` does (over ``max_pixels``, corrupt, not an image)."""
+    Image = _pil()
+    from PIL import ImageOps
+
+    data, name, _ = _read_item(item, None)
+    img = _open(data, name, None)
+    try:
+        fmt = img.format or "UNKNOWN"
+        width, height = img.size
+        if fmt in ("JPEG", "MPO"):
+            img.draft("RGB", (size, size))  # the smallest scale whose sides are still >= size
+        if img.size[0] * img.size[1] > max_pixels:
+            raise _bad(name, f"is {width}x{height} = {width * height / 1e6:.0f} M pixels, more than the "
+                             f"{max_pixels / 1e6:.0f} M pixel limit for {fmt}; downscale it first", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if int(getattr(img, "n_frames", 1) or 1) > 1:
+                img.seek(0)
+            img.load()
+            if img.mode in ("P", "PA", "1") and img.size[0] * img.size[1] <= 16_000_000:
+                img = _to_rgb(img)  # palette images resample as NEAREST; small ones convert first
+            try:
+                img.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)  # in place
+            except ValueError:  # a mode Pillow cannot resample (16-bit ...): convert, then shrink
+                img = _to_rgb(img)
+                img.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+            small = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(small)
+    except InvalidInputError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _bad(name, _corrupt(exc), None) from exc
+    finally:
+        img.close()
+    buf = io.BytesIO()
+    rgb.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
 
 
 def _load_pil(img: PILImage, *, index: int | None, max_size: int | None, max_pixels: int) -> LoadedImage:

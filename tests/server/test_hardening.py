@@ -226,3 +226,37 @@ def test_allowed_host_option_admits_a_proxy_name(minilm):
     with run_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
         assert c.get("/health", headers={"Host": "anything.example"}).status_code == 200
 
+
+
+# ----------------------------------------------------------------------------------------- thumbnails (defect 6)
+def test_concurrent_thumbnails_of_a_large_png_render_once(app, http, store, minilm, tmp_path):
+    """Four concurrent requests for the thumbnail of a large single-colour PNG share one bounded render; later
+    requests come from the cache; the JPEG's longer side is the snapped size."""
+    import io
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000), (200, 30, 30)).save(big)
+    name = f"srv_big_{uuid.uuid4().hex[:8]}"
+    coll = store.create_collection(name, minilm)
+    coll.upsert([{"id": "big", "vector": minilm.embed_documents(["a red picture"])[0], "source": str(big)}])
+    thumbs = app.state.obembed.thumbnails
+    before = thumbs.renders
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: http.get("/thumbnail", params={"collection": name, "id": "big",
+                                                                             "size": 200}), range(4)))
+        assert [r.status_code for r in answers] == [200] * 4
+        assert len({r.content for r in answers}) == 1
+        assert thumbs.renders == before + 1
+        im = Image.open(io.BytesIO(answers[0].content))
+        assert im.format == "JPEG"
+        assert im.size == (256, 192)  # 200 snaps up to 256; aspect kept
+        assert im.getpixel((128, 96))[0] > 150  # still red
+        assert http.get("/thumbnail", params={"collection": name, "id": "big"}).content == answers[0].content
+        assert thumbs.renders == before + 1  # served from the cache
+    finally:
+        store.drop_collection(name)

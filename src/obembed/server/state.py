@@ -21,6 +21,7 @@ from ..errors import CollectionNotFoundError, ConfigError, InvalidInputError, Ob
 from ..providers.base import l2_normalize, validate_texts
 from .batcher import Batcher, BatchResult
 from .errors import HTTPRefusal
+from .thumbnails import Thumbnails
 
 __all__ = ["ServedModel", "ServerConfig", "ServerState", "build_models", "model_names"]
 
@@ -48,6 +49,8 @@ class ServerConfig:
     """When set, every API route needs ``Authorization: Bearer <key>``."""
     collections: tuple[str, ...] = ()
     """Collections exposed by /search and /collections (empty: all)."""
+    max_thumbnail_renders: int = 2
+    """Thumbnails made at once (each may decode a large image in full); more wait, see :mod:`.thumbnails`."""
     allowed_hosts: tuple[str, ...] = ()
     """Names besides localhost, 127.0.0.1 and [::1] a request over loopback may send as ``Host`` (``*``: any);
     see :class:`~obembed.server.middleware.HostCheckMiddleware`."""
@@ -124,6 +127,7 @@ class ServerState:
         self._store_factory = store_factory
         self._store_lock = threading.Lock()  # the store is used from worker threads, one call at a time
         self._by_name: dict[str, ServedModel] = {}
+        self.thumbnails = Thumbnails(max_renders=config.max_thumbnail_renders)
         for m in models:
             for n in [m.name, *m.aliases]:
                 self._by_name.setdefault(n, m)

@@ -27,8 +27,6 @@ log = logging.getLogger("obembed.server.app")
 def router(state: ServerState, guarded: list[Any]) -> APIRouter:
     from fastapi import APIRouter
     from starlette.concurrency import run_in_threadpool
-    from starlette.responses import FileResponse
-
     config = state.config
     r = APIRouter(tags=["search"])
 
@@ -75,7 +73,8 @@ def router(state: ServerState, guarded: list[Any]) -> APIRouter:
 
     @r.get("/thumbnail", dependencies=guarded, responses={400: {}, 404: {}})
     async def thumbnail(collection: str, id: str, size: int = 256) -> Response:
-        """A JPEG thumbnail of an image row: only a file recorded as that row's source is ever read."""
+        """A JPEG thumbnail of an image row: only a file recorded as that row's source is ever read. Made with
+        bounded memory and cached (:mod:`obembed.server.thumbnails`); ``size`` snaps up to 64/128/256/512/1024."""
         size = max(16, min(size, 1024))
         coll = await run_in_threadpool(state.open_collection, collection)
         rows = await run_in_threadpool(state.run_store, lambda s: coll.get([id]))
@@ -85,32 +84,14 @@ def router(state: ServerState, guarded: list[Any]) -> APIRouter:
             raise HTTPRefusal(404, f"row {id!r} of {collection!r} has no readable image source", "not_found", "id")
 
         try:
-            data = await run_in_threadpool(_thumbnail_jpeg, path, size)
-        except Exception as exc:  # a truncated/corrupt/unsupported file is a missing thumbnail, not a 500
+            data = await state.thumbnails.get(path, size)
+        except InvalidInputError as exc:  # a truncated/corrupt/unsupported file is a missing thumbnail, not a 500
             log.info("thumbnail of %s/%s: %s", collection, id, redact(str(exc)))
-            raise HTTPRefusal(404, f"row {id!r} of {collection!r}: the image cannot be read ({type(exc).__name__})",
+            raise HTTPRefusal(404, f"row {id!r} of {collection!r}: the image cannot be read", "not_found",
+                              "id") from None
+        except OSError as exc:  # removed or unreadable since the check above
+            raise HTTPRefusal(404, f"row {id!r} of {collection!r}: the image cannot be read ({exc.strerror})",
                               "not_found", "id") from None
-        if data is None:
-            return FileResponse(path)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
 
     return r
-
-
-def _thumbnail_jpeg(path: Path, size: int) -> bytes | None:
-    """A JPEG of at most ``size`` px a side (None without Pillow: the file is sent as it is)."""
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        return None
-    import io
-
-    from ...images import load_image
-
-    # load_image bounds memory (JPEG draft, pixel budget, decompression bombs) and converts to RGB;
-    # thumbnail() then bounds the longer side too
-    im = load_image(path, max_size=size).image
-    im.thumbnail((size, size))
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=80)
-    return buf.getvalue()
