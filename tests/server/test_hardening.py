@@ -260,3 +260,21 @@ def test_concurrent_thumbnails_of_a_large_png_render_once(app, http, store, mini
         assert thumbs.renders == before + 1  # served from the cache
     finally:
         store.drop_collection(name)
+
+
+# ----------------------------------------------------------------------------------------- hit labels
+def test_source_label_is_the_cli_rule(tmp_path, monkeypatch):
+    from obembed.store.base import source_label
+
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "data" / "packages-en.jsonl"
+    assert source_label(str(inside), {"id": "evince"}) == "data/packages-en.jsonl#evince"
+    assert source_label("/srv/elsewhere/packages-en.jsonl", {"id": "evince"}) == "packages-en.jsonl#evince"
+    assert source_label("/srv/elsewhere/notes.txt", {"line": 12}) == "notes.txt#L12"
+    assert source_label("/srv/elsewhere/notes.txt", {}) == "notes.txt"
+    assert source_label(str(inside), {"id": "x"}, max_width=10) == "packages-en.jsonl#x"
+
+
+def test_search_hits_carry_the_label(http, docs_collection):
+    hits = http.post("/search", json={"collection": docs_collection, "query": "Fuji"}).json()["hits"]
+    assert {h["label"] for h in hits} == {f"docs/{i}.txt" for i in ("d1", "d2", "d3", "d4", "d5")}

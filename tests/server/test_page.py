@@ -71,3 +71,25 @@ def test_search_error_is_shown(browser, base_url, docs_collection):
     page.wait_for_selector("#status.error", timeout=20_000)
     assert "Search failed" in page.inner_text("#status")
     page.close()
+
+
+def test_search_typed_before_the_collection_list_arrives(browser, base_url, docs_collection):
+    """Issue 20: a search submitted while /collections is still on its way waits for the list (it used to answer
+    "Pick a collection first." and then show one). The browser holds the list's response until the search is in."""
+    page = browser.new_page()
+    held: list = []
+    page.route("**/collections", lambda route: held.append(route))
+    page.goto(f"{base_url}/?collection={docs_collection}")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page did not ask for /collections"
+    page.fill("#query", "which mountain is the tallest in Japan")
+    page.click("#go")
+    page.wait_for_timeout(300)
+    assert "Pick a collection" not in page.inner_text("#status")
+    held[0].continue_()
+    page.wait_for_selector("li.hit", timeout=30_000)
+    assert page.locator("li.hit").nth(0).locator(".source").inner_text() == "docs/d3.txt"
+    page.close()

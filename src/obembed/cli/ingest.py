@@ -3,7 +3,6 @@ and :mod:`obembed.store`."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -288,22 +287,10 @@ def _clip(text: str, width: int, *, left: bool = False) -> str:
 
 
 def _short_source(hit: Any, max_width: int = 40) -> str:
-    """``path#record``: the path relative to the working folder (just the file name when that is long)."""
-    src = hit.source or ""
-    try:
-        rel = os.path.relpath(src)
-        if not rel.startswith(".."):
-            src = rel
-    except ValueError:
-        pass
-    meta = hit.metadata if isinstance(hit.metadata, dict) else {}
-    key = meta.get("id")
-    if key is None and "line" in meta:
-        key = f"L{meta['line']}"
-    suffix = f"#{key}" if key is not None else ""
-    if _width(src + suffix) > max_width:
-        src = os.path.basename(src)
-    return src + suffix
+    """``path#record`` (:func:`obembed.store.base.source_label`, the rule the web page shows too)."""
+    from ..store.base import source_label
+
+    return source_label(hit.source, hit.metadata, max_width=max_width, width=_width)
 
 
 def format_hits(hits: list[Any], width: int | None = None) -> str:

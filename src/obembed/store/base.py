@@ -13,7 +13,34 @@ import numpy.typing as npt
 from .filters import Where
 
 __all__ = ["Hit", "ProviderFactory", "QueryModel", "RankedDocument", "RerankModel", "RerankerFactory",
-           "VectorCollection", "VectorStore"]
+           "VectorCollection", "VectorStore", "source_label"]
+
+
+def source_label(source: str | None, metadata: Mapping[str, Any] | None, *, max_width: int | None = None,
+                 width: Callable[[str], int] = len) -> str:
+    """How a hit's origin is shown, the one rule of ``obembed search`` and the web page: ``path#record``.
+
+    The path is relative to the working folder when it lies inside it, else just the file name (an absolute
+    path of the machine is never shown); it is the file name too when ``path#record`` is wider than ``max_width``
+    (measured by ``width``). The record is the row's ``metadata["id"]`` (a JSONL/CSV record's key) or
+    ``L<line>``; nothing when neither is known."""
+    import os
+
+    src = source or ""
+    if src:
+        try:
+            rel = os.path.relpath(src)
+            src = rel if not rel.startswith("..") else os.path.basename(src) or src
+        except ValueError:
+            src = os.path.basename(src) or src
+    meta = metadata if isinstance(metadata, Mapping) else {}
+    key = meta.get("id")
+    if key is None and "line" in meta:
+        key = f"L{meta['line']}"
+    suffix = f"#{key}" if key is not None else ""
+    if max_width is not None and width(src + suffix) > max_width:
+        src = os.path.basename(src)
+    return src + suffix
 
 @runtime_checkable
 class QueryModel(Protocol):

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ...errors import InvalidInputError, redact
 from ...images import is_image_path
+from ...store.base import source_label
 from ..errors import HTTPRefusal
 from ..responses import json_response
 from ..schemas import SearchRequest
@@ -65,6 +66,7 @@ def router(state: ServerState, guarded: list[Any]) -> APIRouter:
         for h in hits:
             d = h.to_dict() if hasattr(h, "to_dict") else dict(h)
             src = str(d.get("source") or "")
+            d["label"] = source_label(src, d.get("metadata"))  # what the page shows: as `obembed search` does
             if src and is_image_path(src):
                 d["thumbnail"] = "/thumbnail?" + urlencode({"collection": body.collection, "id": d.get("id")})
             out.append(d)
