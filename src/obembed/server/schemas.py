@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..errors import InvalidInputError
 from ..providers.base import check_unicode
 
-__all__ = ["EmbeddingsRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest", "RerankDocument", "RerankRequest",
-           "Request", "SearchRequest"]
+__all__ = ["EmbeddingsRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest", "Request", "RerankDocument",
+           "RerankRequest", "SearchRequest"]
 
 MAX_DEPTH = 32
 """How deeply a request body may nest (a filter's and/or/not tree is far shallower)."""
