@@ -11,8 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck
-from hypothesis import settings as _hsettings
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch a model hub
 # caches (ONNX exports, hub cache) go to a per-session temp folder, never the user's ~/.cache
@@ -20,15 +18,6 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="obembed-test-cache-")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _TEST_CACHE = os.environ["XDG_CACHE_HOME"]
-
-# Property tests (hypothesis): a bounded example count in the normal suite; the slower, deeper mode is
-#   pytest --hypothesis-profile=thorough ...      (or OBEMBED_HYPOTHESIS_PROFILE=thorough)
-# Tests that take the count from the profile (no max_examples of their own) scale with it.
-_hsettings.register_profile("obembed", max_examples=25, deadline=None, database=None, derandomize=True,
-                            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-_hsettings.register_profile("thorough", parent=_hsettings.get_profile("obembed"), max_examples=400,
-                            derandomize=False)
-_hsettings.load_profile(os.environ.get("OBEMBED_HYPOTHESIS_PROFILE", "obembed"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

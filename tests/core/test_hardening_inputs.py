@@ -1,7 +1,7 @@
 """Hostile input to the Python providers and the CLI (issue 20): every bad item is an ``InvalidInputError`` naming
 it (never a raw ``TypeError`` from a tokenizer), every bad path a one-line CLI error (never a traceback).
 
-Example counts come from the hypothesis profile (tests/conftest.py); ``--hypothesis-profile=thorough`` runs more.
+Example counts come from the hypothesis profile (tests/conftest.py); OBEMBED_HYPOTHESIS_PROFILE=thorough runs more.
 """
 
 from __future__ import annotations

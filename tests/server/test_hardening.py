@@ -3,7 +3,7 @@
 
 The property tests send raw JSON (``json.dumps`` writes a lone surrogate as the escape ``\\ud800``, as a hostile
 client would) to the real server (uvicorn, real MiniLM, the session's embedded seekdb). Example counts come from
-the hypothesis profile (tests/conftest.py): bounded here, ``--hypothesis-profile=thorough`` for a deeper run.
+the hypothesis profile (tests/conftest.py): bounded here, OBEMBED_HYPOTHESIS_PROFILE=thorough for a deeper run.
 """
 
 from __future__ import annotations
