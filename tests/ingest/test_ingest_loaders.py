@@ -176,6 +176,25 @@ def test_csv_without_the_named_column(tmp_path, put):
     assert f.reason == "CSV has no column 'text' (columns: title, body); pass --text-field NAME"
 
 
+@pytest.mark.parametrize(("name", "sep"), [("q.csv", ","), ("q.tsv", "\t")])
+def test_unterminated_quote_is_that_records_failure_with_its_line(tmp_path, put, name, sep):
+    # Before: the csv module closed the quote at the end of the file, and lines 3..6 became one silent record.
+    rows = ["text", "one", '"two', "three", "four", "five"]
+    bad = put(tmp_path / name, "".join(r.replace(",", sep) + "\n" for r in rows))
+    good = put(tmp_path / ("ok" + name[1:]), "text\nfine\n")
+    out = items(bad)
+    assert [o.text for o in out if isinstance(o, Document)] == ["one"]
+    [f] = [o for o in out if isinstance(o, Failure)]
+    assert (f.source, f.line) == (str(bad), 3)
+    assert f"{bad}:3: line 3: a quote opened in the record starting here is never closed" in str(f)
+    assert "line 6" in f.reason
+    # the next file loads as usual
+    assert [o.text for o in items(good)] == ["fine"]
+    # a closed quote spanning lines, a doubled quote and a stray quote inside a bare field are not failures
+    ok = put(tmp_path / ("c" + name[1:]), 'text\n"a\nb"\n"say ""hi"""\nab"c\nlast')
+    assert [o.text for o in items(ok)] == ["a\nb", 'say "hi"', 'ab"c', "last"]
+
+
 def test_jsonl_bad_line_is_reported_and_the_others_load(tmp_path, put):
     p = put(tmp_path / "t.jsonl", '{"text": "one"}\n{not json}\n{"text": "three"}\n[1, 2]\n{"txt": "x"}\n'
                                   '{"id": "d", "text": "a"}\n{"id": "d", "text": "b"}\n')

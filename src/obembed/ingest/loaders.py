@@ -618,7 +618,13 @@ def _load_json(tf: _TextFile, source: str, opts: LoadOptions) -> Iterator[LoadIt
 
 
 def _load_csv(tf: _TextFile, source: str, opts: LoadOptions, delimiter: str) -> Iterator[LoadItem]:
+    # The csv module (non-strict) ends a record cut off by the end of the file inside a quoted field as if the
+    # quote had closed: the rest of the file silently becomes one field. A complete record never needs the
+    # reader to ask for a line past the end, so a row handed out after ``lines`` ran dry was cut off.
+    at_end = False
+
     def lines() -> Iterator[str]:
+        nonlocal at_end
         buf = ""
         for block in tf.blocks():
             buf += block
@@ -627,6 +633,7 @@ def _load_csv(tf: _TextFile, source: str, opts: LoadOptions, delimiter: str) -> 
                 yield ln + "\n"
         if buf:
             yield buf
+        at_end = True
 
     reader = csv.DictReader(lines(), delimiter=delimiter)
     try:
@@ -643,11 +650,15 @@ def _load_csv(tf: _TextFile, source: str, opts: LoadOptions, delimiter: str) -> 
         return
     csv.field_size_limit(64 * 1024 * 1024)
     recs = _Records(source, opts)
-    row_no = 1
+    prev_end = reader.line_num
     try:
         for row in reader:
-            row_no += 1
-            line = reader.line_num
+            start, line, prev_end = prev_end + 1, reader.line_num, reader.line_num
+            if at_end:
+                yield Failure(source, f"line {start}: a quote opened in the record starting here is never closed "
+                                      f"(it runs to the end of the file, line {line}); that record was skipped: "
+                                      "close the quote, or double a quote inside a quoted field (\"\")", start)
+                continue
             if None in row:
                 yield Failure(source, f"row at line {line} has more fields than the header", line)
                 continue
