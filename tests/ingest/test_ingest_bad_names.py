@@ -58,14 +58,17 @@ def test_source_problem_names_every_unusable_path(name, length):
 
 
 @pytest.mark.parametrize("cmd", [["collections", "list"], ["collections", "show", "kb"],
-                                 ["collections", "drop", "kb", "--yes"]])
+                                 ["collections", "drop", "kb", "--yes"], ["search", "query", "-c", "kb"],
+                                 ["map", "-c", "kb", "--out", "OUT/m.html", "--db-path"]])
 def test_read_only_commands_never_create_a_store(tmp_path, cmd):
     from click.testing import CliRunner
 
     from obembed.cli import main
 
     typo = tmp_path / "typo" / "path"
-    res = CliRunner().invoke(main, [*cmd, "--db", str(typo)])
+    cmd = [str(tmp_path / "m.html") if c == "OUT/m.html" else c for c in cmd]
+    flag = [] if cmd[-1] == "--db-path" else ["--db"]
+    res = CliRunner().invoke(main, [*cmd, *flag, str(typo)])
     assert res.exit_code != 0
     assert "no store at" in res.output
     assert "Traceback" not in res.output

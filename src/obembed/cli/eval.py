@@ -187,7 +187,7 @@ def map_cmd(collection: str, color_by: str | None, out: str, method: str, max_po
     check_output(out, what="--out")
     if max_points < 2:
         raise click.BadParameter("must be at least 2", param_hint="--max-points")
-    store = connect(dsn=dsn, path=db_path)
+    store = connect(dsn=dsn, path=db_path, create=False)
     try:
         coll = store.collection(collection)
         pts = collection_points(coll, color_by=color_by, max_points=max_points, seed=seed, method=method)

@@ -383,7 +383,7 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
     if db and dsn:
         raise click.UsageError("give --db (embedded) or --dsn (server), not both")
     store = obembed.connect(dsn=dsn, path=db, provider_factory=provider_factory("oneshot"),
-                            fallback_factory=obembed.load)
+                            fallback_factory=obembed.load, create=False)
     try:
         provider = _query_provider(store, collection, model, options)
         from ..languages import query_warning
