@@ -53,12 +53,26 @@ def seekdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeekdbServer]:
 
 
 @pytest.fixture(scope="module")
-def ray_runtime() -> Iterator[Any]:
+def block_marks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file the embedding actors append their pid to at the start of each block (see ray_runtime)."""
+    return tmp_path_factory.mktemp("ray-marks") / "blocks"
+
+
+@pytest.fixture(scope="module")
+def ray_runtime(block_marks: Path) -> Iterator[Any]:
+    """One light local Ray for the module: no dashboard, no usage stats or metrics, a small object store.
+    Its workers inherit OBEMBED_RAY_BLOCK_MARKS (the raylet's environment is the driver's at init)."""
     import ray
 
+    from obembed.ray.embed import BLOCK_MARKS_ENV
+
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_metrics_collection": "0", BLOCK_MARKS_ENV: str(block_marks)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     for attempt in range(3):  # a raylet on a busy shared machine can miss Ray's own 30 s start-up window
         try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     object_store_memory=100 * 1024 * 1024)
             break
         except Exception:
             ray.shutdown()
@@ -68,6 +82,11 @@ def ray_runtime() -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def embed_actor_pids() -> list[int]:

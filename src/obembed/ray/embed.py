@@ -8,6 +8,7 @@ padded-token budget, restore the order) runs inside every block, as in a local i
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -19,6 +20,9 @@ from ..errors import ConfigError, InvalidInputError
 __all__ = ["DEFAULT_BLOCK_ROWS", "Embedder", "embed", "embed_isolated", "load_bulk_provider", "model_of"]
 
 log = logging.getLogger(__name__)
+
+BLOCK_MARKS_ENV = "OBEMBED_RAY_BLOCK_MARKS"
+"""Fault tests: a file each actor appends its pid to when it starts a block (set before the Ray runtime starts)."""
 
 DEFAULT_BLOCK_ROWS = 1024
 """Texts per actor call: the same default as ``obembed ingest --batch-size`` (large batches sort well)."""
@@ -65,6 +69,10 @@ class Embedder:
         if self.text_column not in batch:
             raise ConfigError(f"the dataset has no column {self.text_column!r} (it has {sorted(batch)}); pass "
                               "text_column= naming the column that holds the texts")
+        marks = os.environ.get(BLOCK_MARKS_ENV)
+        if marks:  # fault tests: this actor now holds a block (its pid, one line per block)
+            with open(marks, "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()}\n")
         raw = batch[self.text_column]
         n = len(raw)
         vectors = np.zeros((n, self.dimension), dtype=np.float32)
