@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("obembed.cli.serve:serve", "Serve embeddings (OpenAI + Ollama APIs), search and a web page."),
     "eval": ("obembed.cli.eval:eval_cmd", "Evaluate and compare models on a retrieval set."),
     "map": ("obembed.cli.eval:map_cmd", "2-D map of a collection's vectors (HTML or PNG)."),
+    "db": ("obembed.cli.db:db", "In-database models: SQL's AI_EMBED calls obembed's server (register, list, ...)."),
     "engine": ("obembed.cli.engine:engine", "Keep the embedded engine warm between commands; status, stop."),
 }
 

@@ -73,13 +73,21 @@ def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> st
               help="Texts gathered into one model batch.")
 @click.option("--batch-wait-ms", default=10.0, show_default=True, type=click.FloatRange(0),
               help="How long a lone request waits for companions to batch with.")
+@click.option("--register", is_flag=True,
+              help="Register the served model(s) in the store as AI models (SQL: AI_EMBED('obembed_<collection>', "
+                   "text)); the server then requires the registrations' access keys (or --api-key-env's).")
+@click.option("--register-url", metavar="URL",
+              help="The URL the database reaches this server at (default http://HOST:PORT/v1/embeddings).")
+@click.option("--accept-registered-keys", is_flag=True,
+              help="Accept (and require) the keys of registrations made by `obembed db models register`.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: int, api_key_env: str | None,
           collections: tuple[str, ...], allowed_hosts: tuple[str, ...], db_path: str | None, dsn: str | None,
           no_store: bool, rerank_model: str | None, max_inputs: int,
           max_chars: int, max_body_bytes: int, max_queue: int, max_batch_tokens: int, max_batch_items: int,
-          batch_wait_ms: float, log_level: str) -> None:
+          batch_wait_ms: float, register: bool, register_url: str | None, accept_registered_keys: bool,
+          log_level: str) -> None:
     """Serve embeddings over OpenAI's and Ollama's APIs, plus /search and a web page at /.
 
     \b
@@ -88,6 +96,7 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
       obembed serve -m minilm=st:all-MiniLM-L6-v2 -m st:BAAI/bge-m3 --db ./obembed.db
       OBEMBED_SERVER_KEY=s3cret obembed serve --host 0.0.0.0 --api-key-env OBEMBED_SERVER_KEY
       obembed serve --rerank-model cross-encoder:BAAI/bge-reranker-v2-m3   # + POST /v1/rerank
+      obembed serve --db ./kb --register --collection docs   # SQL: SELECT AI_EMBED('obembed_docs', 'text')
     \b
     Clients:
       OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="...").embeddings.create(model="all-MiniLM-L6-v2", ...)
@@ -111,7 +120,13 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
     config = ServerConfig(max_inputs=max_inputs, max_chars=max_chars, max_body_bytes=max_body_bytes,
                           max_queue=max_queue, max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items,
                           batch_wait_ms=batch_wait_ms, api_key=api_key, collections=tuple(collections),
-                          allowed_hosts=tuple(allowed_hosts))
+                          allowed_hosts=tuple(allowed_hosts),
+                          registered_keys=register or accept_registered_keys)
+    if (register or accept_registered_keys) and no_store:
+        raise click.UsageError("--register and --accept-registered-keys need the store (drop --no-store)")
+    if register and not register_url and host in ("0.0.0.0", "::", ""):
+        raise click.UsageError(f"--register with --host {host}: give --register-url http://ADDRESS:{port}"
+                               "/v1/embeddings, the address the database reaches this server at")
     served: list[tuple[str | None, Any, list[str]]] = []
     for arg in models or ("",):
         name, spec = parse_model_arg(arg) if arg else (None, None)
@@ -133,6 +148,13 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
 
         reranker = obembed.load_reranker(rerank_model)
     app = create_app(served, config=config, store_factory=store_factory, reranker=reranker)
+    if register:
+        from ..server.register import register_served
+
+        url = register_url or f"http://{host}:{port}/v1/embeddings"
+        for reg in register_served(app.state.obembed, url, collections):
+            click.echo(f"registered AI model {reg.name} ({reg.kind}, {reg.dimension}-d, "
+                       f"collection {reg.collection or '-'}): SELECT AI_EMBED('{reg.name}', 'text')", err=True)
     names = ", ".join(m.name for m in app.state.obembed.models)
     if reranker is not None:
         names += f" + reranker {reranker.spec} at /v1/rerank"

@@ -96,7 +96,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(HostCheckMiddleware, allowed=config.allowed_hosts)  # added last: runs first
     install_error_handlers(app)
-    guarded = api_key_guard(config.api_key.get_secret_value().encode() if config.api_key else None)
+    guarded = api_key_guard(config.api_key.get_secret_value().encode() if config.api_key else None,
+                            state.registered_key_ok if config.registered_keys else None)
     app.include_router(openai.router(state, guarded))
     app.include_router(ollama.router(state, guarded))
     app.include_router(page.router(state))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import HTTPRefusal
@@ -123,9 +123,10 @@ class BodyLimitMiddleware:
         await resp(scope, receive, send)
 
 
-def api_key_guard(key: bytes | None) -> list[Any]:
-    """The route dependencies that require ``Authorization: Bearer <key>`` (none when ``key`` is None)."""
-    if key is None:
+def api_key_guard(key: bytes | None, also: Callable[[bytes], bool] | None = None) -> list[Any]:
+    """The route dependencies that require ``Authorization: Bearer <key>`` (none when ``key`` and ``also`` are
+    None); ``also(token)`` accepts other keys (the in-database registrations' access keys)."""
+    if key is None and also is None:
         return []
     from fastapi import Depends
     from fastapi.security import HTTPBearer
@@ -134,7 +135,9 @@ def api_key_guard(key: bytes | None) -> list[Any]:
 
     def auth(creds: Any = Depends(bearer)) -> None:  # noqa: B008 - HTTPAuthorizationCredentials | None
         given = creds.credentials.encode() if creds and creds.scheme.lower() == "bearer" else b""
-        if not given or not hmac.compare_digest(given, key):
+        ok = bool(given) and ((key is not None and hmac.compare_digest(given, key))
+                              or (also is not None and also(given)))
+        if not ok:
             raise HTTPRefusal(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>' "
                                    "(the key the server's --api-key-env variable holds)", "invalid_api_key",
                               headers={"WWW-Authenticate": "Bearer"})

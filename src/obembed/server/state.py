@@ -47,6 +47,9 @@ class ServerConfig:
     max_k: int = 100
     api_key: SecretStr | None = None
     """When set, every API route needs ``Authorization: Bearer <key>``."""
+    registered_keys: bool = False
+    """Accept (and require) the access keys of the in-database registrations recorded in the store
+    (``obembed serve --register``): every API route then needs the API key or one of those keys."""
     collections: tuple[str, ...] = ()
     """Collections exposed by /search and /collections (empty: all)."""
     max_thumbnail_renders: int = 2
@@ -128,6 +131,9 @@ class ServerState:
         self._store_lock = threading.Lock()  # the store is used from worker threads, one call at a time
         self._by_name: dict[str, ServedModel] = {}
         self.thumbnails = Thumbnails(max_renders=config.max_thumbnail_renders)
+        self.registered_keys: set[str] = set()
+        """SHA-256 hex of the in-database registrations' access keys this server accepts."""
+        self._keys_read = -1e9
         for m in models:
             for n in [m.name, *m.aliases]:
                 self._by_name.setdefault(n, m)
@@ -151,6 +157,38 @@ class ServerState:
         else:
             msg = f"The model `{name}` does not exist on this server; served models: {served} (GET /v1/models)"
         raise HTTPRefusal(404, msg, "model_not_found", "model")
+
+    def model_and_kind(self, name: str | None) -> tuple[ServedModel, Literal["query", "document"] | None]:
+        """The model and the prompt kind a request names: ``"<served name>::query"`` (how an in-database
+        registration asks for query vectors, see :mod:`obembed.store.ai_models`) or a plain served name (no kind)."""
+        from ..store.ai_models import split_model_name
+
+        if name:
+            base, kind = split_model_name(name.strip())
+            if kind is not None:
+                return self.model(base), kind
+        return self.model(name), None
+
+    def registered_key_ok(self, token: bytes) -> bool:
+        """True when ``token`` is the access key of an in-database registration recorded in this server's store
+        (by SHA-256; the hashes are read again, at most once a second, when an unknown key arrives)."""
+        import hashlib
+
+        digest = hashlib.sha256(token).hexdigest()
+        if digest in self.registered_keys:
+            return True
+        now = time.monotonic()
+        if (self._store_factory is None and self._store is None) or now - self._keys_read < 1.0:
+            return False
+        self._keys_read = now
+        from ..store.ai_models import key_hashes
+
+        try:
+            self.registered_keys |= self.run_store(key_hashes)
+        except (ObembedError, HTTPRefusal) as exc:
+            log.warning("reading the registered keys failed: %s", redact(str(exc)))
+            return False
+        return digest in self.registered_keys
 
     def served_for(self, meta: Mapping[str, Any]) -> ServedModel | None:
         """The served model whose vector space a collection's metadata records (None: none of them)."""

@@ -397,6 +397,44 @@ class Store:
                 c["count"] = None
         return out
 
+    # -------------------------------------------------------------------- in-database models
+    def register_model(self, url: str, model: Any = None, *, collection: str | None = None,
+                       served_name: str | None = None, name: str | None = None) -> list[Any]:
+        """Register a served model as the engine's AI model(s), so SQL's ``AI_EMBED('<name>', text)`` calls the
+        obembed server at ``url`` (``http://HOST:PORT/v1/embeddings``). ``model``: a provider or spec (default:
+        the collection's recorded model); ``served_name``: the name the server serves it under (default its
+        spec). Returns :class:`~obembed.store.ai_models.Registration` objects (``key`` set on new ones).
+        See :mod:`obembed.store.ai_models` for the names and docs/in-database.md for the SQL."""
+        from . import ai_models
+
+        self._check_open()
+        if model is None:
+            if collection is None:
+                raise ConfigError("register_model needs model= (a provider or spec) or collection= (its model)")
+            provider: Any = self.collection(collection).model
+        elif isinstance(model, str):
+            import obembed
+
+            provider = obembed.load(model)
+        else:
+            provider = model
+        return ai_models.register_model(self, url, provider, collection=collection, served_name=served_name,
+                                        name=name)
+
+    def ai_models(self) -> list[Any]:
+        """The in-database model registrations, each with ``status`` "ok" or "stale: <why>"."""
+        from . import ai_models
+
+        self._check_open()
+        return ai_models.list_models(self)
+
+    def drop_ai_models(self, names: Sequence[str] = (), *, stale: bool = False, all_: bool = False) -> list[str]:
+        """Drop registrations by name, the stale ones, or all; returns the names dropped."""
+        from . import ai_models
+
+        self._check_open()
+        return ai_models.drop_models(self, names, stale=stale, all_=all_)
+
     def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
         """Drop a collection's table and metadata row."""
         self._check_open()

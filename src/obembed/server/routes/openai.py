@@ -35,10 +35,10 @@ def router(state: ServerState, guarded: list[Any]) -> APIRouter:
         if not texts:
             raise InvalidInputError("input is an empty list; send at least one text")
         texts = state.check_limits(texts)
-        m = state.model(body.model)
+        m, kind = state.model_and_kind(body.model)
         if body.dimensions is not None:
             state.resize(np.zeros((0, 0), np.float32), m, body.dimensions)  # refuse before embedding
-        res = await state.embed(m, texts, kind=body.input_type or "document")
+        res = await state.embed(m, texts, kind=body.input_type or kind or "document")
         vectors = state.resize(res.vectors, m, body.dimensions)
         if body.encoding_format == "base64":
             le = vectors.astype("<f4", copy=False)
