@@ -55,7 +55,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory, minilm: Any) -> Any:
     vecs = minilm.embed_documents([d[1] for d in DOCS])
     coll.upsert([{"id": i, "vector": v, "content": t} for (i, t, _, _), v in zip(DOCS, vecs, strict=True)])
     port = _free_port()
-    log = open(folder.parent / "serve.log", "w")  # noqa: SIM115 - closed below
+    log = open(folder.parent / "serve.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from obembed.cli import main; main()", "serve", "-m", "st:all-MiniLM-L6-v2",
          "--db", str(folder), "--port", str(port), "--register", "--batch-wait-ms", "5", "--log-level", "warning"],
@@ -69,7 +69,8 @@ def kb(tmp_path_factory: pytest.TempPathFactory, minilm: Any) -> Any:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("obembed serve did not start: " + (folder.parent / "serve.log").read_text()[-3000:])
+                raise RuntimeError("obembed serve did not start: "
+                                   + (folder.parent / "serve.log").read_text()[-3000:]) from None
             time.sleep(0.3)
     try:
         yield folder, store, coll, proc, url
@@ -96,12 +97,15 @@ def test_serve_register_records_the_collection_model(kb: Any) -> None:
     reg = regs[SQL_NAME]
     assert (reg.collection, reg.dimension, reg.space, reg.status) == (COLL, 384, coll.space, "ok")
     assert reg.url == url + "/v1/embeddings"
-    assert reg.kind == "document" and SQL_NAME + "_query" not in regs  # MiniLM has no query prompt
+    assert reg.kind == "document"
+    assert SQL_NAME + "_query" not in regs
     # the engine holds a dedicated random key: not empty, and the server accepts it (only its hash is recorded)
     rows, _ = store.execute("SELECT ACCESS_KEY FROM oceanbase.DBA_OB_AI_MODEL_ENDPOINTS WHERE ENDPOINT_NAME = %s",
                             (reg.endpoint,))
     key = rows[0][0]
-    assert key.startswith("obk_") and len(key) > 30 and key not in repr(reg)
+    assert key.startswith("obk_")
+    assert len(key) > 30
+    assert key not in repr(reg)
 
 
 def test_ai_embed_equals_the_python_api(kb: Any, minilm: Any) -> None:
@@ -139,8 +143,9 @@ def test_sql_order_by_ai_embed_gives_the_search_ids(kb: Any) -> None:
 def test_reregistration_is_idempotent(kb: Any, minilm: Any) -> None:
     _, store, _, _, url = kb
     before = {r.name: r.key_sha256 for r in store.ai_models()}
-    regs = store.register_model(url + "/v1/embeddings", minilm, collection=COLL, served_name="st:all-MiniLM-L6-v2")
-    assert [r.name for r in regs] == [SQL_NAME] and regs[0].key is None  # unchanged, not renewed
+    regs = store.register_model(url + "/v1/embeddings", minilm, collection=COLL)  # the server's default name
+    assert [r.name for r in regs] == [SQL_NAME]
+    assert regs[0].key is None
     assert {r.name: r.key_sha256 for r in store.ai_models()} == before
 
 
@@ -164,7 +169,7 @@ def test_stale_registrations_are_listed_and_dropped(kb: Any, minilm: Any) -> Non
     folder, store, _, _, url = kb
     gone = store.create_collection("indb_gone", minilm)
     assert gone.dimension == 384
-    store.register_model(url + "/v1/embeddings", minilm, collection="indb_gone", served_name="st:all-MiniLM-L6-v2")
+    store.register_model(url + "/v1/embeddings", minilm, collection="indb_gone", served_name="all-MiniLM-L6-v2")
     store.drop_collection("indb_gone")
     status = {r.name: r.status for r in store.ai_models()}
     assert status["obembed_indb_gone"].startswith("stale: collection 'indb_gone' no longer exists")
@@ -173,7 +178,8 @@ def test_stale_registrations_are_listed_and_dropped(kb: Any, minilm: Any) -> Non
     assert out.returncode == 0, out.stderr
     assert "obembed_indb_gone" in out.stdout
     names = {r.name for r in store.ai_models()}
-    assert "obembed_indb_gone" not in names and SQL_NAME in names
+    assert "obembed_indb_gone" not in names
+    assert SQL_NAME in names
     rows, _ = store.execute("SELECT COUNT(*) FROM oceanbase.DBA_OB_AI_MODELS WHERE NAME = 'obembed_indb_gone'")
     assert rows[0][0] == 0
 
@@ -181,7 +187,7 @@ def test_stale_registrations_are_listed_and_dropped(kb: Any, minilm: Any) -> Non
 def test_wrong_key_gives_401_through_sql(kb: Any, minilm: Any) -> None:
     _, store, _, _, url = kb
     regs = store.register_model(url + "/v1/embeddings", minilm, name="obembed_wrongkey",
-                                served_name="st:all-MiniLM-L6-v2")
+                                served_name="all-MiniLM-L6-v2")
     try:
         assert _sql_vector(store, "obembed_wrongkey", "hello").shape == (384,)  # its own key works
         store.execute("CALL DBMS_AI_SERVICE.ALTER_AI_MODEL_ENDPOINT(%s, %s)",
@@ -189,8 +195,10 @@ def test_wrong_key_gives_401_through_sql(kb: Any, minilm: Any) -> None:
         with pytest.raises(StoreError, match="401"):
             _sql_vector(store, "obembed_wrongkey", "hello")
         report = {r["name"]: r for r in check_models(store)}
-        assert report["obembed_wrongkey"]["ok"] is False and "401" in report["obembed_wrongkey"]["error"]
-        assert report[SQL_NAME]["ok"] is True and report[SQL_NAME]["dimension"] == 384
+        assert report["obembed_wrongkey"]["ok"] is False
+        assert "401" in report["obembed_wrongkey"]["error"]
+        assert report[SQL_NAME]["ok"] is True
+        assert report[SQL_NAME]["dimension"] == 384
         # a plain HTTP client without a key is refused too
         req = urllib.request.Request(url + "/v1/embeddings", data=b'{"input": ["x"]}',
                                      headers={"Content-Type": "application/json"})
@@ -203,16 +211,18 @@ def test_wrong_key_gives_401_through_sql(kb: Any, minilm: Any) -> None:
 
 def test_killed_server_gives_the_documented_error_and_loses_nothing(kb: Any) -> None:
     folder, store, coll, proc, _ = kb
-    before = sorted((r["id"], r["content"]) for r in coll.iter_rows(include_vectors=False))
+    before = sorted((r["id"], r["content"]) for b in coll.iter_rows(include_vectors=False) for r in b)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     with pytest.raises(StoreError, match=r"4216.*curl error"):
         store.execute(f"INSERT INTO `{COLL}` (id, content, embedding) VALUES ('sql2', 'x', AI_EMBED(%s, 'x'))",
                       (SQL_NAME,), fetch=False)
-    after = sorted((r["id"], r["content"]) for r in coll.iter_rows(include_vectors=False))
-    assert after == before and ("sql1", "A lighthouse keeper polishes the great lens every evening.") in after
+    after = sorted((r["id"], r["content"]) for b in coll.iter_rows(include_vectors=False) for r in b)
+    assert after == before
+    assert ("sql1", "A lighthouse keeper polishes the great lens every evening.") in after
     out = _obembed("db", "models", "check", "--db", str(folder), "--json")
     assert out.returncode == 1
     report = {r["name"]: r for r in json.loads(out.stdout)}
-    assert report[SQL_NAME]["ok"] is False and "curl error" in report[SQL_NAME]["error"]
+    assert report[SQL_NAME]["ok"] is False
+    assert "curl error" in report[SQL_NAME]["error"]
     assert Path(folder).is_dir()

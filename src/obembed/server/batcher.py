@@ -2,7 +2,8 @@
 
 Concurrent requests are queued as *jobs*; one worker thread per served model takes every job that is
 waiting (up to ``max_batch_items`` texts and ``max_batch_tokens`` estimated tokens, waiting at most
-``max_wait_s`` for companions after the first job arrived), counts tokens once with the model's own
+``max_wait_s`` for companions after the first job arrived; a serial client, such as a database calling
+``AI_EMBED`` row by row, stops paying that wait after a few lone batches), counts tokens once with the model's own
 tokenizer, embeds the whole gathered batch in one :meth:`~obembed.providers.base.Provider.embed`
 call (the backend sorts by length and splits into its own batches) and hands each job its rows.
 
@@ -93,6 +94,10 @@ def _estimate(text: str) -> int:
     return len(text) // 4 + 2
 
 
+LONE_STREAK = 3
+"""Lone batches in a row after which a lone job no longer waits ``max_wait_s`` for companions."""
+
+
 class Batcher:
     """Gathers concurrent embedding requests for one provider into model batches on a worker thread."""
 
@@ -107,6 +112,7 @@ class Batcher:
         name: str = "",
         split_padding: bool | None = None,
         split_max_items: int = 64,
+        adaptive_wait: bool = True,
     ) -> None:
         if max_batch_items < 1 or max_batch_tokens < 1 or max_queue < 1 or max_wait_s < 0:
             raise ConfigError("batcher limits must be positive: max_batch_items, max_batch_tokens, max_queue >= 1, "
@@ -120,6 +126,11 @@ class Batcher:
         # local models pay for padding; remote ones would only make more HTTP calls
         self.split_padding = (provider.runtime != "http") if split_padding is None else split_padding
         self.split_max_items = split_max_items
+        self.adaptive_wait = adaptive_wait
+        # serial clients (a database's AI_EMBED sends one request per row and waits for it) never have companions:
+        # after LONE_STREAK batches that waited in vain, a lone job runs at once; a batch that finds companions
+        # (concurrent clients queue while the model runs) turns the wait back on
+        self._lone = 0
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._pending = 0  # texts queued or being embedded
@@ -179,7 +190,8 @@ class Batcher:
             first = self._jobs.popleft()
             batch = [first]
             items, tokens = len(first.texts), first.est_tokens
-            deadline = first.enqueued + self.max_wait_s
+            waiting = not (self.adaptive_wait and self._lone >= LONE_STREAK)
+            deadline = first.enqueued + (self.max_wait_s if waiting else 0.0)
             while True:
                 # take every waiting job of the same kind that fits
                 i = 0
@@ -196,6 +208,7 @@ class Batcher:
                 full = items >= self.max_batch_items or tokens >= self.max_batch_tokens
                 remaining = deadline - time.monotonic()
                 if full or remaining <= 0 or self._closed:
+                    self._lone = self._lone + 1 if len(batch) == 1 else 0
                     return batch
                 self._cond.wait(remaining)
 

@@ -182,7 +182,11 @@ def register_model(store: Store, url: str, provider: Any, *, collection: str | N
                 f"{coll.spec} (space {coll.space}), the model is another vector space ({space}); register "
                 f"{coll.spec}")
         space = coll.space or space
-    served = served_name or str(provider.spec)
+    if served_name is None:
+        from ..server.state import model_names
+
+        served_name = model_names(provider)[0]  # the name `obembed serve -m SPEC` serves it under
+    served = served_name
     names = registration_names(collection=collection, served_name=served, has_prompts=_has_prompts(provider),
                                name=name)
     _ensure_table(store)
