@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = next((p / "shared" / "data" / "debian-descriptions" for p in (ROOT, ROOT.parent, ROOT.parent.parent)
-             if (p / "shared" / "data" / "debian-descriptions").is_dir()), Path("/work/shared/data/debian-descriptions"))
+_SUB = Path("shared", "data", "debian-descriptions")
+DATA = next((p / _SUB for p in (ROOT, ROOT.parent, ROOT.parent.parent) if (p / _SUB).is_dir()), Path("/work") / _SUB)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpuload import Load  # noqa: E402
 
@@ -133,8 +133,8 @@ def main() -> None:
                                                 served_name=state.models[0].name)
                     state.registered_keys |= {r.key_sha256 for r in regs}
                     store.execute("DROP TABLE IF EXISTS bf", fetch=False)
-                    store.execute(f"CREATE TABLE bf (id varchar(64) PRIMARY KEY, content text, embedding VECTOR({dim}))",
-                                  fetch=False)
+                    store.execute("CREATE TABLE bf (id varchar(64) PRIMARY KEY, content text, "
+                                  f"embedding VECTOR({dim}))", fetch=False)
                     for i in range(0, len(rows), 500):
                         part = rows[i:i + 500]
                         store.execute("INSERT INTO bf (id, content) VALUES " + ", ".join(["(%s, %s)"] * len(part)),
