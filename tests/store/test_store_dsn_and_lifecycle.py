@@ -4,6 +4,7 @@ batched deletes, scalar column values, deep NOT chains, no leak of a half-opened
 from __future__ import annotations
 
 import socket
+import uuid
 from urllib.parse import quote
 
 import numpy as np
@@ -182,8 +183,9 @@ def test_failed_open_closes_its_connection(store, store_test_dsn, monkeypatch):
     monkeypatch.setattr(seekdb_mod.Session, "__init__", init)
     monkeypatch.setattr(seekdb_mod.schema, "meta_table_ddl", lambda: "CREATE TABLE obembed_bad (")  # engine refuses
     sock = store._embedded.connect_args()["unix_socket"]
-    with pytest.raises(StoreError):
-        connect(f"mysql://root@localhost/{store.database}?unix_socket={quote(sock)}")
+    fresh_db = f"leak_{uuid.uuid4().hex[:8]}"  # no metadata table yet, so open runs the (refused) DDL
+    with pytest.raises(StoreError, match="create the metadata table"):
+        connect(f"mysql://root@localhost/{fresh_db}?unix_socket={quote(sock)}")
     assert len(sessions) == 1
     assert sessions[0].conn is None  # closed, not leaked
 
