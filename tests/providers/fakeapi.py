@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -116,19 +116,27 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FakeAPI:
-    """A local embedding API; ``with FakeAPI("openai") as api: api.url``."""
+class FakeServer:
+    """The scaffold every local API server of the tests shares (embeddings here, rerank in ``tests/rerank``).
+
+    A ``ThreadingHTTPServer`` on a free 127.0.0.1 port speaking HTTP/1.1 keep-alive; a request log
+    (:attr:`received`), a fault queue (:meth:`fault`), a count of requests in flight, an optional latency and an
+    optional concurrency cap (429 above it). A subclass names its :class:`FakeHandler` subclass in ``handler``
+    and its per-flavour batch limits in ``max_items_by_flavor``.
+    """
+
+    handler: type[FakeHandler]
+    flavors: tuple[str, ...] = ()
+    max_items_by_flavor: ClassVar[dict[str, int]] = {}
 
     def __init__(self, flavor: str, *, api_key: str | None = None, latency: float = 0.0,
-                 max_items: int | None = None, legacy_only: bool = False, record: bool = True,
-                 max_concurrent: int | None = None) -> None:
-        assert flavor in ("openai", "ollama", "dashscope")
+                 max_items: int | None = None, record: bool = True, max_concurrent: int | None = None) -> None:
+        assert flavor in self.flavors, flavor
         self.flavor = flavor
         self.api_key = api_key
         self.latency = latency
-        self.max_items = max_items if max_items is not None else {"openai": 2048, "dashscope": 10,
-                                                                  "ollama": 10_000}[flavor]
-        self.legacy_only = legacy_only
+        self.default_max_items = max_items if max_items is not None else self.max_items_by_flavor[flavor]
+        self.max_items = self.default_max_items
         self.record = record
         self.max_concurrent = max_concurrent
         """Answer 429 (like a rate-limiting gateway) while more requests than this are in flight."""
@@ -141,11 +149,9 @@ class FakeAPI:
         self._server: ThreadingHTTPServer | None = None
 
     # -------------------------------------------------------------- lifecycle
-    def start(self) -> FakeAPI:
-        api = self
-
-        class Handler(_Handler):
-            owner = api
+    def start(self) -> Self:
+        class Handler(self.handler):
+            owner = self
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -157,7 +163,7 @@ class FakeAPI:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeAPI:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -173,6 +179,7 @@ class FakeAPI:
         return f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:
+        """Back to the state after start: no log, no faults, no latency or cap, the default batch limit."""
         with self.lock:
             self.received.clear()
             self.faults.clear()
@@ -180,8 +187,7 @@ class FakeAPI:
             self.n_throttled = 0
         self.max_concurrent = None
         self.latency = 0.0
-        self.legacy_only = False
-        self.max_items = {"openai": 2048, "dashscope": 10, "ollama": 10_000}[self.flavor]
+        self.max_items = self.default_max_items
 
     def fault(self, kind: str, *, times: int = 1, path: str | None = None, **kw: Any) -> None:
         """Queue a fault for the next ``times`` matching requests (``path``: substring of the request path)."""
@@ -201,34 +207,31 @@ class FakeAPI:
         return [r for r in self.received if r.path.endswith(suffix)]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: FakeAPI
+class FakeHandler(BaseHTTPRequestHandler):
+    """The request plumbing of a :class:`FakeServer`: read and log the body, count it in flight, apply the
+    concurrency cap, latency and the queued ``slow``/``status``/``drop`` faults, then :meth:`route` the rest."""
+
+    owner: FakeServer
     protocol_version = "HTTP/1.1"
+    injected: ClassVar[Any] = {"error": "injected"}
+    """The body of a ``status`` fault queued without one."""
 
     def log_message(self, format: str, *args: Any) -> None:  # silence
         pass
 
-    # -------------------------------------------------------------- plumbing
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, *,
-              truncate: bool = False, content_type: str = "application/json") -> None:
+              truncate: bool = False, content_type: str = "application/json", rid: str | None = None) -> None:
         raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
         if truncate:
             raw = raw[: max(1, len(raw) // 2)]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(raw)))
-        self.send_header("x-request-id", "req-" + uuid.uuid4().hex[:12])
+        self.send_header("x-request-id", rid or "req-" + uuid.uuid4().hex[:12])
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(raw)
-
-    def do_GET(self) -> None:
-        if self.path in ("/", "/api/version"):
-            self._send(200, {"version": "0.12.0"} if self.path != "/" else "Ollama is running",
-                       content_type="application/json" if self.path != "/" else "text/plain")
-            return
-        self._send(404, "404 page not found", content_type="text/plain")
 
     def do_POST(self) -> None:
         api = self.owner
@@ -260,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fault = None
             if fault is not None and fault.kind == "status":
                 b = fault.body
-                self._send(fault.status, b if b is not None else {"error": "injected"}, fault.headers,
+                self._send(fault.status, b if b is not None else self.injected, fault.headers,
                            content_type="application/json" if not isinstance(b, str) or b.startswith("{")
                            else "text/plain")
                 return
@@ -268,10 +271,43 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            self._route(path, body, fault)
+            self.route(path, body, fault)
         finally:
             with api.lock:
                 api.in_flight -= 1
+
+    def route(self, path: str, body: Any, fault: Fault | None) -> None:
+        """Answer one request that no fault took (``fault``: a queued fault the route itself applies)."""
+        raise NotImplementedError
+
+
+class FakeAPI(FakeServer):
+    """A local embedding API; ``with FakeAPI("openai") as api: api.url``."""
+
+    flavors = ("openai", "ollama", "dashscope")
+    max_items_by_flavor: ClassVar[dict[str, int]] = {"openai": 2048, "dashscope": 10, "ollama": 10_000}
+
+    def __init__(self, flavor: str, *, api_key: str | None = None, latency: float = 0.0,
+                 max_items: int | None = None, legacy_only: bool = False, record: bool = True,
+                 max_concurrent: int | None = None) -> None:
+        super().__init__(flavor, api_key=api_key, latency=latency, max_items=max_items, record=record,
+                         max_concurrent=max_concurrent)
+        self.legacy_only = legacy_only
+
+    def reset(self) -> None:
+        super().reset()
+        self.legacy_only = False
+
+
+class _Handler(FakeHandler):
+    owner: FakeAPI
+
+    def do_GET(self) -> None:
+        if self.path in ("/", "/api/version"):
+            self._send(200, {"version": "0.12.0"} if self.path != "/" else "Ollama is running",
+                       content_type="application/json" if self.path != "/" else "text/plain")
+            return
+        self._send(404, "404 page not found", content_type="text/plain")
 
     def _auth_ok(self, native: bool = False) -> bool:
         api = self.owner
@@ -291,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        "code": "invalid_api_key"}})
         return False
 
-    def _route(self, path: str, body: Any, fault: Fault | None) -> None:
+    def route(self, path: str, body: Any, fault: Fault | None) -> None:
         api = self.owner
         if api.flavor == "ollama" and path == "/api/embed":
             if api.legacy_only:
@@ -460,3 +496,6 @@ class _Handler(BaseHTTPRequestHandler):
         raw = vector_for(prompt, name) * LEGACY_SCALE
         self._send(200, {"embedding": [float(x) for x in raw]},
                    truncate=fault is not None and fault.kind == "truncated")
+
+
+FakeAPI.handler = _Handler

@@ -1,6 +1,6 @@
 """Real HTTP servers on 127.0.0.1 speaking the documented rerank APIs, with injectable faults.
 
-Built like :mod:`tests.providers.fakeapi` (same threaded server, fault queue and request log):
+On the scaffold of :mod:`tests.providers.fakeapi` (:class:`FakeServer`: threaded server, fault queue, request log):
 
 * ``v1``        — ``POST /v1/rerank`` and ``/v2/rerank`` (Cohere / Jina / SiliconFlow / infinity shape):
   ``{"model", "query", "documents": [str], "top_n"?, "return_documents"?}`` ->
@@ -21,16 +21,12 @@ Scores are a deterministic function of (query, document): :func:`score_for`; tie
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, ClassVar
 
-from tests.providers.fakeapi import DASHSCOPE_BATCH_ERROR, Fault, Received, _Server
+from tests.providers.fakeapi import DASHSCOPE_BATCH_ERROR, FakeHandler, FakeServer, Fault
 
 RERANK_PATH = "/api/v1/services/rerank/text-rerank/text-rerank"
 MODELS = {"rerank-v3.5", "jina-reranker-v2-base-multilingual", "BAAI/bge-reranker-v2-m3", "gte-rerank-v2",
@@ -48,73 +44,14 @@ def score_for(query: str, document: str) -> float:
     return round(len(q & d) / (1.0 + len(d)), 6)
 
 
-class FakeRerankAPI:
-    """A local rerank API; ``with FakeRerankAPI("v1", api_key=...) as api: api.url``."""
+class FakeRerankAPI(FakeServer):
+    """A local rerank API; ``with FakeRerankAPI("v1", api_key=...) as api: api.url``.
 
-    def __init__(self, flavor: str, *, api_key: str | None = None, max_items: int | None = None) -> None:
-        assert flavor in ("v1", "tei", "dashscope")
-        self.flavor = flavor
-        self.api_key = api_key
-        self.default_max_items = max_items if max_items is not None else {"v1": 1000, "tei": 32,
-                                                                          "dashscope": 500}[flavor]
-        self.max_items = self.default_max_items
-        self.received: list[Received] = []
-        self.faults: list[Fault] = []
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.latency = 0.0
-        self._server: _Server | None = None
+    Faults (:meth:`fault`): ``status`` (status/body/headers), ``slow`` (delay), ``drop``, ``truncated``,
+    ``fewer``, ``bad_index``, ``dup_index``, ``nan``, ``string_index``."""
 
-    def start(self) -> FakeRerankAPI:
-        api = self
-
-        class Handler(_Handler):
-            owner = api
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeRerankAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def reset(self) -> None:
-        with self.lock:
-            self.received.clear()
-            self.faults.clear()
-            self.max_in_flight = 0
-        self.latency = 0.0
-        self.max_items = self.default_max_items
-
-    def fault(self, kind: str, *, times: int = 1, path: str | None = None, **kw: Any) -> None:
-        """Queue a fault: ``status`` (status/body/headers), ``slow`` (delay), ``drop``, ``truncated``,
-        ``fewer``, ``bad_index``, ``dup_index``, ``nan``, ``string_index``."""
-        with self.lock:
-            self.faults.append(Fault(kind, times=times, path=path, **kw))
-
-    def take_fault(self, path: str, raw: bytes) -> Fault | None:
-        with self.lock:
-            for f in self.faults:
-                if f.times > 0 and (f.path is None or f.path in path) and (
-                        f.contains is None or f.contains.encode() in raw):
-                    f.times -= 1
-                    return f
-        return None
+    flavors = ("v1", "tei", "dashscope")
+    max_items_by_flavor: ClassVar[dict[str, int]] = {"v1": 1000, "tei": 32, "dashscope": 500}
 
     def n_documents(self) -> list[int]:
         """Documents per request received, in arrival order."""
@@ -127,68 +64,22 @@ class FakeRerankAPI:
         return out
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     owner: FakeRerankAPI
-    protocol_version = "HTTP/1.1"
+    injected: ClassVar[Any] = {"message": "injected"}
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, *, truncate: bool = False,
-              rid: str | None = None) -> None:
-        raw = (body if isinstance(body, str) else json.dumps(body)).encode()
-        if truncate:
-            raw = raw[: max(1, len(raw) // 2)]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.send_header("x-request-id", rid or "req-" + uuid.uuid4().hex[:12])
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def do_POST(self) -> None:
+    def route(self, path: str, body: Any, fault: Fault | None) -> None:
         api = self.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        path = self.path.split("?")[0]
-        with api.lock:
-            api.received.append(Received("POST", path, {k.lower(): v for k, v in self.headers.items()}, body))
-            api.in_flight += 1
-            api.max_in_flight = max(api.max_in_flight, api.in_flight)
-        try:
-            if api.latency:
-                time.sleep(api.latency)
-            fault = api.take_fault(path, raw)
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-                fault = None
-            if fault is not None and fault.kind == "status":
-                self._send(fault.status, fault.body if fault.body is not None else {"message": "injected"},
-                           fault.headers)
-                return
-            if fault is not None and fault.kind == "drop":
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            if not self._auth_ok():
-                return
-            if api.flavor == "v1" and path in ("/v1/rerank", "/v2/rerank", "/rerank"):
-                self._v1(body, fault)
-            elif api.flavor == "tei" and path == "/rerank":
-                self._tei(body, fault)
-            elif api.flavor == "dashscope" and path == RERANK_PATH:
-                self._dashscope(body, fault)
-            else:
-                self._send(404, {"message": f"no route for {path}"})
-        finally:
-            with api.lock:
-                api.in_flight -= 1
+        if not self._auth_ok():
+            return
+        if api.flavor == "v1" and path in ("/v1/rerank", "/v2/rerank", "/rerank"):
+            self._v1(body, fault)
+        elif api.flavor == "tei" and path == "/rerank":
+            self._tei(body, fault)
+        elif api.flavor == "dashscope" and path == RERANK_PATH:
+            self._dashscope(body, fault)
+        else:
+            self._send(404, {"message": f"no route for {path}"})
 
     def _auth_ok(self) -> bool:
         api = self.owner
@@ -284,3 +175,6 @@ class _Handler(BaseHTTPRequestHandler):
         out = {"output": {"results": results}, "usage": {"total_tokens": sum(len(d) for d in docs)},
                "request_id": rid}
         self._send(200, out, rid=rid, truncate=fault is not None and fault.kind == "truncated")
+
+
+FakeRerankAPI.handler = _Handler
