@@ -26,6 +26,8 @@ def models() -> None:
     \b
     Examples:
       obembed db models register --url http://127.0.0.1:8000/v1/embeddings --collection docs --db ./kb
+      obembed db models register --url http://127.0.0.1:8000/v1/rerank \\
+          --rerank-model cross-encoder:BAAI/bge-reranker-v2-m3 --db ./kb
       obembed db models list --db ./kb
       obembed db models check --db ./kb
       obembed db models drop --stale --db ./kb
@@ -34,31 +36,57 @@ def models() -> None:
 
 @models.command("register")
 @click.option("--url", required=True, metavar="URL",
-              help="The obembed server's embeddings URL as the database reaches it: http://HOST:PORT/v1/embeddings.")
+              help="The obembed server's URL as the database reaches it: http://HOST:PORT/v1/embeddings (with "
+                   "--rerank-model: .../v1/rerank); http://HOST:PORT alone stands for either.")
 @click.option("--collection", default=None, metavar="NAME",
               help="Register the collection's model (names obembed_NAME and obembed_NAME_query).")
 @click.option("-m", "--model", "model", default=None, metavar="SPEC",
               help="The served model's spec (default: the collection's recorded model).")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Provider option (repeatable).")
+@click.option("--rerank-model", default=None, metavar="SPEC",
+              help="Register the server's reranker (obembed serve --rerank-model SPEC) for AI_RERANK instead.")
 @click.option("--served-name", default=None, metavar="NAME",
               help="The name the server serves the model under (default: its spec; `obembed serve -m NAME=SPEC`).")
 @click.option("--name", default=None, metavar="NAME", help="The SQL name instead of obembed_<collection|model>.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_options
 def register_cmd(url: str, collection: str | None, model: str | None, options: tuple[str, ...],
-                 served_name: str | None, name: str | None, as_json: bool, db: str | None, dsn: str | None) -> None:
-    """Register a served model in the database (idempotent). The server must accept the new access key: run it
-    with `obembed serve --register` or `--accept-registered-keys` on the same store."""
+                 rerank_model: str | None, served_name: str | None, name: str | None, as_json: bool,
+                 db: str | None, dsn: str | None) -> None:
+    """Register a served model (or the served reranker) in the database (idempotent). The server must accept the
+    new access key: run it with `obembed serve --register` or `--accept-registered-keys` on the same store."""
+    from urllib.parse import urlsplit
+
+    from ..store.ai_models import server_urls
+
+    if rerank_model and (collection or model):
+        raise click.UsageError("--rerank-model registers a reranker: leave out --collection and -m")
+    try:
+        bare = urlsplit(url).path in ("", "/")
+    except ValueError:
+        bare = False  # the library names what is wrong with it
+    if bare:
+        url = server_urls(url)[1 if rerank_model else 0]
     with open_store(db, dsn) as store:
-        provider: Any = load_provider(model, options) if model else None
-        regs = store.register_model(url, provider, collection=collection, served_name=served_name, name=name)
+        if rerank_model:
+            import obembed
+
+            regs = store.register_reranker(url, obembed.load_reranker(rerank_model), served_name=served_name,
+                                           name=name)
+        else:
+            provider: Any = load_provider(model, options) if model else None
+            regs = store.register_model(url, provider, collection=collection, served_name=served_name, name=name)
     if as_json:
         echo_json([r.as_dict() | {"new": r.key is not None} for r in regs])
         return
     for r in regs:
         state = "registered" if r.key is not None else "unchanged"
-        click.echo(f"{r.name}\t{r.kind}\t{r.dimension}-d\t{r.url}\t{state}")
-    click.echo("SQL: SELECT AI_EMBED('" + regs[0].name + "', 'some text');", err=True)
+        size = "rerank" if r.kind == "rerank" else f"{r.dimension}-d"
+        click.echo(f"{r.name}\t{r.kind}\t{size}\t{r.url}\t{state}")
+    if rerank_model:
+        click.echo("SQL: SELECT AI_RERANK('" + regs[0].name + "', 'a query', '[\"doc 1\", \"doc 2\"]');", err=True)
+    else:
+        click.echo("SQL: SELECT AI_EMBED('" + regs[0].name + "', 'some text');", err=True)
 
 
 @models.command("list")
@@ -74,7 +102,8 @@ def list_cmd(as_json: bool, db: str | None, dsn: str | None) -> None:
     if not regs:
         click.echo("no AI models registered (obembed db models register, or obembed serve --register)")
     for r in regs:
-        click.echo(f"{r.name}\t{r.kind}\t{r.collection or '-'}\t{r.dimension}-d\t{r.url}\t{r.status}")
+        size = f"{r.dimension}-d" if r.dimension else "-"
+        click.echo(f"{r.name}\t{r.kind}\t{r.collection or '-'}\t{size}\t{r.url}\t{r.status}")
 
 
 @models.command("drop")
@@ -96,7 +125,7 @@ def drop_cmd(names: tuple[str, ...], stale: bool, all_: bool, db: str | None, ds
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_options
 def check_cmd(names: tuple[str, ...], as_json: bool, db: str | None, dsn: str | None) -> None:
-    """Call each registration through SQL (AI_EMBED) and report; exit 1 when one fails."""
+    """Call each registration through SQL (AI_EMBED; a reranker: AI_RERANK) and report; exit 1 when one fails."""
     from ..store.ai_models import check_models
 
     with open_store(db, dsn) as store:
@@ -107,7 +136,8 @@ def check_cmd(names: tuple[str, ...], as_json: bool, db: str | None, dsn: str | 
         if not results:
             click.echo("no AI models registered")
         for r in results:
-            detail = f"ok ({r['dimension']}-d)" if r["ok"] else f"FAILED: {r.get('error') or r['status']}"
+            done = f"{r['scored']} documents scored" if "scored" in r else f"{r.get('dimension')}-d"
+            detail = f"ok ({done})" if r["ok"] else f"FAILED: {r.get('error') or r['status']}"
             click.echo(f"{r['name']}\t{r['url']}\t{detail}")
     if any(not r["ok"] for r in results):
         sys.exit(1)

@@ -75,9 +75,11 @@ def store_choice(ctx: click.Context, db_path: str | None, dsn: str | None) -> st
               help="How long a lone request waits for companions to batch with.")
 @click.option("--register", is_flag=True,
               help="Register the served model(s) in the store as AI models (SQL: AI_EMBED('obembed_<collection>', "
-                   "text)); the server then requires the registrations' access keys (or --api-key-env's).")
+                   "text)), and the --rerank-model as a rerank model (AI_RERANK('obembed_<reranker>', q, docs)); "
+                   "the server then requires the registrations' access keys (or --api-key-env's).")
 @click.option("--register-url", metavar="URL",
-              help="The URL the database reaches this server at (default http://HOST:PORT/v1/embeddings).")
+              help="The URL the database reaches this server at (default http://HOST:PORT; its /v1/embeddings "
+                   "URL is accepted too).")
 @click.option("--accept-registered-keys", is_flag=True,
               help="Accept (and require) the keys of registrations made by `obembed db models register`.")
 @click.option("--log-level", default="info", show_default=True,
@@ -97,6 +99,7 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
       OBEMBED_SERVER_KEY=s3cret obembed serve --host 0.0.0.0 --api-key-env OBEMBED_SERVER_KEY
       obembed serve --rerank-model cross-encoder:BAAI/bge-reranker-v2-m3   # + POST /v1/rerank
       obembed serve --db ./kb --register --collection docs   # SQL: SELECT AI_EMBED('obembed_docs', 'text')
+      obembed serve --db ./kb --register --rerank-model cross-encoder:BAAI/bge-reranker-v2-m3   # + AI_RERANK
     \b
     Clients:
       OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="...").embeddings.create(model="all-MiniLM-L6-v2", ...)
@@ -125,8 +128,8 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
     if (register or accept_registered_keys) and no_store:
         raise click.UsageError("--register and --accept-registered-keys need the store (drop --no-store)")
     if register and not register_url and host in ("0.0.0.0", "::", ""):
-        raise click.UsageError(f"--register with --host {host}: give --register-url http://ADDRESS:{port}"
-                               "/v1/embeddings, the address the database reaches this server at")
+        raise click.UsageError(f"--register with --host {host}: give --register-url http://ADDRESS:{port}, "
+                               "the address the database reaches this server at")
     served: list[tuple[str | None, Any, list[str]]] = []
     for arg in models or ("",):
         name, spec = parse_model_arg(arg) if arg else (None, None)
@@ -151,8 +154,12 @@ def serve(models: tuple[str, ...], options: tuple[str, ...], host: str, port: in
     if register:
         from ..server.register import register_served
 
-        url = register_url or f"http://{host}:{port}/v1/embeddings"
+        url = register_url or f"http://{host}:{port}"
         for reg in register_served(app.state.obembed, url, collections):
+            if reg.kind == "rerank":
+                click.echo(f"registered AI model {reg.name} (rerank, {reg.model_name}): "
+                           f"SELECT AI_RERANK('{reg.name}', 'query', '[\"doc 1\", \"doc 2\"]')", err=True)
+                continue
             click.echo(f"registered AI model {reg.name} ({reg.kind}, {reg.dimension}-d, "
                        f"collection {reg.collection or '-'}): SELECT AI_EMBED('{reg.name}', 'text')", err=True)
     names = ", ".join(m.name for m in app.state.obembed.models)

@@ -19,13 +19,18 @@ from pydantic import SecretStr
 
 from ..errors import CollectionNotFoundError, ConfigError, InvalidInputError, ObembedError, redact
 from ..providers.base import l2_normalize, validate_texts
+from ..providers.naming import served_names
 from .batcher import Batcher, BatchResult
 from .errors import HTTPRefusal
 from .thumbnails import Thumbnails
 
-__all__ = ["ServedModel", "ServerConfig", "ServerState", "build_models", "model_names"]
+__all__ = ["KEY_RECHECK_S", "ServedModel", "ServerConfig", "ServerState", "build_models", "model_names"]
 
 log = logging.getLogger("obembed.server.app")
+
+KEY_RECHECK_S = 1.0
+"""How long the server trusts its last read of the registered keys: a dropped registration's key is refused on
+the first request after this (see :meth:`ServerState.registered_key_ok`)."""
 
 
 @dataclass
@@ -75,15 +80,9 @@ class ServedModel:
 
 
 def model_names(provider: Any, alias: str | None = None) -> list[str]:
-    """The names a served model answers to: an alias, the model's last path part, the model name, the spec."""
-    names = [alias] if alias else []
-    model = str(provider.model)
-    names += [model.rstrip("/").rsplit("/", 1)[-1], model, provider.spec]
-    out: list[str] = []
-    for n in names:
-        if n and n not in out:
-            out.append(n)
-    return out
+    """The names a served model answers to: an alias, the model's last path part, the model name, the spec
+    (:func:`obembed.providers.naming.served_names`)."""
+    return served_names(provider, alias)
 
 
 def build_models(models: Any, config: ServerConfig) -> list[ServedModel]:
@@ -134,6 +133,8 @@ class ServerState:
         self.registered_keys: set[str] = set()
         """SHA-256 hex of the in-database registrations' access keys this server accepts."""
         self._keys_read = -1e9
+        """When (monotonic) the last read of the recorded keys began."""
+        self._keys_lock = threading.Lock()
         for m in models:
             for n in [m.name, *m.aliases]:
                 self._by_name.setdefault(n, m)
@@ -171,24 +172,31 @@ class ServerState:
 
     def registered_key_ok(self, token: bytes) -> bool:
         """True when ``token`` is the access key of an in-database registration recorded in this server's store
-        (by SHA-256; the hashes are read again, at most once a second, when an unknown key arrives)."""
+        (compared by SHA-256). The recorded keys are read again when an unknown key arrives (a registration made
+        while the server runs works at once) and when the last read is older than :data:`KEY_RECHECK_S` (a
+        registration dropped with ``obembed db models drop`` is refused within that time). Without a store, the
+        keys in ``registered_keys`` are the ones accepted."""
         import hashlib
 
         digest = hashlib.sha256(token).hexdigest()
-        if digest in self.registered_keys:
-            return True
-        now = time.monotonic()
-        if (self._store_factory is None and self._store is None) or now - self._keys_read < 1.0:
-            return False
-        self._keys_read = now
-        from ..store.ai_models import key_hashes
+        if self._store_factory is None and self._store is None:
+            return digest in self.registered_keys
+        arrived = time.monotonic()
+        with self._keys_lock:  # concurrent requests share one read
+            fresh = self._keys_read >= arrived  # a read that began after this request arrived
+            known = digest in self.registered_keys
+            if fresh or (known and arrived - self._keys_read < KEY_RECHECK_S):
+                return known
+            from ..store.ai_models import key_hashes
 
-        try:
-            self.registered_keys |= self.run_store(key_hashes)
-        except (ObembedError, HTTPRefusal) as exc:
-            log.warning("reading the registered keys failed: %s", redact(str(exc)))
-            return False
-        return digest in self.registered_keys
+            started = time.monotonic()
+            try:
+                self.registered_keys = set(self.run_store(key_hashes))
+            except (ObembedError, HTTPRefusal) as exc:
+                log.warning("reading the registered keys failed: %s", redact(str(exc)))
+                return known  # the last keys read stand until a read succeeds
+            self._keys_read = started
+            return digest in self.registered_keys
 
     def served_for(self, meta: Mapping[str, Any]) -> ServedModel | None:
         """The served model whose vector space a collection's metadata records (None: none of them)."""

@@ -425,6 +425,21 @@ class Store:
         return ai_models.register_model(self, url, provider, collection=collection, served_name=served_name,
                                         name=name)
 
+    def register_reranker(self, url: str, reranker: Any, *, served_name: str | None = None,
+                          name: str | None = None) -> list[Any]:
+        """Register a served reranker (``obembed serve --rerank-model SPEC``) as the engine's rerank model, so SQL's
+        ``AI_RERANK('<name>', query, documents)`` calls the obembed server at ``url`` (``http://HOST:PORT/v1/rerank``).
+        ``reranker``: a reranker object or spec; ``served_name``: the name the server reports for it (default its
+        model's last path part). Returns the one :class:`~obembed.store.ai_models.Registration`."""
+        from . import ai_models
+
+        self._check_open()
+        if isinstance(reranker, str):
+            import obembed
+
+            reranker = obembed.load_reranker(reranker)
+        return ai_models.register_reranker(self, url, reranker, served_name=served_name, name=name)
+
     def ai_models(self) -> list[Any]:
         """The in-database model registrations, each with ``status`` "ok" or "stale: <why>"."""
         from . import ai_models

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from ...errors import ConfigError, InvalidInputError
+from ...providers.naming import served_names
 from ..errors import HTTPRefusal
 from ..responses import json_response
 from ..schemas import RerankRequest
@@ -27,13 +28,9 @@ __all__ = ["reranker_names", "router"]
 
 
 def reranker_names(reranker: Any) -> list[str]:
-    """Names a served reranker answers to: the model's last path part, the model name, the spec."""
-    model = str(getattr(reranker, "model", "") or "")
-    out: list[str] = []
-    for n in (model.rstrip("/").rsplit("/", 1)[-1], model, str(getattr(reranker, "spec", "") or "")):
-        if n and n not in out:
-            out.append(n)
-    return out
+    """Names a served reranker answers to: the model's last path part, the model name, the spec
+    (:func:`obembed.providers.naming.served_names`)."""
+    return served_names(reranker)
 
 
 def router(state: ServerState, guarded: list[Any]) -> APIRouter:
