@@ -86,6 +86,7 @@ class KB:
     collq: Any
     prompted: Any  # the prompted provider, in this process
     reranker: Any  # the cross-encoder, in this process
+    reranker_spec: str
     rerank_name: str  # its registration's SQL name
     proc: subprocess.Popen[bytes]
     url: str
@@ -130,7 +131,8 @@ def kb(store: Any, store_test_dsn: str | None, minilm: Any, minilm_path: Path, b
                 raise RuntimeError("obembed serve did not start: " + log_path.read_text()[-3000:]) from None
             time.sleep(0.3)
     try:
-        yield KB(store, target, coll, collq, prompted, reranker, "obembed_minilm_ce", proc, url)
+        yield KB(store, target, coll, collq, prompted, reranker, f"cross-encoder:{ce_dir}", "obembed_minilm_ce", proc,
+                 url)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -253,6 +255,12 @@ def test_reregistration_is_idempotent(kb: KB, minilm: Any) -> None:
     assert regs[0].key is None
     regs = kb.store.register_reranker(kb.url + "/v1/rerank", kb.reranker)
     assert [(r.name, r.key) for r in regs] == [(kb.rerank_name, None)]
+    # the CLI, another process, with the server's bare URL: the same registration, unchanged
+    out = _obembed("db", "models", "register", "--url", kb.url, "--rerank-model", kb.reranker_spec, *kb.target,
+                   "--json")
+    assert out.returncode == 0, out.stderr
+    assert [(r["name"], r["kind"], r["url"], r["new"]) for r in json.loads(out.stdout)] == \
+        [(kb.rerank_name, "rerank", kb.url + "/v1/rerank", False)]
     assert {r.name: r.key_sha256 for r in kb.store.ai_models()} == before
 
 
