@@ -15,6 +15,7 @@ import obembed
 from obembed.cli import main
 from obembed.errors import MigrationError, MigrationPausedError, ProviderConnectionError
 from obembed.store.migrate import shadow_table
+from obembed.store.rows import parse_vector
 
 TEXTS = [f"{w} package number {i}: a {w} tool for the command line" for i, w in
          enumerate(["editor", "database", "compiler", "browser", "mailer", "shell"] * 5)]
@@ -93,7 +94,7 @@ def test_migrate_swap_rollback_drop(store, collection_name, minilm, mini128):
     assert set(answers) <= {f"p{i:02d}" for i in range(30)} | {"p99"}
     assert st is not None
     assert (st["done"], st["pending"], st["error"]) == (30, 0, None)
-    assert progress[0] == (13, 30)
+    assert progress[0] == (14, 30)  # p99 was written to both tables by the write hook, p00 left both
     assert progress[-1] == (30, 30)
 
     # the result equals an uninterrupted migration: every row's new vector is the new model's
@@ -169,3 +170,71 @@ def test_cli_migrate(store, store_test_dsn, collection_name, minilm):
     assert json.loads(res.stdout)["hits"][0]["content"].startswith("database")
     res = cli("collections", "migrate", collection_name, *db, "--drop-old")
     assert "dropped the vectors of" in res.stdout
+
+
+def _table(store, table: str) -> dict[str, tuple[str, np.ndarray]]:
+    rows, _ = store.execute(f"SELECT `id`, `content`, `embedding` FROM `{table}` ORDER BY `id`")
+    return {r[0]: (r[1], parse_vector(r[2])) for r in rows}
+
+
+def test_writes_during_a_migration_get_both_vectors(store, collection_name, minilm, mini128):
+    """Upserts and deletes in a thread while the migration runs, and after its last pass: the write hook puts every
+    row in both tables, so the swap needs no re-embedding and the table equals a fresh embedding with the new model."""
+    coll = _fill(store, collection_name, minilm)
+    new_texts = {f"w{i:02d}": f"written meanwhile {i}: a {w} for the desktop" for i, w in
+                 enumerate(["spreadsheet", "music player", "text editor", "terminal", "image viewer", "game"] * 2)}
+    changed = {f"p{i:02d}": f"rewritten package {i}: a network monitor" for i in (3, 9, 15)}
+    old_vecs = dict(zip([*new_texts, *changed], minilm.embed_documents([*new_texts.values(), *changed.values()]),
+                        strict=True))
+    gone = ["p05", "p11", "w01"]
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def writer() -> None:
+        try:
+            started.wait(60)
+            for i, (rid, text) in enumerate(new_texts.items()):
+                coll.upsert([{"id": rid, "content": text, "vector": old_vecs[rid], "lang": "en"}])
+                if i == 4:
+                    coll.upsert([{"id": r, "content": t, "vector": old_vecs[r], "lang": "fr"}
+                                 for r, t in changed.items()])
+                if i == 6:
+                    assert coll.delete(gone[:2]) == 2
+            assert coll.delete(where={"id": "w01"}) == 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        coll.migrate(mini128, batch_size=4, progress=lambda d, n: started.set())
+    finally:
+        started.set()
+        t.join()
+    assert errors == []
+    # after the migration's last pass: only the hook can bring these rows to the new model's table
+    late = {"z1": "a late arrival: a backup tool"}
+    coll.upsert([{"id": "z1", "content": late["z1"], "vector": minilm.embed_documents(list(late.values()))[0]}])
+    assert coll.delete(["p20"]) == 1
+    with pytest.raises(obembed.errors.InvalidInputError, match=r"row 0 \(id 'bare'\) has no 'content'.*migrated"):
+        coll.upsert([{"id": "bare", "vector": minilm.embed_query("x")}])  # cannot get the other vector: refused
+    shadow = _table(store, shadow_table(collection_name))
+    live = _table(store, collection_name)
+    assert set(shadow) == set(live)
+    assert "bare" not in live
+    assert {"z1", *new_texts} - {"w01"} <= set(live)
+    assert not {"p20", "w01", *gone} & set(live)
+    assert live["p03"][0] == shadow["p03"][0] == changed["p03"]
+
+    # the swap's last pass has nothing to re-embed: a provider that fails on any call still swaps
+    new = coll.swap_model(Flaky(mini128, 0))
+    assert (new.dimension, new.spec) == (128, mini128.spec)
+    final = _table(store, collection_name)
+    assert set(final) == set(live)
+    ids = sorted(final)
+    fresh = mini128.embed_documents([final[i][0] for i in ids])
+    np.testing.assert_allclose(np.stack([final[i][1] for i in ids]), fresh, atol=1e-4)
+    # the old model's table got the same rows (rollback stays complete)
+    old = _table(store, shadow_table(collection_name))
+    assert set(old) == set(final)
+    np.testing.assert_allclose(old["z1"][1], minilm.embed_documents([late["z1"]])[0], atol=1e-4)

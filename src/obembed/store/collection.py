@@ -322,6 +322,11 @@ class Collection:
             raise InvalidInputError("upsert() got no rows; pass a non-empty list of dicts with 'id' and 'vector'")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size={batch_size} must be ≥ 1")
+        from .migrate import dual_upsert  # a model migration under way: both tables (a cached look when none)
+
+        dual = dual_upsert(self, rows, batch_size)
+        if dual is not None:
+            return dual
         prepared = self._prepare(rows)
         longest = max((len(v[0][2]) for v in prepared if v[0][2] is not None), default=0)
         if longest > schema.SOURCE_LEGACY:
@@ -379,9 +384,14 @@ class Collection:
         if ids is None and where is None:
             raise InvalidInputError("delete() needs ids= or where=; to remove everything use drop_collection()")
         wsql, wparams = compile_where(where, self._filter_columns) if where is not None else ("", [])
+        if ids is None and not wsql:
+            raise InvalidInputError("delete(where={}) would delete every row; use drop_collection() for that")
+        from .migrate import dual_delete  # a model migration under way: both tables (a cached look when none)
+
+        dual = dual_delete(self, None if ids is None else [ids] if isinstance(ids, str) else list(ids), where)
+        if dual is not None:
+            return dual
         if ids is None:
-            if not wsql:
-                raise InvalidInputError("delete(where={}) would delete every row; use drop_collection() for that")
             _, n = self.store.execute(f"DELETE FROM {self._table} WHERE ({wsql})", wparams,
                                       what=f"delete from {self.name!r}", fetch=False)
             return int(n)

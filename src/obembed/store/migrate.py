@@ -13,9 +13,17 @@ step is idempotent, so a run killed at any moment is finished by running the sam
 
 * ``building``: :func:`migrate` copies the rows whose shadow copy is missing or differs (content, source, chunk,
   hash, columns, metadata), re-embedding their stored content in batches; shadow rows whose id left the live table
-  are deleted. A rerun copies only what is still missing, so the result equals an uninterrupted run. Rows written
-  to the collection meanwhile are picked up by the next pass; :func:`swap` runs a last pass first.
+  are deleted. A rerun copies only what is still missing, so the result equals an uninterrupted run.
 * a provider error pauses the migration (:class:`MigrationPausedError`, the error recorded); rerun to resume.
+* ``removing`` (cancel before the swap, ``drop_old`` after it): the shadow table is dropped, then the row.
+
+Writes during a migration (:meth:`Collection.upsert`/``delete``, so ingest too) go to both tables: the hook
+(:func:`dual_upsert`, :func:`dual_delete`) embeds the row's content with the other model and writes both rows in
+one transaction that first locks the migration's state row; a swap, rollback or removal changes that row before it
+renames or drops a table, so it waits for writes in flight, and writes started after it see the new state. When no
+migration is under way the hook costs a dictionary lookup (a process looks at the state again after
+:data:`STATE_CACHE_S`); a row that missed the hook (written by a process that had not looked yet, or while the
+other model's provider was unreachable) is found by the next pass, and :func:`swap` runs a last pass first.
 """
 
 from __future__ import annotations
@@ -23,18 +31,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+import time
+import weakref
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, MigrationError, MigrationPausedError, ObembedError, ProviderError
+from ..errors import ConfigError, InvalidInputError, MigrationError, MigrationPausedError, ObembedError, ProviderError
 from . import schema
-from .collection import Collection
+from .collection import DELETE_BATCH, Collection
+from .filters import Where, compile_where
 
 if TYPE_CHECKING:
     from .base import QueryModel
     from .seekdb import Store
 
-__all__ = ["MIGRATIONS_TABLE", "drop_migration", "migrate", "migration_status", "rollback", "swap"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "drop_migration",
+    "dual_delete",
+    "dual_upsert",
+    "migrate",
+    "migration_status",
+    "rollback",
+    "swap",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +77,44 @@ def _ddl() -> str:
 ) DEFAULT CHARSET = utf8mb4"""
 
 
+SHADOW_PREFIX = "obembed_mig_"
+REMOVING = "removing"
+STATE_CACHE_S = 1.0
+"""How long a process trusts its last look at "is this collection being migrated?" before a write looks again."""
+
+
 def shadow_table(name: str) -> str:
     """The table holding the model that does not answer: the new one before the swap, the old one after."""
-    return "obembed_mig_" + hashlib.sha1(name.encode()).hexdigest()[:24]
+    return SHADOW_PREFIX + hashlib.sha1(name.encode()).hexdigest()[:24]
 
 
-def _state(store: Store, name: str) -> dict[str, Any] | None:
-    store.execute(_ddl(), what="create the migrations table", fetch=False)
+def _has_table(store: Store) -> bool:
+    return bool(store.execute("SHOW TABLES LIKE %s", (MIGRATIONS_TABLE,), what="find the migrations table")[0])
+
+
+def _ensure_table(store: Store) -> None:
+    # DDL only when missing: CREATE TABLE IF NOT EXISTS on an existing table can wait long on a reopened engine
+    if not _has_table(store):
+        store.execute(_ddl(), what="create the migrations table", fetch=False)
+
+
+def _state(store: Store, name: str, *, finish: bool = True) -> dict[str, Any] | None:
+    """The migration of ``name`` (None: none). A removal cut off by a kill is finished first (``finish``)."""
+    _ensure_table(store)
     rows, _ = store.execute(f"SELECT `state`, `target`, `previous`, `error` FROM {schema.quote(MIGRATIONS_TABLE)} "
                             "WHERE `name` = %s", (name,), what=f"read the migration of {name!r}")
-    if not rows:
-        return None
-    state, target, previous, error = rows[0]
+    st = _parse_state(rows[0]) if rows else None
+    if st is not None and st["state"] == REMOVING:  # a removal was cut off: finish it
+        if not finish:
+            return None
+        _remove(store, name)
+        st = None
+    _remember(store, name, st)
+    return st
+
+
+def _parse_state(row: Sequence[Any]) -> dict[str, Any]:
+    state, target, previous, error = row
     return {"state": state, "target": json.loads(target), "previous": json.loads(previous), "error": error}
 
 
@@ -289,11 +335,7 @@ def rollback(coll: Collection, provider: QueryModel | None = None) -> Collection
         raise MigrationError(f"collection {coll.name!r} has no migration to roll back (after `--drop-old` the old "
                              "vectors are gone: migrate back instead)")
     if st["state"] == "building":
-        with store._session.lock:
-            store.execute(f"DROP TABLE IF EXISTS {schema.quote(shadow_table(coll.name))}", fetch=False,
-                          what="drop the shadow table")
-            store.execute(f"DELETE FROM {schema.quote(MIGRATIONS_TABLE)} WHERE `name` = %s", (coll.name,),
-                          fetch=False, what="forget the migration")
+        _remove(store, coll.name)
         return store.collection(coll.name)
     if st["state"] == "swapping":
         coll = _flip(coll, st, "target", None)
@@ -308,23 +350,35 @@ def drop_old(coll: Collection) -> dict[str, Any]:
     st = _state(store, coll.name)
     if st is None or st["state"] not in ("swapped", "swapping"):
         raise MigrationError(f"--drop-old before --swap: collection {coll.name!r} still answers from "
-                             f"{coll.spec}; swap first (`--swap`), or cancel the migration with `--rollback`")
+                             f"{coll.spec}; swap first (`--swap`), or cancel the migration with `--rollback` "
+                             "(or the old vectors were dropped already)")
     if st["state"] == "swapping":
         coll = _flip(coll, st, "target", None)
-    with store._session.lock:
-        store.execute(f"DROP TABLE IF EXISTS {schema.quote(shadow_table(coll.name))}", fetch=False,
-                      what="drop the old vectors")
-        store.execute(f"DELETE FROM {schema.quote(MIGRATIONS_TABLE)} WHERE `name` = %s", (coll.name,),
-                      fetch=False, what="finish the migration")
+    _remove(store, coll.name)
     return {"collection": coll.name, "state": None, "dropped": st["previous"].get("spec")}
 
 
 def drop_migration(store: Store, name: str) -> None:
     """Remove a collection's migration (shadow table and state row): for drop_collection."""
-    store.execute(f"DROP TABLE IF EXISTS {schema.quote(shadow_table(name))}", fetch=False, what="drop the shadow")
-    store.execute(_ddl(), what="create the migrations table", fetch=False)
-    store.execute(f"DELETE FROM {schema.quote(MIGRATIONS_TABLE)} WHERE `name` = %s", (name,), fetch=False,
-                  what="forget the migration")
+    if _has_table(store):
+        _remove(store, name)
+    else:
+        store.execute(f"DROP TABLE IF EXISTS {schema.quote(shadow_table(name))}", fetch=False,
+                      what="drop the shadow")
+        _remember(store, name, None)
+
+
+def _remove(store: Store, name: str) -> None:
+    """End a migration: mark it ``removing`` (this waits for writes in flight to both tables; later writes go to
+    the collection's table only), drop the shadow table, forget the state row. A kill at any point is finished
+    by the next look at the state (:func:`_state`)."""
+    with store._session.lock:
+        _set_state(store, name, REMOVING)
+        store.execute(f"DROP TABLE IF EXISTS {schema.quote(shadow_table(name))}", fetch=False,
+                      what="drop the shadow table")
+        store.execute(f"DELETE FROM {schema.quote(MIGRATIONS_TABLE)} WHERE `name` = %s", (name,), fetch=False,
+                      what="forget the migration")
+        _remember(store, name, None)
 
 
 def migration_status(coll: Collection) -> dict[str, Any] | None:
@@ -348,3 +402,184 @@ def migration_status(coll: Collection) -> dict[str, Any] | None:
         else:
             out.update(rows=total, done=total - pending, pending=pending)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ the write hook
+# Collection.upsert/delete ask `_active` first: a dict lookup while the last look is fresh (STATE_CACHE_S), one
+# query after that. While a migration is under way, rows go to both tables in one transaction that first locks
+# the migration's state row (SELECT ... FOR UPDATE): a swap or rollback sets that row before it renames the
+# tables, so it waits for writes in flight, and writes wait for it; no write lands on one side of a rename only.
+_CACHE: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, dict[str, Any] | None]]] = (
+    weakref.WeakKeyDictionary())
+_FLIP_WAIT_S = 30.0
+
+
+def _remember(store: Store, name: str, st: dict[str, Any] | None) -> None:
+    _CACHE.setdefault(store, {})[name] = (time.monotonic() + STATE_CACHE_S, st)
+
+
+def _active(store: Store, name: str) -> bool:
+    """Whether ``name`` may be under a migration (cached for :data:`STATE_CACHE_S`)."""
+    if name.startswith(SHADOW_PREFIX):
+        return False
+    hit = _CACHE.get(store, {}).get(name)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1] is not None
+    if not _has_table(store):
+        _remember(store, name, None)
+        return False
+    rows, _ = store.execute(f"SELECT `state`, `target`, `previous`, `error` FROM {schema.quote(MIGRATIONS_TABLE)} "
+                            "WHERE `name` = %s", (name,), what=f"read the migration of {name!r}")
+    st = _parse_state(rows[0]) if rows else None
+    _remember(store, name, st)
+    return st is not None
+
+
+def _same_model(coll: Collection, model: dict[str, Any]) -> bool:
+    return int(model["dimension"]) == coll.dimension and (model.get("space") or None) == (coll.space or None)
+
+
+def _tables(coll: Collection, st: dict[str, Any]) -> tuple[Collection, Collection, dict[str, Any]]:
+    """(the table holding the caller's model, the other table, the other model) in state ``st``: before the swap
+    the collection's own table holds the previous model, after it the target (the shadow table the other)."""
+    live_key, shadow_key = ("previous", "target") if st["state"] == "building" else ("target", "previous")
+    live = Collection(coll.store, {**_shadow_collection(coll, st[live_key]).metadata, "name": coll.name})
+    shadow = _shadow_collection(coll, st[shadow_key])
+    if _same_model(coll, st[live_key]):
+        return live, shadow, st[shadow_key]
+    if _same_model(coll, st[shadow_key]):  # a Collection object opened before the swap (or the rollback)
+        return shadow, live, st[live_key]
+    raise MigrationError(
+        f"collection {coll.name!r} is being migrated from {st['previous'].get('spec')} to {st['target'].get('spec')}; "
+        f"these rows have {coll.dimension}-d vectors of {coll.spec}, neither of the two: reopen the collection "
+        "(store.collection(name)) and write vectors of the model that answers")
+
+
+def _locked_write(store: Store, name: str, state: str, statements: list[tuple[str, Sequence[Any]]],
+                  what: str) -> list[int] | None:
+    """Run ``statements`` in one transaction if the migration of ``name`` is still in ``state`` (its row locked
+    first); returns each statement's rowcount, or None when the state moved (nothing written)."""
+    import pymysql
+
+    from .session import map_error
+
+    sess = store._session
+    with sess.lock:
+        conn = sess._live
+        try:
+            conn.begin()
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT `state` FROM {schema.quote(MIGRATIONS_TABLE)} WHERE `name` = %s FOR UPDATE",
+                            (name,))
+                row = cur.fetchone()
+                if (row[0] if row else None) != state:
+                    conn.rollback()
+                    return None
+                counts = [int(cur.execute(sql, params)) for sql, params in statements]
+            conn.commit()
+            return counts
+        except pymysql.err.Error as exc:
+            try:
+                conn.rollback()
+            except pymysql.err.Error:
+                pass
+            raise map_error(exc, what) from exc
+        except BaseException:
+            try:
+                conn.rollback()
+            except pymysql.err.Error:
+                pass
+            raise
+
+
+def _steady_state(coll: Collection) -> dict[str, Any] | None:
+    """The migration state, waiting out a swap or rollback in flight (they take a moment)."""
+    deadline = time.monotonic() + _FLIP_WAIT_S
+    while True:
+        st = _state(coll.store, coll.name, finish=False)
+        if st is None or st["state"] in ("building", "swapped"):
+            return st
+        if time.monotonic() > deadline:
+            raise MigrationError(
+                f"collection {coll.name!r}: a {'swap' if st['state'] == 'swapping' else 'rollback'} was interrupted; "
+                f"finish it with `obembed collections migrate {coll.name} "
+                f"{'--swap' if st['state'] == 'swapping' else '--rollback'}`, then write again")
+        time.sleep(0.05)
+
+
+def dual_upsert(coll: Collection, rows: list[Any], batch_size: int) -> int | None:
+    """The write hook of :meth:`Collection.upsert`: ``None`` when no migration is under way (the caller writes as
+    usual); else every row is written to both tables, with the other model's vector computed from its content,
+    each batch in one transaction. Rows without content cannot get the other vector: refused before any write."""
+    if not _active(coll.store, coll.name):
+        return None
+    coll._prepare(rows)  # every row checked (id, fields, vector) before any embedding or SQL
+    for i, r in enumerate(rows):
+        if not isinstance(r.get("content"), str):
+            raise InvalidInputError(
+                f"row {i} (id {r.get('id')!r}) has no 'content': collection {coll.name!r} is being migrated to "
+                "another model, which re-embeds the stored content, so every row written meanwhile needs it; give "
+                "it content, or cancel the migration (`obembed collections migrate NAME --rollback`)", index=i)
+    written = 0
+    for start in range(0, len(rows), batch_size):
+        part = rows[start:start + batch_size]
+        other_vecs: Any = None
+        other_model: dict[str, Any] | None = None
+        while True:
+            st = _steady_state(coll)
+            if st is None:  # finished meanwhile: a plain write
+                _remember(coll.store, coll.name, None)
+                return None if written == 0 else written + coll.upsert(rows[start:], batch_size=batch_size)
+            mine, other, model = _tables(coll, st)
+            if other_model is None or model.get("space") != other_model.get("space"):
+                other_model, other_vecs = model, None
+                try:
+                    other_vecs = other.model.embed_documents([r["content"] for r in part])  # type: ignore[attr-defined]
+                except ProviderError as exc:
+                    if mine.name != coll.name:
+                        raise
+                    # the pass of `migrate`/`--swap` re-embeds it later (it finds the shadow copy missing)
+                    log.warning("collection %s: %s unreachable, row(s) written with the answering model only, the "
+                                "migration's next pass adds the rest (%s)", coll.name, other.spec, exc)
+            statements = list(mine._statements(mine._prepare(part)))
+            if other_vecs is not None:
+                twin = [{**r, "vector": v} for r, v in zip(part, other_vecs, strict=True)]
+                statements += list(other._statements(other._prepare(twin)))
+            if _locked_write(coll.store, coll.name, st["state"], statements,
+                             f"upsert into {coll.name!r} (both models)") is not None:
+                written += len(part)
+                break
+    return written
+
+
+def dual_delete(coll: Collection, ids: list[str] | None, where: Where) -> int | None:
+    """The delete hook of :meth:`Collection.delete`: ``None`` without a migration; else the rows leave both tables
+    in one transaction per batch of ids; returns the rows deleted from the collection's own table."""
+    if not _active(coll.store, coll.name):
+        return None
+    wsql, wparams = compile_where(where, coll._filter_columns) if where is not None else ("", [])
+    parts: list[list[str] | None] = ([ids[s:s + DELETE_BATCH] for s in range(0, len(ids), DELETE_BATCH)]
+                                     if ids is not None else [None])
+    total = 0
+    for n, part in enumerate(parts):
+        while True:
+            st = _steady_state(coll)
+            if st is None:  # finished meanwhile: plain deletes for the rest
+                _remember(coll.store, coll.name, None)
+                if n == 0:
+                    return None
+                return total + coll.delete([i for p in parts[n:] for i in (p or [])], where=where)
+            statements = []
+            for table in (coll.name, shadow_table(coll.name)):
+                q = schema.quote(table)
+                if part is None:
+                    statements.append((f"DELETE FROM {q} WHERE ({wsql})", list(wparams)))
+                else:
+                    marks = ", ".join(["%s"] * len(part))
+                    sql = f"DELETE FROM {q} WHERE `id` IN ({marks}) AND BINARY `id` IN ({marks})"
+                    statements.append((sql + (f" AND ({wsql})" if wsql else ""), [*part, *part, *wparams]))
+            counts = _locked_write(coll.store, coll.name, st["state"], statements, f"delete from {coll.name!r}")
+            if counts is not None:
+                total += counts[0]
+                break
+    return total
