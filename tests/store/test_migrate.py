@@ -238,3 +238,14 @@ def test_writes_during_a_migration_get_both_vectors(store, collection_name, mini
     old = _table(store, shadow_table(collection_name))
     assert set(old) == set(final)
     np.testing.assert_allclose(old["z1"][1], minilm.embed_documents([late["z1"]])[0], atol=1e-4)
+
+
+def test_sparse_collection_is_refused_with_the_way_out(store, collection_name, minilm, mini128):
+    coll = store.create_collection(collection_name, minilm, sparse=True)
+    coll.upsert([{"id": "a", "content": "a text editor", "vector": minilm.embed_query("a text editor"),
+                  "sparse": {7: 0.5}}])
+    with pytest.raises(MigrationError, match=r"sparse vector column.*Ingest the same sources into a new collection"):
+        coll.migrate(mini128)
+    assert coll.migration is None
+    assert not store._table_exists(shadow_table(collection_name))
+    assert coll.get(["a"], include_vectors=True)[0]["sparse"] == {7: 0.5}  # nothing changed

@@ -472,70 +472,9 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
             click.echo(f"  paused on  {mig['error']}")
 
 
-@collections.command("migrate")
-@click.argument("name")
-@model_option
-@click.option("--swap", "step", flag_value="swap", help="Make the migrated model answer (after a last pass).")
-@click.option("--rollback", "step", flag_value="rollback",
-              help="Before --swap: cancel the migration. After it: answer from the old model again.")
-@click.option("--drop-old", "step", flag_value="drop-old", help="After --swap: drop the old model's vectors.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Rows re-embedded per batch.")
-@db_options
-@click.option("--json", "as_json", is_flag=True, help="Print the migration state as JSON.")
-def migrate_cmd(name: str, model: str | None, options: tuple[str, ...], step: str | None, batch_size: int,
-                db: str | None, dsn: str | None, as_json: bool) -> None:
-    """Change a collection's model without downtime: build the new vectors beside the old ones (rerun to
-    resume), then --swap; --rollback and --drop-old after that."""
-    store = open_store(db, dsn, create=False)
-    try:
-        coll = store.collection(name)
-        if step is None:
-            if model is None:
-                raise click.UsageError("give the new model: --model SPEC (or --swap / --rollback / --drop-old)")
-            provider = load_provider(model, options)
-            with _MigrateBar() as bar:
-                state = coll.migrate(provider, batch_size=batch_size, progress=bar)
-            msg = (f"{name}: {state['done']}/{state['rows']} rows have {state['to']} vectors; "
-                   f"{state['answering']} answers until `obembed collections migrate {name} --swap`") if state else ""
-        elif step == "swap":
-            state = coll.swap_model(load_provider(model, options) if model else None).migration
-            msg = f"{name}: {state['to'] if state else '?'} answers now (old vectors kept until --drop-old)"
-        elif step == "rollback":
-            coll = coll.rollback_model(load_provider(model, options) if model else None)
-            state = coll.migration
-            msg = f"{name}: {coll.spec} answers" + ("" if state else " (migration cancelled)")
-        else:
-            state = coll.drop_old_model()
-            msg = f"{name}: dropped the vectors of {state['dropped']}"
-    finally:
-        store.close()
-    if as_json:
-        echo_json(state)
-    else:
-        click.echo(msg)
+from .collections_migrate import migrate_cmd  # noqa: E402 - the migrate command lives in its own module
 
-
-class _MigrateBar:
-    """A rich progress bar (stderr) of the rows re-embedded, like ingest's."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("[bold]re-embedding"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=Console(stderr=True))
-        self.task = self.progress.add_task("rows", total=None)
-
-    def __enter__(self) -> _MigrateBar:
-        self.progress.start()
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        self.progress.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+collections.add_command(migrate_cmd)
 
 
 @collections.command("drop")

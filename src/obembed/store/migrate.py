@@ -164,8 +164,9 @@ def _count(store: Store, sql: str) -> int:
 
 
 def _sync(src: Collection, dst: Collection, provider: QueryModel, batch_size: int,
-          progress: Progress | None) -> int:
-    """Make ``dst`` hold every row of ``src`` (same fields, vectors of ``provider``); returns rows re-embedded."""
+          progress: Progress | None, state: str) -> int:
+    """Make ``dst`` hold every row of ``src`` (same fields, vectors of ``provider``) while the migration is in
+    ``state``; returns rows re-embedded."""
     store = src.store
     s, d = schema.quote(src.name), schema.quote(dst.name)
     missing = store.execute(f"SELECT `id` FROM {s} WHERE `content` IS NULL LIMIT 1", what="check contents")[0]
@@ -192,7 +193,21 @@ def _sync(src: Collection, dst: Collection, provider: QueryModel, batch_size: in
         for it, v in zip(items, vectors, strict=True):
             it["vector"] = v
             it["metadata"] = json.loads(it["metadata"]) if it["metadata"] else None
-        dst.upsert(items)
+        read = {r[0]: tuple(r) for r in rows}
+        sel = ", ".join(schema.quote(c) for c in names)
+        marks = ", ".join(["%s"] * len(rows))
+
+        def unchanged(cur: Any, items: list[dict[str, Any]] = items, read: dict[str, Any] = read,
+                      sel: str = sel, marks: str = marks) -> Statements:
+            # a write to both tables since the read (it holds the same lock) already gave the shadow its row
+            cur.execute(f"SELECT {sel} FROM {s} WHERE `id` IN ({marks})", list(read))
+            now = {r[0]: tuple(r) for r in cur.fetchall()}
+            keep = [it for it in items if now.get(it["id"]) == read[it["id"]]]
+            return list(dst._statements(dst._prepare(keep))) if keep else []
+
+        if _locked_write(store, src.name, state, unchanged, f"re-embed rows of {src.name!r}") is None:
+            raise MigrationError(f"the migration of {src.name!r} changed meanwhile (another process swapped, rolled "
+                                 "back or cancelled it); look at `obembed collections show NAME` and rerun")
         embedded += len(items)
         done += len(items)
         last = items[-1]["id"]
@@ -215,8 +230,13 @@ def migrate(coll: Collection, provider: QueryModel, *, batch_size: int = DEFAULT
                                   "index_type": coll.metadata.get("index_type")}
         if st is None:
             if coll.has_sparse:
-                raise MigrationError(f"collection {name!r} has a sparse vector column, which a migration does not "
-                                     "carry over yet: ingest into a new collection (sparse=True) with the new model")
+                raise MigrationError(
+                    f"collection {name!r} has a sparse vector column (hybrid search): its sparse weights are token "
+                    "ids of the current model's vocabulary, which a migration cannot carry to another model, so it "
+                    "refuses rather than leave hybrid search half old. Ingest the same sources into a new "
+                    f"collection with {provider.spec} (store.create_collection(new, model, sparse=True) when it has "
+                    "a sparse output, or `obembed ingest PATH --collection NEW --model SPEC`), search that one, "
+                    f"then drop {name!r} (docs/storage.md, 'Changing the model')")
             if _same_space(coll, provider):
                 raise MigrationError(f"nothing to migrate: collection {name!r} already holds vectors of "
                                      f"{provider.spec} ({coll.dimension}-d, space {coll.space})")
@@ -242,7 +262,7 @@ def migrate(coll: Collection, provider: QueryModel, *, batch_size: int = DEFAULT
                                  f"{provider.spec}; finish that one, or cancel it with `--rollback`")
     shadow = _shadow_collection(coll, {**st["target"]})
     try:
-        _sync(coll, shadow, provider, batch_size, progress)
+        _sync(coll, shadow, provider, batch_size, progress, "building")
     except (ProviderError, OSError) as exc:
         _set_state(store, name, "building", f"{type(exc).__name__}: {exc}")
         raise MigrationPausedError(f"migration of {name!r} to {provider.spec} paused: {exc}. The rows done so far "
@@ -281,7 +301,7 @@ def _flip(coll: Collection, st: dict[str, Any], to: str, provider: QueryModel | 
         if provider is not None and (provider.space != model.get("space")):
             raise MigrationError(f"{provider.spec} is not the model of this step ({model.get('spec')})")
         try:
-            _sync(coll, _shadow_collection(coll, model), prov, DEFAULT_BATCH, None)
+            _sync(coll, _shadow_collection(coll, model), prov, DEFAULT_BATCH, None, st["state"])
         except (ProviderError, OSError) as exc:
             raise MigrationPausedError(f"{'swap' if to == 'target' else 'rollback'} of {name!r} paused while "
                                        f"re-embedding the last rows: {exc}; run it again") from exc
@@ -455,10 +475,14 @@ def _tables(coll: Collection, st: dict[str, Any]) -> tuple[Collection, Collectio
         "(store.collection(name)) and write vectors of the model that answers")
 
 
-def _locked_write(store: Store, name: str, state: str, statements: list[tuple[str, Sequence[Any]]],
+Statements = Sequence[tuple[str, Sequence[Any]]]
+
+
+def _locked_write(store: Store, name: str, state: str, statements: Statements | Callable[[Any], Statements],
                   what: str) -> list[int] | None:
     """Run ``statements`` in one transaction if the migration of ``name`` is still in ``state`` (its row locked
-    first); returns each statement's rowcount, or None when the state moved (nothing written)."""
+    first; a callable gets the cursor then and returns them); returns each statement's rowcount, or None when the
+    state moved (nothing written)."""
     import pymysql
 
     from .session import map_error
@@ -475,7 +499,8 @@ def _locked_write(store: Store, name: str, state: str, statements: list[tuple[st
                 if (row[0] if row else None) != state:
                     conn.rollback()
                     return None
-                counts = [int(cur.execute(sql, params)) for sql, params in statements]
+                todo = statements(cur) if callable(statements) else statements
+                counts = [int(cur.execute(sql, params)) for sql, params in todo]
             conn.commit()
             return counts
         except pymysql.err.Error as exc:
@@ -540,7 +565,8 @@ def dual_upsert(coll: Collection, rows: list[Any], batch_size: int) -> int | Non
                         raise
                     # the pass of `migrate`/`--swap` re-embeds it later (it finds the shadow copy missing)
                     log.warning("collection %s: %s unreachable, row(s) written with the answering model only, the "
-                                "migration's next pass adds the rest (%s)", coll.name, other.spec, exc)
+                                "migration's next pass adds the rest (%s: %s)", coll.name, other.spec,
+                                type(exc).__name__, exc)
             statements = list(mine._statements(mine._prepare(part)))
             if other_vecs is not None:
                 twin = [{**r, "vector": v} for r, v in zip(part, other_vecs, strict=True)]
