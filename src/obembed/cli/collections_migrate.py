@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from ._common import echo_json, load_provider, model_option
-from .ingest import db_options, open_store
+from .ingest import collections, db_options, open_store
 
 
-@click.command("migrate")
+@collections.command("migrate")
 @click.argument("name")
 @model_option
 @click.option("--swap", "step", flag_value="swap", help="Make the migrated model answer (after a last pass).")

@@ -472,11 +472,6 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
             click.echo(f"  paused on  {mig['error']}")
 
 
-from .collections_migrate import migrate_cmd  # noqa: E402 - the migrate command lives in its own module
-
-collections.add_command(migrate_cmd)
-
-
 @collections.command("drop")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
@@ -495,3 +490,6 @@ def drop_cmd(name: str, yes: bool, db: str | None, dsn: str | None) -> None:
     finally:
         store.close()
     click.echo(f"dropped collection {name} ({n} rows)")
+
+
+from . import collections_migrate  # noqa: E402, F401 - registers `collections migrate` (its own module)
