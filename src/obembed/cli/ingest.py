@@ -184,24 +184,26 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
     if engine == "ray" and db:
         raise click.UsageError("--engine ray writes from many processes: give --dsn of a seekdb server or "
                                "OceanBase, not --db (an embedded folder belongs to one process)")
-    if engine == "ray" and not dsn:
-        secret = get_settings().dsn
-        dsn = secret.get_secret_value() if secret is not None else None
-        if not dsn:  # before the model loads: say what is missing and how to get it
-            from ..ray.sink import need_dsn_message
+    ray_dsn = ""
+    if engine == "ray":  # before the model loads: a missing DSN says what is missing and how to get one
+        from ..ray._db import dsn_or_settings
 
-            raise ConfigError(need_dsn_message())
+        ray_dsn = dsn_or_settings(dsn)
     sample_opts = LoadOptions(text_field=text_field, id_field=id_field or None, include=include, exclude=exclude,
                               max_file_bytes=max_bytes)
     show = progress if progress is not None else (not as_json and sys.stderr.isatty())
     if engine == "ray":
-        choice = choose_ingest_model(None, collection, paths, model, default=get_settings().model,
-                                     options=sample_opts, auto=auto_model)
+        from ..ray._db import connected
+
+        with connected(ray_dsn, None) as ray_store:  # the local rule: the collection's own model, CJK -> multilingual
+            choice = choose_ingest_model(ray_store, collection, paths, model, default=get_settings().model,
+                                         options=sample_opts, auto=auto_model)
         _note(choice)
-        provider = load_provider(choice.spec, {**choice.options, **option_pairs(options)}, purpose="bulk")
-        report = _ingest_ray(paths, collection, choice.spec, options, provider, dsn, address, cols, text_field,
-                             id_field, include, exclude, policy, chunk_tokens, overlap, prune, batch_size, max_bytes,
-                             not no_fulltext, show)
+        model_options = {**choice.options, **option_pairs(options)}
+        provider = load_provider(choice.spec, model_options, purpose="bulk")
+        report = _ingest_ray(paths, collection, choice.spec, model_options, provider, ray_dsn, address, cols,
+                             text_field, id_field, include, exclude, policy, chunk_tokens, overlap, prune,
+                             batch_size, max_bytes, not no_fulltext, show)
         _print_report(report, as_json, strict)
         return
     store = open_store(db, dsn)
@@ -241,16 +243,15 @@ def _note(choice: Any) -> None:
             click.echo(f"note: {line}", err=True)
 
 
-def _ingest_ray(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...], provider: Any,
+def _ingest_ray(paths: tuple[str, ...], collection: str, model: str | None, options: dict[str, Any], provider: Any,
                 dsn: str | None, address: str | None, cols: dict[str, str], text_field: str, id_field: str,
                 include: tuple[str, ...], exclude: tuple[str, ...], policy: Any, chunk_tokens: int | None,
                 overlap: int, prune: bool, batch_size: int, max_bytes: int, fulltext: bool, show: bool) -> Any:
     """``--engine ray``: the same ingest with the embedding on a Ray cluster (obembed.ray.ingest)."""
     from ..ray import ingest as ray_ingest
-    from ._common import option_pairs
 
     kwargs: dict[str, Any] = {
-        "dsn": dsn, "address": address, "model": model, "model_options": option_pairs(options) or None,
+        "dsn": dsn, "address": address, "model": model, "model_options": options or None,
         "provider": provider, "columns": cols, "text_field": text_field, "id_field": id_field or None,
         "include": include, "exclude": exclude, "truncate": policy, "chunk_tokens": chunk_tokens, "overlap": overlap,
         "prune": prune, "batch_size": batch_size, "max_file_bytes": max_bytes, "fulltext": fulltext}

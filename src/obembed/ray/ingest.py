@@ -26,9 +26,11 @@ from typing import Any
 from ..errors import ConfigError, InvalidInputError
 from ..ingest.embedder import EmbedTask
 from ..ingest.loaders import Failure, LoadOptions
+from ..ingest.model_choice import choose_ingest_model
 from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _Aborted, _FileDone, open_collection
+from ._db import DEFAULT_RETRY_S, connected, dsn_or_settings
 from .embed import DEFAULT_BLOCK_ROWS, embed, load_bulk_provider
-from .sink import DEFAULT_RETRY_S, need_dsn_message, write_collection
+from .sink import write_collection
 
 __all__ = ["RayIngestor", "ingest"]
 
@@ -163,17 +165,6 @@ class RayIngestor(Ingestor):
             self._fail(Failure(str(f.get("source")), f"chunk {f.get('chunk')}: {f['reason']}"))
 
 
-def _dsn_or_settings(dsn: str | None) -> str:
-    if dsn is None:
-        from ..settings import get_settings
-
-        secret = get_settings().dsn
-        dsn = secret.get_secret_value() if secret is not None else None
-    if not dsn:
-        raise ConfigError(need_dsn_message())
-    return dsn
-
-
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Connect to the Ray cluster at ``address`` (``ray://host:10001``, ``auto``), or start a local one;
     an already initialised Ray is used as it is. Returns True when this call started it (then shut it down)."""
@@ -217,14 +208,19 @@ def ingest(
     progress: Any = None,
     window: int = DEFAULT_WINDOW,
     block_delay_s: float = 0.0,
+    auto_model: bool = True,
 ) -> IngestReport:
     """Ingest files and folders into ``collection`` of the database at ``dsn``, embedding on Ray.
 
     The same ids, content hashes, chunking, incremental rule and report as :func:`obembed.ingest.ingest`
     (a rerun embeds only what changed). ``address``: the Ray cluster (``ray://head:10001``, ``auto``;
     default: the running one, else a local one started for this call and stopped after it). Files are
-    read on the driver; ``concurrency`` embedding actors (default: one per free CPU, or per GPU with
-    ``num_gpus``) each load ``model`` once. ``batch_size`` texts per actor call, sorted by token count.
+    read on the driver. ``model``: chosen as ``obembed ingest`` does (one function,
+    :func:`obembed.ingest.model_choice.choose_ingest_model`): the one given, else an existing collection's
+    own (another model is refused, naming both), else the default, or the offline multilingual model for a
+    Chinese/Japanese/Korean corpus (``auto_model=False``: refused, the choice explained). ``concurrency``
+    embedding actors (default: one per free CPU, or per GPU with ``num_gpus``) each load ``model`` once.
+    ``batch_size`` texts per actor call, sorted by token count.
     ``window``: chunks per Ray job (the driver holds one window's texts). A collection without a vector index
     (a new one) gets its HNSW index once, after the load.
     """
@@ -234,18 +230,29 @@ def ingest(
         paths = [paths]
     if not paths:
         raise InvalidInputError("ingest needs at least one path (a file or a folder)")
-    dsn = _dsn_or_settings(dsn)
-    store = obembed.connect(dsn, database=database)
-    try:
+    dsn = dsn_or_settings(dsn)
+    with connected(dsn, database) as store:
         if provider is None:
+            # the local ingest's rule (one function): --model, else the collection's own model and options,
+            # else the default unless the corpus is Chinese/Japanese/Korean
+            choice = choose_ingest_model(store, collection, paths, model, default=obembed.get_settings().model,
+                                         options=LoadOptions(text_field=text_field, id_field=id_field,
+                                                             include=tuple(include), exclude=tuple(exclude)),
+                                         auto=auto_model)
+            for line in (choice.reason, choice.warning):
+                if line:
+                    log.warning("%s", line)
+            model = choice.spec
+            model_options = {**choice.options, **dict(model_options or {})}
             provider = load_bulk_provider(model, model_options)
         spec = model or getattr(provider, "requested_spec", None) or provider.spec
-        # the collection is created with its index as the sink would: none yet, built after the load
+        # an existing collection: its model checked (another model is refused, naming both); a new one is created
+        # as the sink would: no vector index yet, built after the load
         if store.has_collection(collection):
             coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext)
         else:
             coll = store.create_collection(collection, provider, columns=dict(columns or {}) or None,
-                                           fulltext=fulltext, index=None)
+                                           fulltext=fulltext, index=None, exists_ok=True)
         opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
         run = RayIngestor(coll, provider, dsn=dsn, address=address, model=spec, model_options=model_options,
@@ -254,8 +261,6 @@ def ingest(
                           policy=truncate, chunk_tokens=chunk_tokens, overlap=overlap, batch_size=batch_size,
                           prune=prune, progress=progress)
         return run.run(list(paths))
-    finally:
-        store.close()
 
 
 def default_actors(num_cpus: float | None, num_gpus: float | None) -> int:

@@ -1,7 +1,9 @@
 """``write_collection(ds, collection, dsn=...)``: a Ray Datasink that writes rows into an obembed collection.
 
-* Rows go through :meth:`obembed.store.Collection.upsert`: every row checked, float32 binary vectors,
-  multi-row ``INSERT ... ON DUPLICATE KEY UPDATE`` statements keyed by the row ids. Ids are stable (ingest's
+* Rows go through :meth:`obembed.store.Collection.upsert`, the store's own batched path: every row checked,
+  float32 binary vectors, multi-row ``INSERT ... ON DUPLICATE KEY UPDATE`` statements keyed by the row ids.
+  A write task adds no connect and no metadata query: each Ray worker process keeps one connection, and the
+  collection's metadata is read once, on the driver, and shipped with the sink. Ids are stable (ingest's
   chunk ids), so a retried or duplicated write task writes the same rows again: the table ends as after one
   clean run.
 * The collection is opened (or created) on the driver before any block is written: an existing
@@ -16,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,21 +27,23 @@ import numpy as np
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
-from ..errors import ConfigError, InvalidInputError, StoreConnectionError, StoreError
+from ..errors import ConfigError, InvalidInputError
 from ..store.dsn import redact_dsn
+from ._db import (
+    DEFAULT_RETRY_S,
+    connected,
+    drop_worker_store,
+    dsn_or_settings,
+    need_dsn_message,
+    retrying,
+    worker_collection,
+)
 
-__all__ = ["DEFAULT_RETRY_S", "CollectionSink", "WriteStats", "write_collection"]
+__all__ = ["DEFAULT_RETRY_S", "CollectionSink", "WriteStats", "need_dsn_message", "write_collection"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRY_S = 180.0
-"""How long one write task keeps retrying a lost database (a seekdb server restarts in ~25 s)."""
-MAX_BACKOFF_S = 8.0
 _BASE_FIELDS = ("id", "content", "source", "chunk", "content_hash", "metadata")
-
-# one open store per (worker process, DSN, database): write tasks reuse Ray's worker processes
-_STORES: dict[tuple[str, str | None], Any] = {}
-_STORES_LOCK = threading.Lock()
 
 
 @dataclass
@@ -64,24 +66,6 @@ class WriteStats:
     """Building the vector index after the load (new collections)."""
     write_seconds: float = 0.0
     """Time the write tasks spent in the database, summed over tasks."""
-
-
-def _transient(exc: BaseException) -> bool:
-    """A lost or restarting database: worth retrying (never bad input, never a refused statement)."""
-    if isinstance(exc, StoreConnectionError):
-        return True
-    if not isinstance(exc, StoreError):
-        return False
-    try:
-        import pymysql
-    except ImportError:  # pragma: no cover - a hard dependency
-        return False
-    cause = exc.__cause__
-    if isinstance(cause, pymysql.err.OperationalError | pymysql.err.InterfaceError):
-        return True
-    # the engine up but not serving yet after a restart (e.g. 4012 timeout, 4038/-4038 not master)
-    code = cause.args[0] if isinstance(cause, pymysql.err.Error) and cause.args else None
-    return code in (4012, 4038, -4038, 4009, 5627)
 
 
 class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by mypy
@@ -117,6 +101,7 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
         self.stats = WriteStats(collection=collection)
         self._t_start = 0.0
         self._build_index = False
+        self._meta: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"CollectionSink({self.collection!r}, {redact_dsn(self._dsn)})"
@@ -136,22 +121,22 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
     # ------------------------------------------------------------ driver side
     def on_write_start(self, schema: Any = None) -> None:
         """Open or create the collection and check its model, before any write task runs."""
-        import obembed
-
         self._t_start = time.perf_counter()
         provider = self._provider
         if provider is None and self.model is not None:
             from .embed import load_bulk_provider
 
             provider = load_bulk_provider(self.model)  # what the actors load: same space, fast start
-        _retrying(lambda: self._open_or_create(obembed, provider), self.retry_s, self.stats)
+        retrying(lambda: self._open_or_create(provider), self.retry_s, self._count_retry)
         if schema is not None and self.vector_column not in getattr(schema, "names", [self.vector_column]):
             raise ConfigError(f"the dataset has no column {self.vector_column!r} (it has {schema.names}); embed "
                               "it first (obembed.ray.embed) or pass vector_column=")
 
-    def _open_or_create(self, obembed: Any, provider: Any) -> None:
-        store = obembed.connect(self._dsn, database=self.database)
-        try:
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
+
+    def _open_or_create(self, provider: Any) -> None:
+        with connected(self._dsn, self.database) as store:
             if store.has_collection(self.collection):
                 coll = store.collection(self.collection)
                 if provider is not None:
@@ -161,7 +146,6 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
                     raise ConfigError(
                         f"collection {self.collection!r} has no column(s) {missing} (it has: "
                         f"{sorted(coll.columns) or 'none'}); columns are fixed when a collection is created")
-                self.columns = dict(coll.columns)
                 # a run stopped between its load and its index build left no index: build it this time
                 self._build_index = bool(self.index) and not coll.has_index
             else:
@@ -173,14 +157,12 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
                 coll = store.create_collection(self.collection, provider, columns=self.columns or None,
                                                fulltext=self.fulltext, index=None, exists_ok=True)
                 self.stats.created = True
-                self.columns = dict(coll.columns)
                 self._build_index = bool(self.index)
-        finally:
-            store.close()
+            self.columns = dict(coll.columns)
+            coll.has_sparse  # noqa: B018 - resolved here, so the write tasks need no query for it
+            self._meta = dict(coll.metadata)  # what every write task builds its collection from
 
     def on_write_complete(self, write_result: Any) -> None:
-        import obembed
-
         for r in write_result.write_returns:
             self.stats.rows_written += r["written"]
             self.stats.rows_truncated += r["truncated"]
@@ -191,24 +173,32 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
         self.stats.load_seconds = time.perf_counter() - self._t_start
         if self._build_index and self.index:
             t0 = time.perf_counter()
-            _retrying(lambda: _build_index(obembed, self._dsn, self.database, self.collection, self.index,
-                                           self.index_params), self.retry_s, self.stats)
+            retrying(self._create_index, self.retry_s, self._count_retry)
             self.stats.index = self.index
             self.stats.index_seconds = time.perf_counter() - t0
+
+    def _create_index(self) -> None:
+        with connected(self._dsn, self.database) as store:
+            coll = store.collection(self.collection)
+            if not coll.has_index:  # a retry after the build went through: done
+                coll.create_index(self.index or "hnsw", index_params=self.index_params or None)
 
     # ------------------------------------------------------------ write tasks
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
         """One write task: the rows of its blocks upserted by id. A row that cannot be stored (no vector, a
         vector of another size or with NaN/inf, a bad value) is returned as a failure; the others are written."""
-        stats = WriteStats(collection=self.collection)
         t0 = time.perf_counter()
-        facts: dict[str, Any] = {}
+        retries = [0]
 
-        def describe() -> None:  # what this task writes into, read by the task itself (the driver checked it)
-            coll = self._collection()
-            facts.update(dimension=coll.dimension, columns=dict(coll.columns))
+        def count() -> None:
+            retries[0] += 1
 
-        _retrying(describe, self.retry_s, stats)
+        meta = self._meta
+        if meta is None:  # a sink used without on_write_start (a task run by hand): read the metadata once
+            retrying(lambda: self._open_or_create(None), self.retry_s, count)
+            meta = self._meta
+        assert meta is not None
+        dimension, columns = int(meta["dimension"]), dict(meta.get("columns") or {})
         rows: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         truncated = 0
@@ -216,13 +206,13 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
             batch = BlockAccessor.for_block(block).to_numpy()
             if isinstance(batch, np.ndarray):
                 raise ConfigError("write_collection needs a dataset of named columns (id, embedding, ...)")
-            r, f, t = self._rows(batch, facts["dimension"], facts["columns"])
+            r, f, t = self._rows(batch, dimension, columns)
             rows.extend(r)
             failed.extend(f)
             truncated += t
         while rows:
             try:
-                _retrying(lambda: self._upsert(rows), self.retry_s, stats)
+                retrying(lambda: self._upsert(rows, meta), self.retry_s, count)
                 break
             except InvalidInputError as exc:  # the store checks every row before any SQL: nothing written
                 i = exc.index
@@ -230,7 +220,7 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
                     raise
                 bad = rows.pop(i)
                 failed.append(_failure(bad, str(exc)))
-        return {"written": len(rows), "failed": failed, "truncated": truncated, "retries": stats.retries,
+        return {"written": len(rows), "failed": failed, "truncated": truncated, "retries": retries[0],
                 "seconds": time.perf_counter() - t0}
 
     def _rows(self, batch: Mapping[str, Any], dimension: int, columns: Mapping[str, str],
@@ -241,57 +231,70 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
         if "id" not in batch:
             raise ConfigError(f"the dataset has no 'id' column (it has {sorted(batch)}); rows are upserted by "
                               "id, so give every row a stable id (obembed.ingest.chunk_id)")
-        n = len(batch["id"])
-        vectors = batch[self.vector_column]
+        ids = batch["id"]
+        n = len(ids)
+        matrix, why_vec = _vector_problems(batch[self.vector_column], n, dimension)
         errors = batch.get(self.error_column) if self.error_column else None
         trunc = batch.get(self.truncated_column) if self.truncated_column else None
-        wanted = [c for c in (*_BASE_FIELDS[1:], *columns) if c != "content"]
+        wanted = [c for c in (*_BASE_FIELDS[1:], *columns) if c != "content" and c in batch]
+        fields = [("content", batch[self.content_column])] if self.content_column in batch else []
+        fields += [(c, batch[c]) for c in wanted]
+        columns_py = [(name, values.tolist() if isinstance(values, np.ndarray) else list(values))
+                      for name, values in fields]
+        id_list = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
         rows: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         n_trunc = 0
         for i in range(n):
-            row: dict[str, Any] = {"id": _py(batch["id"][i])}
-            if self.content_column in batch:
-                row["content"] = _py(batch[self.content_column][i])
-            for c in wanted:
-                if c in batch:
-                    row[c] = _py(batch[c][i])
+            row: dict[str, Any] = {"id": id_list[i]}
+            for name, values in columns_py:
+                row[name] = values[i]
             if errors is not None and errors[i]:
                 failed.append(_failure(row, str(errors[i])))
                 continue
-            why = _vector_problem(vectors[i], dimension)
+            why = why_vec.get(i)
             if why is None:
                 why = _metadata_problem(row)
             if why is not None:
                 failed.append(_failure(row, why))
                 continue
-            row["vector"] = np.asarray(vectors[i], dtype=np.float32)
+            row["vector"] = matrix[i] if matrix is not None else np.asarray(batch[self.vector_column][i],
+                                                                               dtype=np.float32)
             if trunc is not None and bool(trunc[i]):
                 n_trunc += 1
             rows.append(row)
         return rows, failed, n_trunc
 
-    def _collection(self) -> Any:
-        store = _store(self._dsn, self.database)
+    def _upsert(self, rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> None:
         try:
-            return store.collection(self.collection)
-        except BaseException:
-            _drop_store(self._dsn, self.database)
-            raise
-
-    def _upsert(self, rows: list[dict[str, Any]]) -> None:
-        coll = self._collection()
-        try:
-            coll.upsert(rows)
+            worker_collection(self._dsn, self.database, meta).upsert(rows)
         except InvalidInputError:  # bad input, not a bad link: keep the connection
             raise
         except BaseException:
-            _drop_store(self._dsn, self.database)
+            drop_worker_store(self._dsn, self.database)
             raise
 
 
 def _failure(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
     return {"id": row.get("id"), "source": row.get("source"), "chunk": row.get("chunk"), "reason": reason}
+
+
+def _vector_problems(vectors: Any, n: int, dimension: int) -> tuple[np.ndarray | None, dict[int, str]]:
+    """The block's vectors as one float32 ``(n, dimension)`` matrix when they stack (a tensor column: one numpy
+    pass checks them all), and why each unusable row cannot be stored (row index -> reason)."""
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype.kind == "f":
+        if vectors.shape[1] != dimension:
+            wrong = f"the vector has shape ({vectors.shape[1]},), the collection holds {dimension}-d vectors"
+            return None, dict.fromkeys(range(n), wrong)
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+        return matrix, dict.fromkeys(bad.tolist(), "the vector contains NaN or inf")
+    problems: dict[int, str] = {}
+    for i in range(n):
+        why = _vector_problem(vectors[i], dimension)
+        if why is not None:
+            problems[i] = why
+    return None, problems
 
 
 def _vector_problem(v: Any, dimension: int) -> str | None:
@@ -323,81 +326,6 @@ def _metadata_problem(row: dict[str, Any]) -> str | None:
         return f"'metadata' must be a JSON object, got {type(meta).__name__}"
     row["metadata"] = meta
     return None
-
-
-def _py(v: Any) -> Any:
-    """numpy scalars → Python values (the store checks types strictly)."""
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _store(dsn: str, database: str | None) -> Any:
-    import obembed
-
-    key = (dsn, database)
-    with _STORES_LOCK:
-        store = _STORES.get(key)
-        if store is None:
-            store = obembed.connect(dsn, database=database)
-            _STORES[key] = store
-        return store
-
-
-def _drop_store(dsn: str, database: str | None) -> None:
-    with _STORES_LOCK:
-        store = _STORES.pop((dsn, database), None)
-    if store is not None:
-        try:
-            store.close()
-        except Exception:  # a broken link: nothing to save
-            pass
-
-
-def _build_index(obembed: Any, dsn: str, database: str | None, name: str, index: str,
-                 params: Mapping[str, int]) -> None:
-    store = obembed.connect(dsn, database=database)
-    try:
-        coll = store.collection(name)
-        if not coll.has_index:  # a retry after the build went through: done
-            coll.create_index(index, index_params=params or None)
-    finally:
-        store.close()
-
-
-def _retrying(fn: Any, retry_s: float, stats: WriteStats) -> None:
-    """Run ``fn`` until it succeeds; a transient database error is retried with exponential backoff
-    (0.5 s doubling to 8 s) for up to ``retry_s`` seconds; anything else is raised at once."""
-    deadline = time.monotonic() + retry_s
-    delay = 0.5
-    while True:
-        try:
-            fn()
-            return
-        except Exception as exc:
-            if not _transient(exc) or time.monotonic() + delay > deadline:
-                raise
-            stats.retries += 1
-            log.warning("obembed sink: database unavailable (%s); retrying in %.1f s", exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
-
-
-def need_dsn_message() -> str:
-    """Why --engine ray needs a database server, and how to start one on this machine."""
-    try:
-        import pylibseekdb
-
-        binary = os.path.join(os.path.dirname(pylibseekdb.__file__), "seekdb")
-    except ImportError:  # pragma: no cover - a hard dependency
-        binary = "<site-packages>/pylibseekdb/seekdb"
-    return (
-        "the Ray engine needs a seekdb server or OceanBase (a DSN): its workers write from many processes and "
-        "machines, and an embedded seekdb folder belongs to one process. Pass --dsn mysql://user:pass@host:2881/db "
-        "(or set OBEMBED_DSN). On one machine, start the seekdb server that ships in the pylibseekdb wheel: "
-        f"{binary} --base-dir=/path/to/seekdb-data --nodaemon --port 2881 & "
-        "then use --dsn mysql://root@127.0.0.1:2881/obembed (see docs/scale-out.md)"
-    )
 
 
 def write_collection(
@@ -435,13 +363,7 @@ def write_collection(
     from .embed import model_of
 
     _require_ray()
-    if dsn is None:
-        from ..settings import get_settings
-
-        secret = get_settings().dsn
-        dsn = secret.get_secret_value() if secret is not None else None
-    if not dsn:
-        raise ConfigError(need_dsn_message())
+    dsn = dsn_or_settings(dsn)
     if model is None:
         model = model_of(ds)
     provider = model if model is not None and not isinstance(model, str) else None
