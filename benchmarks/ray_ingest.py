@@ -12,6 +12,8 @@ ingest : N dev texts of the Debian corpus (seeded sample) as one .jsonl, into a 
          ray   = ``obembed.ray.ingest`` (what ``obembed ingest --engine ray`` runs) on a local Ray runtime that is
                  already up. Ratio = ray rows/s / local rows/s. Ray's fixed start cost (``ray.init`` of a local
                  runtime) is measured once, separately, and not inside the ray figure.
+actor  : one embedding actor's own rate (``embed()`` with concurrency=1, num_cpus=1: N texts minus 16 texts, so
+         the actor's start and model load cancel out): the per-actor figure of docs/scale-out.md's sizing table.
 sink   : the database write rate alone: N rows with precomputed vectors written by ``write_collection`` (a
          materialized dataset, no index) vs ``Collection.upsert`` of the same rows in the same batch size
          (goal: sink ≥ 0.9× upsert), rounds alternating which goes first. The first write of the Ray runtime
@@ -109,6 +111,24 @@ def local_ingest(store: Any, provider: Any, name: str, path: Path, batch: int) -
                     batch_size=batch).run([str(path)])
 
 
+def sizing_table(per_actor: float, cap: float) -> str:
+    """docs/scale-out.md's table from this run's two measured figures: one actor's texts/s (``actor``) and the
+    database's write rate (``sink``, this machine's seekdb server). The rest is arithmetic: the actors' sum
+    assumes every actor core is as fast as this one's (CPU actors, one per core minus one per machine)."""
+    lines = [f"measured: one actor {per_actor:.1f} texts/s (num_cpus=1), database write cap {cap:.0f} rows/s "
+             "(the sink into this machine's seekdb server); extrapolated: the rest",
+             "", "| machines x cores | actors | actors' sum (extrapolated) | with the measured cap | 10 M chunks |",
+             "| --- | --- | --- | --- | --- |"]
+    for machines, cores in ((1, 2), (1, 8), (4, 8), (16, 8)):
+        actors = machines * max(1, cores - 1)
+        rate = actors * per_actor
+        capped = min(rate, cap)
+        hours = 10_000_000 / capped / 3600
+        lines.append(f"| {machines} x {cores} | {actors} | {rate:.0f} rows/s | {capped:.0f} rows/s"
+                     f"{' (database-bound)' if rate > cap else ''} | {hours:.0f} h |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
@@ -118,7 +138,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--dsn", default=None, help="use this server instead of starting one")
     ap.add_argument("--index-rows", type=int, default=20000, help="rows of the index-order comparison")
-    ap.add_argument("--phases", default="ingest,sink,index", help="comma-separated: ingest, sink, index")
+    ap.add_argument("--phases", default="ingest,actor,sink,index",
+                    help="comma-separated: ingest, actor, sink, index")
     args = ap.parse_args()
     if args.quick:
         args.n, args.index_rows = 300, 5000
@@ -154,6 +175,24 @@ def main() -> None:
             ray.data.DataContext.get_current().enable_progress_bars = False
             print(f"Ray fixed start (local ray.init): {lr.wall:.1f} s; {lr.describe()}", flush=True)
             result: list[str] = [f"Ray start {lr.wall:.1f} s (not in the ray figure)"]
+            per_actor: float | None = None
+            cap: float | None = None
+            if "actor" in phases:
+                # one embedding actor's own rate (the sizing table's per-actor figure): N texts vs 16 texts through
+                # embed() with one actor of num_cpus=1; the difference removes the actor's start and model load
+                small = ray.data.from_items([{"text": d["text"]} for d in docs[:16]]).materialize()
+                full = ray.data.from_items([{"text": d["text"]} for d in docs],
+                                           override_num_blocks=max(1, len(docs) // args.batch_size)).materialize()
+                walls = {}
+                for label, ds_in in (("16", small), ("all", full)):
+                    with Load() as la:
+                        obray.embed(ds_in, model="st:all-MiniLM-L6-v2", concurrency=1, num_cpus=1,
+                                    batch_size=args.batch_size).materialize()
+                    walls[label] = la
+                    print(f"one actor, {ds_in.count()} texts: {la.wall:.2f} s; {la.describe()}", flush=True)
+                per_actor = (len(docs) - 16) / max(walls["all"].wall - walls["16"].wall, 1e-9)
+                result.append(f"one actor (num_cpus=1) {per_actor:.1f} texts/s (start + model load "
+                              f"{walls['16'].wall:.1f} s; others' cores {walls['all'].others_cores:.2f})")
             rounds = []
             for r in range(args.repeat if "ingest" in phases else 0):
                 name_l, name_r = f"bench_local_{r}", f"bench_ray_{r}"
@@ -238,6 +277,7 @@ def main() -> None:
 
             if sink_t:
                 ratios = sorted(u / k for u, k in zip(up_t, sink_t, strict=True))
+                cap = args.n / statistics.median(sink_t)
                 result.append(f"sink {args.n / statistics.median(sink_t):.0f} rows/s vs upsert "
                               f"{args.n / statistics.median(up_t):.0f} rows/s = "
                               f"{statistics.median(up_t) / statistics.median(sink_t):.3f}x (per-round ratios "
@@ -276,6 +316,8 @@ def main() -> None:
             ray.shutdown()
             if folder is not None:
                 stop_server(folder)
+    if per_actor and cap:
+        print("\n" + sizing_table(per_actor, cap))
     print(f"\nRESULT n={args.n} repeat={args.repeat} actors={args.actors or 'auto'} cpus={os.cpu_count()}: "
           + "; ".join(result))
 

@@ -25,13 +25,21 @@ WORDS = ("kernel package library window manager editor terminal network socket f
          "font render daemon cache proxy archive backup mirror").split()
 
 
-def make_corpus(folder: Path, n: int = 30) -> Path:
+JAPANESE = ("カーネル パッケージ ライブラリ ウィンドウ マネージャ エディタ 端末 ネットワーク ファイル "
+            "システム フォント 描画 デーモン キャッシュ プロキシ バックアップ ミラー").split()
+
+
+def make_corpus(folder: Path, n: int = 30, *, japanese: bool = False) -> Path:
+    """Records (every third one Japanese with ``japanese=True``), a Markdown and a text file, one broken PDF."""
     rng = np.random.default_rng(7)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "packages.jsonl").open("w", encoding="utf-8") as f:
         for i in range(n):
-            words = " ".join(rng.choice(WORDS, 6 + i % 9))
-            f.write(json.dumps({"id": f"pkg{i}", "text": f"{words} ({i})", "lang": "en" if i % 3 else "ja"}) + "\n")
+            ja = i % 3 == 0
+            words = ("".join if ja and japanese else " ".join)(rng.choice(JAPANESE if ja and japanese else WORDS,
+                                                                          6 + i % 9))
+            f.write(json.dumps({"id": f"pkg{i}", "text": f"{words} ({i})", "lang": "ja" if ja else "en"},
+                               ensure_ascii=False) + "\n")
     (folder / "guide.md").write_text("# Guide\n\nInstall the package with the tool.\n\n## Use\n\nRun it daily.\n",
                                      encoding="utf-8")
     (folder / "notes.txt").write_text("A plain note about mirrors and backups.", encoding="utf-8")
@@ -90,11 +98,17 @@ def baseline(corpus: Path, seekdb: Any, db: Any) -> dict[str, Any]:
 
 def test_ray_ingest_equals_local_ingest_and_reruns_embed_only_changes(tmp_path: Path, seekdb: Any, db: Any,
                                                                      ray_runtime: Any) -> None:
-    docs = make_corpus(tmp_path / "docs")
+    """A Japanese/English corpus without --model: both engines choose the offline multilingual model (one rule),
+    make the same table, and a rerun (the collection's own model, no --model) embeds only what changed."""
+    from obembed.languages import MULTILINGUAL_MODEL
+
+    docs = make_corpus(tmp_path / "docs", japanese=True)
     want = local_ingest([docs], "inc_local", seekdb.dsn)
     res = cli_ingest([str(docs), "-c", "inc_ray", "--engine", "ray", "--dsn", seekdb.dsn, "--column",
                       "lang=varchar(8)", "--json", "--no-progress"])  # the Ray runtime of this module is reused
     assert res.exit_code == 0, res.output
+    assert f"using {MULTILINGUAL_MODEL}" in res.output  # said on stderr
+    assert db.collection("inc_ray").spec == db.collection("inc_local").spec == MULTILINGUAL_MODEL
     got = json.loads(res.output.strip().splitlines()[-1])
     assert {k: got[k] for k in SAME} == {k: want[k] for k in SAME}
     assert got["chunks_embedded"] == got["chunks_total"] > 30
@@ -107,7 +121,8 @@ def test_ray_ingest_equals_local_ingest_and_reruns_embed_only_changes(tmp_path: 
     assert coll.metadata["index_params"] == local.metadata["index_params"]
     assert coll.space == local.space
 
-    # change one record, drop one, add a file: the rerun embeds exactly those, deletes the dropped row
+    # change one record, drop one, add a file: the rerun (no model named: the collection's own) embeds exactly
+    # those, deletes the dropped row
     lines = (docs / "packages.jsonl").read_text(encoding="utf-8").splitlines()
     rec = json.loads(lines[3])
     rec["text"] = "a completely new description of a compositor"
@@ -200,8 +215,8 @@ def test_database_restart_mid_write_is_retried(corpus: Path, baseline: dict[str,
     t = threading.Thread(target=restarter, daemon=True)
     t.start()
     try:
-        # three Ray jobs of 16 chunks: the restart may fall inside a job or between two
-        report = ray_ingest([corpus], "restarted", seekdb.dsn, batch_size=8, block_delay_s=1.0, window=16)
+        # two Ray jobs (24 chunks, then the rest): the restart may fall inside a job or between the two
+        report = ray_ingest([corpus], "restarted", seekdb.dsn, batch_size=8, block_delay_s=1.0, window=24)
     finally:
         done.set()
         t.join(300)
@@ -212,6 +227,27 @@ def test_database_restart_mid_write_is_retried(corpus: Path, baseline: dict[str,
     assert [f["source"] for f in report.failures] == [str(corpus / "broken.pdf")]
     db.execute("SELECT 1")  # the module's own connection reconnects after the restart
     assert_same_table(db, "restarted", "local")
+
+
+def test_ray_ingest_refuses_another_model_and_explains_a_cjk_corpus(tmp_path: Path, corpus: Path,
+                                                                     baseline: dict[str, Any], seekdb: Any,
+                                                                     db: Any) -> None:
+    """The local ingest's model rule, before any Ray job: another model than an existing collection's is refused
+    naming both; a CJK corpus with auto_model=False is refused with the choice explained. Nothing written."""
+    import obembed.ray
+    from obembed.errors import ConfigError, DimensionMismatchError
+    from obembed.languages import MULTILINGUAL_MODEL
+
+    before = db.collection("local").count()
+    with pytest.raises(DimensionMismatchError) as err:
+        ray_ingest([corpus], "local", seekdb.dsn, model=MULTILINGUAL_MODEL)
+    assert str(db.collection("local").spec) in str(err.value)
+    assert MULTILINGUAL_MODEL in str(err.value)
+    assert db.collection("local").count() == before
+    ja = make_corpus(tmp_path / "ja", japanese=True)
+    with pytest.raises(ConfigError, match=f"--model {MULTILINGUAL_MODEL}"):
+        obembed.ray.ingest([str(ja)], "ja_refused", dsn=seekdb.dsn, auto_model=False)
+    assert not db.has_collection("ja_refused")
 
 
 def test_write_collection_checks_the_model_before_any_block(seekdb: Any, db: Any, ray_runtime: Any) -> None:
@@ -237,9 +273,10 @@ def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime:
 
     texts = [f"{w} number {i}" for i, w in enumerate(WORDS)]
     items = [{"id": f"w{i}", "text": t, "lang": "en"} for i, t in enumerate(texts)]
-    ds = obembed.ray.embed(ray.data.from_items(items), model="st:all-MiniLM-L6-v2", batch_size=8)
-    stats = obembed.ray.write_collection(ds, "blocks", dsn=seekdb.dsn, content_column="text",
-                                         columns={"lang": "varchar(8)"})
+    # materialized: the second write below reuses the vectors instead of starting another actor pool
+    ds = obembed.ray.embed(ray.data.from_items(items), model="st:all-MiniLM-L6-v2", batch_size=8).materialize()
+    stats = obembed.ray.write_collection(ds, "blocks", dsn=seekdb.dsn, model="st:all-MiniLM-L6-v2",
+                                         content_column="text", columns={"lang": "varchar(8)"})
     assert (stats.rows_written, stats.created, stats.index) == (len(texts), True, "hnsw")
     rows = {r["id"]: r for r in rows_of(db, "blocks")}
     assert sorted(rows) == sorted(i["id"] for i in items)
