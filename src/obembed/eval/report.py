@@ -41,11 +41,13 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
         for i, r in enumerate(m["runs"]):
             lat = r.get("latency", {})
             ms = lat.get("p50_ms", lat.get("mean_ms"))
+            p95 = lat.get("p95_ms")
             out.append([
                 m["label"] if i == 0 else "", r["search"], str(r["queries"]),
                 *[_cell(r["metrics"][k]) for k in report["metrics"]],
                 _speed(m) if i == 0 else "",
                 "" if ms is None else f"{ms:.2f}",
+                "" if p95 is None else f"{p95:.2f}",
                 f"{r['overlap_with_exact@10']:.3f}" if "overlap_with_exact@10" in r else "",
                 f"{r['build_seconds']:.1f}" if r.get("build_seconds") is not None else "",
                 _mb(m["index_bytes"]["vectors"]) if i == 0 else _mb(r.get("store_bytes")),
@@ -53,10 +55,14 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
     return out
 
 
+def HEAD(report: dict[str, Any]) -> list[str]:  # noqa: N802 - the table's header, one definition
+    return ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "p95 ms", "vs exact@10",
+            "build s", "index MB"]
+
+
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table (metrics as mean ± half the confidence interval)."""
-    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "build s",
-            "index MB"]
+    head = HEAD(report)
     body = rows(report)
     widths = [max(len(str(r[c])) for r in [head, *body]) for c in range(len(head))]
     line = "  ".join("-" * w for w in widths)
@@ -81,6 +87,20 @@ def format_table(report: dict[str, Any]) -> str:
                      "(×r) = median per-round speed ratio to the first model")
     if any(m["encode"]["cached"] for m in report["models"]):
         notes.append("* vectors from the cache: docs/s is the speed measured when they were encoded")
+    if report.get("modes"):
+        rr = report.get("rerank")
+        notes.append("search modes through the store (query vectors given: ms/query and p95 ms are the store's time"
+                     + (f", plus the reranker's on +rerank rows ({rr['spec']}, {rr['candidates']} candidates)"
+                        if rr else "") + "); hybrid = reciprocal rank fusion of the legs with their weights")
+    for m in report["models"]:
+        for s in (m.get("modes") or {}).get("skipped", []):
+            notes.append(f"{m['label']}: {s['mode']} left out: {s['reason']}")
+        for r in m["runs"]:
+            p = r.get("paired")
+            if p:
+                deltas = ", ".join(f"{k} {v['delta']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
+                                   for k, v in p.items() if isinstance(v, dict))
+                notes.append(f"{m['label']}: {r['search']} vs {p['versus']} (paired): {deltas}")
     for p in report.get("paired", []):
         deltas = ", ".join(f"{k} {v['delta']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
                            for k, v in p.items() if isinstance(v, dict))
@@ -96,21 +116,34 @@ def write_json(report: dict[str, Any], out: str | Path, *, per_query: bool = Tru
     return out
 
 
+def _mode_rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(series label, run) of every search-mode row; the label names the model only when there are several."""
+    many = len(report["models"]) > 1
+    return [((f"{m['label']} · " if many else "") + r["search"], r)
+            for m in report["models"] for r in m["runs"] if "mode" in r]
+
+
 def _series(report: dict[str, Any]) -> list[tuple[str, list[float], list[tuple[float, float]]]]:
-    """One bar series per model: its exact (numpy) metrics with their intervals."""
+    """One bar series per model (its exact numpy metrics), or per search-mode row when modes were compared; a
+    metric a row cannot report (cut-off beyond its k) is drawn as 0 without an interval."""
+    runs = _mode_rows(report) or [(m["label"], m["runs"][0]) for m in report["models"]]
     out = []
-    for m in report["models"]:
-        r = m["runs"][0]["metrics"]
-        out.append((m["label"], [r[k]["mean"] for k in report["metrics"]],
-                    [(r[k]["ci_low"], r[k]["ci_high"]) for k in report["metrics"]]))
+    for label, run in runs:
+        r = run["metrics"]
+        out.append((label, [r[k]["mean"] if r.get(k) else 0.0 for k in report["metrics"]],
+                    [(r[k]["ci_low"], r[k]["ci_high"]) if r.get(k) else (0.0, 0.0) for k in report["metrics"]]))
     return out
 
 
 def write_png(report: dict[str, Any], out: str | Path) -> Path:
     """A PNG: metrics per model (with intervals) and the encoding speed per model."""
-    labels = [m["label"] for m in report["models"]]
-    extra = {"title": "encoding speed", "xlabel": "documents / s", "labels": labels,
-             "values": [_rate(m) for m in report["models"]]}
+    modes = _mode_rows(report)
+    if modes:
+        extra = {"title": "store latency per query (median)", "xlabel": "ms", "labels": [n for n, _ in modes],
+                 "values": [float(r["latency"]["p50_ms"]) for _, r in modes]}
+    else:
+        extra = {"title": "encoding speed", "xlabel": "documents / s", "labels": [m["label"] for m in report["models"]],
+                 "values": [_rate(m) for m in report["models"]]}
     return plots.grouped_bars(report["metrics"], _series(report), out,
                               title=f"retrieval quality — {report['dataset']['name']}", ylabel="score",
                               extra=extra)
@@ -122,8 +155,7 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
 
     series = _series(report)
     ds = report["dataset"]
-    head = ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "vs exact@10", "build s",
-            "index MB"]
+    head = HEAD(report)
     table = "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
     for r in rows(report):
         table += "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>"
@@ -140,9 +172,19 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
                   "one query (x) and the share of the exact top 10 it returns (y); hover for details</small></p>"
                   + plots.svg_scatter(trade, xlabel="ms / query (median)", ylabel="overlap with exact top 10")
                   if trade else "")
+    modes = _mode_rows(report)
+    mode_pts = [(r["latency"]["p50_ms"], r["metrics"]["recall@10"]["mean"], i,
+                 f"{name}: {r['latency']['p50_ms']:.2f} ms (p95 {r['latency']['p95_ms']:.2f}), recall@10 "
+                 f"{r['metrics']['recall@10']['mean']:.3f}")
+                for i, (name, r) in enumerate(modes) if (r["metrics"].get("recall@10") or {}).get("mean") is not None]
+    if mode_pts:
+        trade_html = ("<h2>Search modes: quality against latency</h2><p><small>one point per search mode: median "
+                      "store latency of one query (x) and recall@10 (y); hover for details</small></p>"
+                      + plots.svg_scatter(mode_pts, xlabel="ms / query (median)", ylabel="recall@10")
+                      + trade_html)
     body = (f"<h1>obembed eval — {escape(str(ds['name']))}</h1>"
             f"<p><small>{ds['documents']} documents, {ds['queries']} queries · {escape(report['created'])} · "
-            f"bars: exact (numpy) search, whiskers: {report['bootstrap']['confidence']:.0%} bootstrap interval "
+            f"bars: {'search modes through the store' if modes else 'exact (numpy) search'}, whiskers: {report['bootstrap']['confidence']:.0%} bootstrap interval "
             "over queries</small></p>"
             f"<div>{plots.legend_html([s[0] for s in series])}</div>"
             f"{plots.svg_grouped_bars(report['metrics'], series)}"

@@ -9,7 +9,9 @@ evaluation rather than the provider (they are removed before the provider is bui
 * ``prompts=off``: disable the model's own saved prompts (E5's ``query: `` ...), to compare on/off.
 
 Search paths: brute-force numpy (the exact reference, always), and through the real store when asked:
-the store's exact scan and its approximate index (``index`` types × ``ef_search`` values).
+the store's exact scan and its approximate index (``index`` types × ``ef_search`` values), or, with
+``StoreOptions.modes``, one row per search mode (dense, sparse, full-text, hybrid with weights, any of them
+reranked: :mod:`obembed.eval.modes`), each compared with the first mode by a paired bootstrap.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..errors import ConfigError, InvalidInputError, redact
 from .data import Dataset
 from .encode import encode
 from .metrics import METRICS, per_query_metrics, summarize
+from .modes import SearchMode, expand_modes, run_modes
 from .search import exact_search
 
 __all__ = ["EVAL_OPTIONS", "StoreOptions", "Variant", "evaluate", "parse_variant"]
@@ -104,6 +107,17 @@ class StoreOptions:
     keep: bool = False
     """Keep the evaluation collections (``eval_<n>_<index>``) instead of dropping them."""
     prefix: str = "eval"
+    modes: Sequence[SearchMode | str] = ()
+    """Search modes to compare (``"dense"``, ``"fulltext"``, ``"hybrid:dense=1,fulltext=0.5"``, ``"dense+rerank"``
+    ...; :mod:`obembed.eval.modes`). Given, the store rows are these modes (searched with the store's default
+    exact-or-index policy) instead of the exact scan and the ``indexes`` × ``ef_search`` sweep."""
+    rerank: Any = None
+    """A reranker spec (``cross-encoder:DIR``, ``cohere:rerank-v3.5`` ...) or object, for ``+rerank`` modes."""
+    candidates: int | None = None
+    """First-stage rows a reranked mode reads (default 40), and the rows each hybrid leg returns (default
+    ``max(4k, 40)``, the store's)."""
+    fulltext: bool | str = True
+    """The FULLTEXT parser of the mode collection (True: the store's default, ngram; or ``space``, ``ik`` ...)."""
 
 
 @dataclass
@@ -241,6 +255,19 @@ def evaluate(
     labels = [v.label for v in vs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"two variants share a label ({labels}); add &label=NAME to tell them apart")
+    modes = expand_modes(store.modes, reranker=store.rerank is not None) if store is not None and store.modes else []
+    if store is not None and store.rerank is not None and not modes:
+        raise ConfigError("a reranker applies to search modes: add --mode (e.g. --mode dense) to rerank its rows")
+    if store is not None and store.candidates is not None and (
+            isinstance(store.candidates, bool) or not isinstance(store.candidates, int)
+            or not 1 <= store.candidates <= 16384):
+        raise ConfigError(f"candidates={store.candidates!r} must be an int between 1 and 16384")
+    reranker: Any = None
+    if modes and store is not None and store.rerank is not None:
+        reranker = obembed.load_reranker(store.rerank) if isinstance(store.rerank, str) else store.rerank
+        load = getattr(reranker, "load", None)
+        if callable(load):
+            load()  # loaded before the clock: reranked rows time the scoring, not the model load
     k_max = max(int(m.partition("@")[2]) for m in metrics)
     k_search = min(k_max, len(dataset.corpus))
     qrels = {q.id: dataset.qrels[q.id] for q in dataset.queries}
@@ -254,6 +281,9 @@ def evaluate(
         "dataset": dataset.summary(), "metrics": list(metrics),
         "bootstrap": {"resamples": n_resamples, "confidence": confidence, "seed": seed},
         "store_queries": len(qidx) if store is not None else 0,
+        **({"modes": [m.name for m in modes]} if modes else {}),
+        **({"rerank": {"spec": _display_spec(str(getattr(reranker, "spec", reranker))),
+                       "candidates": store.candidates or 40}} if reranker is not None and store is not None else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": [],
     }
@@ -267,7 +297,7 @@ def evaluate(
             restore = _disable_prompts(provider)
         try:
             entry = _evaluate_one(vi, len(vs), v, provider, dataset, qrels, qidx, metrics, store, k_search,
-                                  n_resamples, confidence, seed, cache_dir, keep_rankings, say)
+                                  n_resamples, confidence, seed, cache_dir, keep_rankings, say, modes, reranker)
         finally:
             restore()
         report["models"].append(entry)
@@ -283,7 +313,8 @@ def evaluate(
 def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: Dataset,
                   qrels: dict[str, dict[str, int]], qidx: np.ndarray, metrics: Sequence[str],
                   store: StoreOptions | None, k_search: int, n_resamples: int, confidence: float, seed: int,
-                  cache_dir: str | None, keep_rankings: bool, say: Callable[[str], None]) -> dict[str, Any]:
+                  cache_dir: str | None, keep_rankings: bool, say: Callable[[str], None],
+                  modes: Sequence[SearchMode] = (), reranker: Any = None) -> dict[str, Any]:
     n_q = len(dataset.queries)
     doc_texts = [v.document_prefix + d.text for d in dataset.corpus]
     query_texts = [v.query_prefix + q.text for q in dataset.queries]
@@ -298,7 +329,18 @@ def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: 
     ids = [d.id for d in dataset.corpus]
     ref = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(dataset.queries)}
     runs = [_Run("numpy exact", ref, {"latency": {"mean_ms": exact_s * 1000 / max(1, n_q), "batched": True}})]
-    if store is not None and store.store is not None:
+    mode_info: dict[str, Any] | None = None
+    if store is not None and store.store is not None and modes:
+        say(f"[{vi + 1}/{n_variants}] {v.label}: loading the store and searching by mode ({len(qidx)} queries)")
+        k_store = min(int(store.k), k_search) if store.k else k_search
+        base = re.sub(r"[^a-z0-9_]", "_", f"{store.prefix}_{vi}_modes")
+        mruns, mode_info = run_modes(
+            store.store, base, provider, dataset, doc_texts, query_texts, docs_enc.vectors, q_enc.vectors, qidx,
+            k_store, ref, modes, reranker=reranker, candidates=store.candidates, fulltext=store.fulltext,
+            keep=store.keep, index=store.indexes[0] if store.indexes else None,
+            say=lambda msg: say(f"[{vi + 1}/{n_variants}] {v.label}: {msg}"))
+        runs += [_Run(r.name, r.rankings, r.extra) for r in mruns]
+    elif store is not None and store.store is not None:
         say(f"[{vi + 1}/{n_variants}] {v.label}: loading the store and searching ({len(qidx)} queries)")
         runs += _store_runs(store, vi, v, provider, dataset, docs_enc.vectors, q_enc.vectors, k_search,
                             qidx, ref)
@@ -316,6 +358,9 @@ def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: 
         "index_bytes": {"vectors": len(doc_texts) * dim * 4},
         "runs": [],
     }
+    if mode_info is not None:
+        entry["modes"] = mode_info
+    first_mode: tuple[str, dict[str, np.ndarray]] | None = None
     for run in runs:
         sub = qrels if len(run.rankings) == n_q else {qid: qrels[qid] for qid in run.rankings}
         run_k = int(run.extra.get("k") or k_search)
@@ -323,8 +368,15 @@ def _evaluate_one(vi: int, n_variants: int, v: Variant, provider: Any, dataset: 
         pq = per_query_metrics(run.rankings, sub, usable)
         summary: dict[str, Any] = summarize(pq, n_resamples=n_resamples, confidence=confidence, seed=seed)
         summary |= {m: None for m in metrics if m not in usable}
-        entry["runs"].append({"search": run.name, "queries": len(sub), "metrics": summary, **run.extra,
-                              **({"rankings": run.rankings} if keep_rankings else {})})
+        row: dict[str, Any] = {"search": run.name, "queries": len(sub), "metrics": summary, **run.extra}
+        if "mode" in run.extra:  # search-mode rows: paired differences against the first mode row
+            if first_mode is None:
+                first_mode = (run.name, pq)
+            else:
+                row["paired"] = _paired_runs(first_mode, pq, n_resamples, confidence, seed)
+        if keep_rankings:
+            row["rankings"] = run.rankings
+        entry["runs"].append(row)
         if run.extra.get("store_bytes"):
             entry["index_bytes"]["store"] = run.extra["store_bytes"]
     entry["per_query"] = {m: [round(float(x), 6) for x in vals]
@@ -379,6 +431,23 @@ def _paired(models: list[dict[str, Any]], metrics: Sequence[str], n_resamples: i
             lo, hi = bootstrap_ci(diff, n_resamples=n_resamples, confidence=confidence, seed=seed)
             row[name] = {"delta": float(diff.mean()), "ci_low": lo, "ci_high": hi}
         out.append(row)
+    return out
+
+
+def _paired_runs(first: tuple[str, dict[str, np.ndarray]], pq: dict[str, np.ndarray], n_resamples: int,
+                 confidence: float, seed: int) -> dict[str, Any]:
+    """A mode row minus the first mode row, per metric both report, with a paired bootstrap interval (same
+    queries, same resamples)."""
+    from .metrics import bootstrap_ci
+
+    name, base = first
+    out: dict[str, Any] = {"versus": name}
+    for metric, vals in pq.items():
+        if metric not in base:
+            continue
+        diff = np.asarray(vals) - np.asarray(base[metric])
+        lo, hi = bootstrap_ci(diff, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        out[metric] = {"delta": float(diff.mean()), "ci_low": lo, "ci_high": hi}
     return out
 
 
