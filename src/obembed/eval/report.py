@@ -55,14 +55,14 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
     return out
 
 
-def HEAD(report: dict[str, Any]) -> list[str]:  # noqa: N802 - the table's header, one definition
+def _head(report: dict[str, Any]) -> list[str]:
     return ["model", "search", "queries", *report["metrics"], "docs/s", "ms/query", "p95 ms", "vs exact@10",
             "build s", "index MB"]
 
 
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table (metrics as mean ± half the confidence interval)."""
-    head = HEAD(report)
+    head = _head(report)
     body = rows(report)
     widths = [max(len(str(r[c])) for r in [head, *body]) for c in range(len(head))]
     line = "  ".join("-" * w for w in widths)
@@ -155,7 +155,7 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
 
     series = _series(report)
     ds = report["dataset"]
-    head = HEAD(report)
+    head = _head(report)
     table = "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
     for r in rows(report):
         table += "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>"
@@ -182,9 +182,10 @@ def write_html(report: dict[str, Any], out: str | Path) -> Path:
                       "store latency of one query (x) and recall@10 (y); hover for details</small></p>"
                       + plots.svg_scatter(mode_pts, xlabel="ms / query (median)", ylabel="recall@10")
                       + trade_html)
+    bars = "search modes through the store" if modes else "exact (numpy) search"
     body = (f"<h1>obembed eval — {escape(str(ds['name']))}</h1>"
             f"<p><small>{ds['documents']} documents, {ds['queries']} queries · {escape(report['created'])} · "
-            f"bars: {'search modes through the store' if modes else 'exact (numpy) search'}, whiskers: {report['bootstrap']['confidence']:.0%} bootstrap interval "
+            f"bars: {bars}, whiskers: {report['bootstrap']['confidence']:.0%} bootstrap interval "
             "over queries</small></p>"
             f"<div>{plots.legend_html([s[0] for s in series])}</div>"
             f"{plots.svg_grouped_bars(report['metrics'], series)}"

@@ -93,7 +93,17 @@ class SearchRequest(Request):
     filter: dict[str, Any] | str | None = Field(
         None, alias="filter", description='Filter: {"lang": "ja", "year": {">=": 2020}} or "lang = \'ja\'".')
     where: dict[str, Any] | str | None = Field(None, description="Same as filter.")
-    hybrid: bool = Field(False, description="Vector + full-text (collections created with fulltext).")
+    hybrid: bool = Field(False, description="Vector + full-text (collections created with fulltext); same as "
+                         "mode 'hybrid:dense=1,fulltext=1'.")
+    mode: str | None = Field(
+        None, description="Search mode, as `obembed eval --mode` writes it: dense (default), sparse, fulltext, hybrid "
+        "(every leg the collection has) or hybrid:dense=1,fulltext=0.5; +rerank reranks (as rerank: true).")
+    weights: dict[str, float] | None = Field(
+        None, description='Hybrid weights per leg, e.g. {"dense": 1, "fulltext": 0.5} (or write them in mode).')
+    rerank: bool = Field(False, description="Order the first stage's candidates with the server's reranker "
+                         "(obembed serve --rerank-model SPEC).")
+    candidates: int | None = Field(
+        None, description="Rows the reranker reads (default max(4k, 40)), or each hybrid leg returns.")
     exact: bool | None = Field(
         None, description="true: exact (brute-force) scan; false: the vector index; null (default): the store's "
         "policy (exact up to 20,000 rows, the index above), as in Python and `obembed search`.")
