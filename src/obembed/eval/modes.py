@@ -190,7 +190,9 @@ def run_modes(store: Any, name: str, provider: Any, dataset: Dataset, doc_texts:
               ) -> tuple[list[ModeRun], dict[str, Any]]:
     """Load one collection ``name`` (vectors, content, sparse vectors when a mode reads them, a FULLTEXT index
     when one does) and rank the queries ``qidx`` by every mode, through ``Collection.search`` with the query
-    vectors given (so latency is the store's, plus the reranker's on reranked rows).
+    vectors given (so latency is the store's, plus the reranker's on reranked rows). The modes run interleaved: each
+    query through every mode, the order rotated from query to query, after one untimed warm-up query per mode, so
+    a change of load on a shared machine hits every mode alike.
 
     ``k`` rows per query (a reranked row: ``min(k, candidates)`` of ``candidates``, default 40). ``index``: the
     vector index built after the load when the corpus is above the store's exact-scan limit (below it the store
@@ -244,49 +246,59 @@ def run_modes(store: Any, name: str, provider: Any, dataset: Dataset, doc_texts:
             t0 = time.perf_counter()
             coll.create_index(index)
             info["build_seconds"] = time.perf_counter() - t0
-        for m in usable:
-            legs = m.legs(sparse=need_sparse, fulltext=need_ft)
+        legs = [m.legs(sparse=need_sparse, fulltext=need_ft) for m in usable]
+
+        def one(mi: int, qi: int) -> list[str]:
+            m = usable[mi]
+            q = dataset.queries[qi]
+            sq = q_sparse[qi] if need_sparse else None
             first_k = cand if m.rerank else k
-            final_k = min(k, cand) if m.rerank else k
-            rankings: dict[str, list[str]] = {}
-            times: list[float] = []
-            empty = 0
-            say(f"{name}: {m.name} over {len(qidx)} queries")
-            for qi in qidx:
-                q = dataset.queries[int(qi)]
-                sq = q_sparse[int(qi)] if need_sparse else None
+            if m.mode == "dense":
+                hits = coll.search(query_vecs[qi], first_k)
+            elif m.mode == "sparse":
+                hits = coll.search(sq, first_k, mode="sparse") if sq else []
+            elif m.mode == "fulltext":
+                hits = coll.search(q.text, first_k, mode="fulltext")
+            else:
+                w = dict(legs[mi])
+                if not sq:
+                    w.pop("sparse", None)  # a query with no sparse feature: that leg finds nothing
+                hits = coll.search(q.text, first_k, mode="hybrid", weights=w,
+                                   candidates=cand if m.rerank else candidates, vector=query_vecs[qi],
+                                   sparse_vector=sq if w.get("sparse") else None)
+            if m.rerank:
+                # what Collection.search(rerank=) does after its first stage, with the query vectors given
+                hits = rerank_hits(q.text, hits, reranker, min(k, cand))
+            return [h.id for h in hits]
+
+        say(f"{name}: {', '.join(m.name for m in usable)} over {len(qidx)} queries, interleaved")
+        if len(qidx):
+            for mi in range(len(usable)):
+                one(mi, int(qidx[0]))  # warm-up, not timed: first-call costs would land on the first mode only
+        rankings: list[dict[str, list[str]]] = [{} for _ in usable]
+        times: list[list[float]] = [[] for _ in usable]
+        for n, qi in enumerate(qidx):
+            # every mode on the same query, the order rotated per query: load changes hit all modes alike
+            for j in range(len(usable)):
+                mi = (n + j) % len(usable)
                 t = time.perf_counter()
-                if m.mode == "dense":
-                    hits = coll.search(query_vecs[qi], first_k)
-                elif m.mode == "sparse":
-                    hits = coll.search(sq, first_k, mode="sparse") if sq else []
-                elif m.mode == "fulltext":
-                    hits = coll.search(q.text, first_k, mode="fulltext")
-                else:
-                    w = dict(legs)
-                    if not sq:
-                        w.pop("sparse", None)  # a query with no sparse feature: that leg finds nothing
-                    hits = coll.search(q.text, first_k, mode="hybrid", weights=w,
-                                       candidates=cand if m.rerank else candidates, vector=query_vecs[qi],
-                                       sparse_vector=sq if w.get("sparse") else None)
-                if m.rerank:
-                    # what Collection.search(rerank=) does after its first stage, with the query vectors given
-                    hits = rerank_hits(q.text, hits, reranker, final_k)
-                times.append(time.perf_counter() - t)
-                rankings[q.id] = [h.id for h in hits]
-                empty += not hits
-            extra: dict[str, Any] = {"mode": m.mode, "weights": legs if m.mode == "hybrid" else None,
-                                     "rerank": m.rerank, "latency": _latency(times), "k": final_k,
-                                     "empty_results": empty}
+                ids_q = one(mi, int(qi))
+                times[mi].append(time.perf_counter() - t)
+                rankings[mi][dataset.queries[int(qi)].id] = ids_q
+        for mi, m in enumerate(usable):
+            extra: dict[str, Any] = {"mode": m.mode, "weights": legs[mi] if m.mode == "hybrid" else None,
+                                     "rerank": m.rerank, "latency": _latency(times[mi]) if times[mi] else {},
+                                     "k": min(k, cand) if m.rerank else k,
+                                     "empty_results": sum(not r for r in rankings[mi].values())}
             if m.rerank:
                 extra["candidates"] = cand
             if m.mode == "dense" and not m.rerank:
-                agree = np.mean([len(set(rankings[qid][:10]) & set(ref[qid][:10])) / max(1, min(10, len(ref[qid])))
-                                 for qid in rankings])
+                agree = np.mean([len(set(r[:10]) & set(ref[qid][:10])) / max(1, min(10, len(ref[qid])))
+                                 for qid, r in rankings[mi].items()])
                 extra["overlap_with_exact@10"] = float(agree)
             shown = m.name if m.mode != "hybrid" or m.weights is not None else (
-                f"hybrid:{weights_text(legs)}" + ("+rerank" if m.rerank else ""))  # the legs plain hybrid fused
-            runs.append(ModeRun(shown, rankings, extra))
+                f"hybrid:{weights_text(legs[mi])}" + ("+rerank" if m.rerank else ""))  # the legs plain hybrid fused
+            runs.append(ModeRun(shown, rankings[mi], extra))
     finally:
         if not keep:
             store.drop_collection(name, missing_ok=True)
