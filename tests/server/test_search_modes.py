@@ -86,18 +86,25 @@ def test_modes_rank_differently_over_http(http: Any, modes_collection: str) -> N
 
 
 def test_rerank_uses_the_served_reranker_like_collection_search(rerank_http: Any, store: Any, modes_collection: str,
-                                                                cross_encoder: Path) -> None:
+                                                                cross_encoder: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from obembed.providers.rerank import load_reranker
 
     coll = store.collection(modes_collection)
     reranker = load_reranker(f"cross-encoder:{cross_encoder}")
-    for body, kw in (({"rerank": True, "candidates": 8}, {"candidates": 8}),
-                     ({"mode": "hybrid:dense=1,fulltext=1+rerank"},
-                      {"mode": "hybrid", "weights": {"dense": 1, "fulltext": 1}})):
+    cases = [({"rerank": True, "candidates": 8}, {"candidates": 8}),
+             ({"mode": "hybrid:dense=1,fulltext=1+rerank"}, {"mode": "hybrid", "weights": {"dense": 1, "fulltext": 1}})]
+    wants = [coll.search(QUERIES[1], 4, rerank=reranker, **kw) for _, kw in cases]
+
+    def factory(spec: str, **options: Any) -> Any:
+        raise AssertionError("the server loaded a second copy of the model")
+
+    monkeypatch.setattr(store, "provider_factory", factory)  # the query is embedded by the served model only
+    monkeypatch.setattr(store, "_providers", {})
+    for (body, _), want in zip(cases, wants, strict=True):
         r = rerank_http.post("/search", json={"collection": modes_collection, "query": QUERIES[1], "k": 4, **body})
         assert r.status_code == 200, r.text
         hits = r.json()["hits"]
-        want = coll.search(QUERIES[1], 4, rerank=reranker, **kw)
         assert _ids(hits) == _ids(want)
         assert [h["rerank_score"] for h in hits] == pytest.approx([h.rerank_score for h in want], abs=1e-5)
         assert r.json()["reranker"] == f"cross-encoder:{cross_encoder}"
