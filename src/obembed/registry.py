@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from .errors import ConfigError, UnknownProviderError
 from .providers.base import Provider, coerce_option
 from .settings import DEFAULT_MODEL, Settings
 
-__all__ = ["BUILTIN_BACKENDS", "Registry", "default_registry", "parse_spec"]
+__all__ = ["BUILTIN_BACKENDS", "Registry", "default_registry", "known_options", "parse_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +76,50 @@ def parse_spec(spec: str) -> Spec:
     return Spec(backend, model, options)
 
 
-class Registry:
-    """Backend name -> provider class (or its import path, resolved on first use)."""
+class _Registered(Protocol):
+    """What a registry builds: a class with a registry ``name`` taking ``(model, *, settings, **options)``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: str, *, settings: Settings | None = None, **options: Any) -> None: ...
+
+
+T = TypeVar("T", bound=_Registered)
+
+
+class Registry(Generic[T]):
+    """Backend name -> class (or its import path, resolved on first use); one mechanism for every kind.
+
+    ``Registry()`` holds embedding providers (entry-point group ``obembed.providers``, specs parsed by
+    :func:`parse_spec`); :class:`obembed.providers.rerank.RerankRegistry` is the same with its own group and
+    spec aliases.
+    """
+
+    group: ClassVar[str] = "obembed.providers"
+    """The entry-point group third-party backends are declared in."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, type[Provider] | str] = {}
+        self._entries: dict[str, type[T] | str] = {}
         self._descriptions: dict[str, str] = {}
 
-    def register(self, provider: type[Provider] | str, name: str | None = None, description: str = "") -> None:
-        """Register a provider class, or a ``"module:Class"`` path that is imported on first use."""
-        key = name or (provider.name if not isinstance(provider, str) else "")
+    @staticmethod
+    def parse(spec: str) -> Spec:
+        """Split a spec string into backend, model and options."""
+        return parse_spec(spec)
+
+    def register(self, entry: type[T] | str, name: str | None = None, description: str = "") -> None:
+        """Register a class, or a ``"module:Class"`` path that is imported on first use."""
+        key = name or (entry.name if not isinstance(entry, str) else "")
         if not key:
-            raise ConfigError("register() needs a name for an import-path provider")
-        self._entries[key] = provider
-        if not description and not isinstance(provider, str):
-            description = (provider.__doc__ or "").strip().split("\n")[0]
+            raise ConfigError("register() needs a name for an import-path entry")
+        self._entries[key] = entry
+        if not description and not isinstance(entry, str):
+            description = (entry.__doc__ or "").strip().split("\n")[0]
         self._descriptions[key] = description
 
-    def load_entry_points(self, group: str = "obembed.providers") -> None:
-        """Register third-party providers declared as entry points (value: ``module:Class``)."""
-        for ep in entry_points(group=group):
+    def load_entry_points(self, group: str | None = None) -> None:
+        """Register third-party backends declared as entry points (value: ``module:Class``)."""
+        for ep in entry_points(group=group or self.group):
             self.register(ep.value, name=ep.name, description=f"plugin {ep.value}")
 
     def names(self) -> list[str]:
@@ -103,35 +128,56 @@ class Registry:
     def describe(self) -> dict[str, str]:
         return {k: self._descriptions.get(k, "") for k in self.names()}
 
-    def get(self, backend: str) -> type[Provider]:
+    def get(self, backend: str) -> type[T]:
         entry = self._entries.get(backend)
         if entry is None:
             raise UnknownProviderError(backend, self.names())
         if isinstance(entry, str):
             mod_name, _, cls_name = entry.partition(":")
-            entry = getattr(importlib.import_module(mod_name), cls_name)
+            entry = cast("type[T]", getattr(importlib.import_module(mod_name), cls_name))
             self._entries[backend] = entry
         return entry
 
-    def create(self, spec: str, settings: Settings | None = None, **options: Any) -> Provider:
-        """Build a provider from a spec; keyword options override query-string ones."""
-        parsed = parse_spec(spec)
+    def create(self, spec: str, settings: Settings | None = None, **options: Any) -> T:
+        """Build from a spec; keyword options override query-string ones."""
+        parsed = self.parse(spec)
         cls = self.get(parsed.backend)
         opts = {**parsed.options, **{k: v for k, v in options.items() if v is not None}}
         try:
             return cls(parsed.model, settings=settings, **opts)
         except TypeError as exc:
-            raise ConfigError(f"bad option for {parsed.backend}:{parsed.model}: {exc}") from exc
+            raise ConfigError(f"bad option for {parsed.backend}:{parsed.model}: {exc}; known options: "
+                              f"{', '.join(known_options(cls))}") from exc
+
+    @classmethod
+    def with_entries(cls, builtin: Mapping[str, tuple[str, str]]) -> Self:
+        """A registry of the built-in ``{name: (module:Class, description)}`` plus installed plugins."""
+        reg = cls()
+        for name, (path, desc) in builtin.items():
+            reg.register(path, name=name, description=desc)
+        try:
+            reg.load_entry_points()
+        except Exception as exc:  # a broken plugin must not break obembed
+            log.warning("could not load plugins of %s: %s", reg.group, exc)
+        return reg
+
+
+def known_options(cls: type) -> list[str]:
+    """The keyword-only options a class's constructors (its own and its bases') take."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("settings", "http_client"):
+                names.add(p.name)
+    return sorted(names)
 
 
 @lru_cache(maxsize=1)
-def default_registry() -> Registry:
+def default_registry() -> Registry[Provider]:
     """The registry with every built-in backend and installed plugins (cached for the CLI)."""
-    reg = Registry()
-    for name, (path, desc) in BUILTIN_BACKENDS.items():
-        reg.register(path, name=name, description=desc)
-    try:
-        reg.load_entry_points()
-    except Exception as exc:  # a broken plugin must not break obembed
-        log.warning("could not load provider plugins: %s", exc)
-    return reg
+    return Registry[Provider].with_entries(BUILTIN_BACKENDS)
