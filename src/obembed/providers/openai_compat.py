@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import httpx
 import numpy as np
 from pydantic import SecretStr
 
-from ..errors import ConfigError, MissingCredentialError, ModelNotFoundError, ProviderResponseError, redact
+from ..errors import ConfigError, ModelNotFoundError, ProviderResponseError, redact
 from ..types import Kind, Vectors
 from ._http import RemoteProvider, request, response_json, status_error
+from ._preset import Preset, normalize_base_url
 from .base import l2_normalize
 
 __all__ = [
@@ -63,30 +63,12 @@ class ModelFacts:
     max_batch_tokens: int | None = None
 
 
-def normalize_base_url(url: str) -> str:
-    """``https://host/v1``, ``https://host/v1/`` and ``https://host/v1/embeddings`` → ``https://host/v1``."""
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError("base_url is empty; pass the service's base URL, e.g. base_url=http://localhost:8000/v1")
-    u = url.strip().rstrip("/")
-    if u.endswith("/embeddings"):
-        u = u[: -len("/embeddings")].rstrip("/")
-    try:
-        parsed = httpx.URL(u)
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"base_url {redact(url)!r} is not a URL: {exc}") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(f"base_url {redact(url)!r} must start with http:// or https:// and name a host")
-    return u
-
-
 class OpenAICompatibleProvider(RemoteProvider):
     """Any OpenAI-compatible ``/v1/embeddings`` endpoint (``base_url``)."""
 
     name = "openai-compatible"
-    default_base_url: ClassVar[str | None] = None
-    regions: ClassVar[dict[str, str]] = {}
-    api_key_env_default: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
-    key_required: ClassVar[bool] = False
+    preset: ClassVar[Preset] = Preset(key_envs=("OPENAI_COMPATIBLE_API_KEY",))
+    """Default base URL, regions and key variable of the service (see :mod:`._preset`)."""
     default_concurrency = 4
     default_max_batch_items = 64
 
@@ -115,24 +97,12 @@ class OpenAICompatibleProvider(RemoteProvider):
                 kwargs[key] = value
         super().__init__(model, **kwargs)
         self.facts = facts
-        # -- where
-        if base_url:
-            self.base_url = normalize_base_url(base_url)
-        elif region is not None:
-            if region not in self.regions:
-                raise ConfigError(f"region={region!r} is unknown for {self.name}:; use one of {sorted(self.regions)}")
-            self.base_url = self.regions[region]
-        elif self.default_base_url:
-            self.base_url = self.default_base_url
-        else:
-            raise ConfigError(
-                f"{self.name}:{model} needs base_url, e.g. {self.name}:{model}?base_url=http://localhost:8000/v1 "
-                "(CLI: -o base_url=...)"
-            )
+        # -- where and who (the key itself is held by self.credential, never in self.options)
+        self.base_url = self.preset.resolve_base_url(self.name, model, base_url=base_url, region=region,
+                                                     endpoint="/embeddings")
         self.endpoint = self.base_url + "/embeddings"
-        # -- who (the key itself is held as a SecretStr, never in self.options)
-        self._api_key = (api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)) if api_key else None
-        self.api_key_env = api_key_env or self.api_key_env_default
+        self.credential = self.preset.key(self.spec, api_key, api_key_env)
+        self.api_key_env = self.credential.env
         # -- what
         if encoding_format not in ("float", "base64"):
             raise ConfigError(f"encoding_format={encoding_format!r}; use 'float' or 'base64'")
@@ -148,7 +118,7 @@ class OpenAICompatibleProvider(RemoteProvider):
         self._dimension = self.dimensions or facts.default_dim
         self.options.update(
             base_url=redact(base_url) if base_url else None, region=region, dimensions=self.dimensions,
-            api_key_env=self.api_key_env if (api_key_env or self.api_key_env_default) else None,
+            api_key_env=self.api_key_env,
             encoding_format=encoding_format if encoding_format != "float" else None,
             normalize=None if self.normalize else False,
         )
@@ -174,28 +144,14 @@ class OpenAICompatibleProvider(RemoteProvider):
         return dimensions
 
     def secrets(self) -> tuple[str, ...]:
-        env = self.env_secret(self.api_key_env)
-        mine = self._api_key.get_secret_value() if self._api_key else None
-        return self.real_secrets(mine, env)
-
-    def _key(self) -> str | None:
-        if self._api_key is not None:
-            return self._api_key.get_secret_value()
-        key = self.env_secret(self.api_key_env)
-        if not key and self.key_required:
-            raise MissingCredentialError(
-                f"{self.spec} needs an API key: set {self.api_key_env} (export {self.api_key_env}=...) "
-                "or pass api_key=... (CLI: -o api_key=...)"
-            )
-        return key or None
+        return self.credential.secrets()
 
     # ------------------------------------------------------------------ one request
     def embed_batch(self, items: Sequence[Any], *, kind: Kind) -> Vectors:
-        key = self._key()
+        headers = self.credential.headers()
         payload: dict[str, Any] = {"model": self.model, "input": list(items), "encoding_format": self.encoding_format}
         if self._send_dimensions:
             payload["dimensions"] = self.dimensions
-        headers = {"Authorization": f"Bearer {key}"} if key else None
         secrets = self.secrets()
         resp = request(self.client, "POST", self.endpoint, provider=self.spec, json_body=payload, headers=headers,
                        secrets=secrets, key_env=self.api_key_env)
@@ -270,13 +226,10 @@ class DashScopeProvider(OpenAICompatibleProvider):
     """Alibaba DashScope / Qwen, compatible mode, DASHSCOPE_API_KEY."""
 
     name = "dashscope"
-    default_base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"
-    regions: ClassVar[dict[str, str]] = {
-        "cn": "https://dashscope.aliyuncs.com/compatible-mode/v1",
-        "intl": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-    }
-    api_key_env_default = "DASHSCOPE_API_KEY"
-    key_required = True
+    preset = Preset(base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+                    regions={"cn": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+                             "intl": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"},
+                    key_envs=("DASHSCOPE_API_KEY",), key_required=True)
     default_concurrency = 16  # 10 inputs per request make many small requests; 429s halve it (Throttle)
 
     @classmethod
@@ -288,9 +241,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     """OpenAI, OPENAI_API_KEY."""
 
     name = "openai"
-    default_base_url = "https://api.openai.com/v1"
-    api_key_env_default = "OPENAI_API_KEY"
-    key_required = True
+    preset = Preset(base_url="https://api.openai.com/v1", key_envs=("OPENAI_API_KEY",), key_required=True)
     default_concurrency = 4
 
     @classmethod
@@ -309,9 +260,7 @@ class BaichuanProvider(OpenAICompatibleProvider):
     """Baichuan, BAICHUAN_API_KEY."""
 
     name = "baichuan"
-    default_base_url = "https://api.baichuan-ai.com/v1"
-    api_key_env_default = "BAICHUAN_API_KEY"
-    key_required = True
+    preset = Preset(base_url="https://api.baichuan-ai.com/v1", key_envs=("BAICHUAN_API_KEY",), key_required=True)
     default_concurrency = 4
 
     @classmethod
@@ -324,9 +273,7 @@ class DoubaoProvider(OpenAICompatibleProvider):
     """Volcengine Ark / Doubao, ARK_API_KEY (dimensions sliced client-side, then re-normalised)."""
 
     name = "doubao"
-    default_base_url = "https://ark.cn-beijing.volces.com/api/v3"
-    api_key_env_default = "ARK_API_KEY"
-    key_required = True
+    preset = Preset(base_url="https://ark.cn-beijing.volces.com/api/v3", key_envs=("ARK_API_KEY",), key_required=True)
     default_concurrency = 8
 
     @classmethod

@@ -27,7 +27,6 @@ from pydantic import SecretStr
 
 from ...errors import (
     ConfigError,
-    MissingCredentialError,
     ModelNotFoundError,
     PartialBatchError,
     ProviderResponseError,
@@ -37,6 +36,7 @@ from ...errors import (
 from ...settings import Settings
 from ...types import Kind, Vectors
 from .._http import BatchLimitError, RemoteProvider, request, response_json, status_error
+from .._preset import Preset, normalize_base_url
 from ..base import estimate_tokens
 from .base import Reranker, RerankResult, check_indexed_scores
 
@@ -58,18 +58,7 @@ DASHSCOPE_RERANK_PATH = "/services/rerank/text-rerank/text-rerank"
 
 def normalize_rerank_url(url: str, path: str = "/rerank") -> str:
     """``https://host/v1``, ``.../v1/`` and ``.../v1/rerank`` -> ``https://host/v1`` (the base, no endpoint)."""
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError("base_url is empty; pass the service's base URL, e.g. base_url=http://localhost:8000/v1")
-    u = url.strip().rstrip("/")
-    if u.endswith(path):
-        u = u[: -len(path)].rstrip("/")
-    try:
-        parsed = httpx.URL(u)
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"base_url {redact(url)!r} is not a URL: {exc}") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(f"base_url {redact(url)!r} must start with http:// or https:// and name a host")
-    return u
+    return normalize_base_url(url, path)
 
 
 class _Fanout(RemoteProvider):
@@ -97,12 +86,9 @@ class RemoteReranker(Reranker):
     """Base of the HTTP rerankers; subclasses say where (``endpoint``), what to send and how to read the reply."""
 
     runtime = "http"
-    default_base_url: ClassVar[str | None] = None
-    regions: ClassVar[dict[str, str]] = {}
+    preset: ClassVar[Preset] = Preset()
+    """Default base URL, regions and key variables of the service (see :mod:`.._preset`)."""
     endpoint_path: ClassVar[str] = "/rerank"
-    api_key_env_default: ClassVar[tuple[str, ...]] = ()
-    """Env vars holding the key, first set wins (the first is the one named in messages)."""
-    key_required: ClassVar[bool] = False
     default_max_documents: ClassVar[int] = 1000
     default_concurrency: ClassVar[int] = 4
 
@@ -129,23 +115,14 @@ class RemoteReranker(Reranker):
         super().__init__(model, settings=settings)
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"{self.name}: needs a model name, e.g. {self.name}:MODEL")
-        if base_url:
-            self.base_url = normalize_rerank_url(base_url, self.endpoint_path)
-        elif region is not None:
-            if region not in self.regions:
-                raise ConfigError(f"region={region!r} is unknown for {self.name}:; use one of {sorted(self.regions)}")
-            self.base_url = self.regions[region]
-        elif self.default_base_url:
-            self.base_url = self.default_base_url
-        else:
-            raise ConfigError(f"{self.name}:{model} needs base_url, e.g. {self.name}:{model}?base_url="
-                              "http://localhost:8000/v1 (CLI: --rerank '...?base_url=...')")
+        self.base_url = self.preset.resolve_base_url(
+            self.name, model, base_url=base_url, region=region, endpoint=self.endpoint_path,
+            example="?base_url=http://localhost:8000/v1 (CLI: --rerank '...?base_url=...')")
         self.endpoint = self.base_url + self.endpoint_path
         for key, value in (("max_documents", max_documents), ("max_batch_tokens", max_batch_tokens)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"{key}={value!r} must be a positive integer")
-        self._api_key = (api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)) if api_key else None
-        self.api_key_envs: tuple[str, ...] = (api_key_env,) if api_key_env else self.api_key_env_default
+        self.credential = self.preset.key(self.spec, api_key, api_key_env)
         self._fan = _Fanout(
             self, concurrency=concurrency or self.default_concurrency,
             max_batch_items=max_documents or self.default_max_documents, max_batch_tokens=max_batch_tokens,
@@ -159,7 +136,7 @@ class RemoteReranker(Reranker):
     # ------------------------------------------------------------------ plumbing
     @property
     def api_key_env(self) -> str | None:
-        return self.api_key_envs[0] if self.api_key_envs else None
+        return self.credential.env
 
     @property
     def max_documents(self) -> int:
@@ -182,25 +159,7 @@ class RemoteReranker(Reranker):
         self._fan.close()
 
     def secrets(self) -> tuple[str, ...]:
-        mine = self._api_key.get_secret_value() if self._api_key else None
-        return RemoteProvider.real_secrets(mine, *(self._fan.env_secret(e) for e in self.api_key_envs))
-
-    def _key(self) -> str | None:
-        if self._api_key is not None:
-            return self._api_key.get_secret_value()
-        for env in self.api_key_envs:
-            key = self._fan.env_secret(env)
-            if key:
-                return key
-        if self.key_required:
-            name = self.api_key_env or "the API key variable"
-            raise MissingCredentialError(
-                f"{self.spec} needs an API key: set {name} (export {name}=...) or pass api_key=... "
-                "(in a spec: ?api_key=...; better the env var, which stays out of shell history)")
-        return None
-
-    def headers(self, key: str | None) -> dict[str, str] | None:
-        return {"Authorization": f"Bearer {key}"} if key else None
+        return self.credential.secrets()
 
     # ------------------------------------------------------------------ one request
     def request_body(self, query: str, documents: Sequence[str]) -> dict[str, Any]:
@@ -240,9 +199,8 @@ class RemoteReranker(Reranker):
 
     def score_batch(self, query: str, documents: Sequence[str]) -> list[float]:
         """One request: the scores of ``documents`` (at most ``max_documents``) in their order."""
-        key = self._key()
         resp = request(self.client, "POST", self.endpoint, provider=self.spec,
-                       json_body=self.request_body(query, documents), headers=self.headers(key),
+                       json_body=self.request_body(query, documents), headers=self.credential.headers(),
                        secrets=self.secrets(), key_env=self.api_key_env)
         if not resp.is_success:
             raise self._status_error(resp)
@@ -283,7 +241,7 @@ class RerankAPIReranker(RemoteReranker):
     """Any server of the ``POST {base}/rerank`` shape (Cohere/Jina style), ``base_url`` required."""
 
     name = "rerank-api"
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("RERANK_API_KEY",)
+    preset = Preset(key_envs=("RERANK_API_KEY",))
     send_return_documents: ClassVar[bool] = True
     """Send ``return_documents: false`` (Jina and others return the texts by default; Cohere v2 has no field)."""
 
@@ -298,9 +256,8 @@ class CohereReranker(RerankAPIReranker):
     """Cohere rerank (v2 API), CO_API_KEY or COHERE_API_KEY."""
 
     name = "cohere"
-    default_base_url = "https://api.cohere.com/v2"
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("CO_API_KEY", "COHERE_API_KEY")
-    key_required = True
+    preset = Preset(base_url="https://api.cohere.com/v2", key_envs=("CO_API_KEY", "COHERE_API_KEY"),
+                    key_required=True)
     send_return_documents = False
     default_max_documents = 1000
 
@@ -309,9 +266,7 @@ class JinaReranker(RerankAPIReranker):
     """Jina AI rerank, JINA_API_KEY."""
 
     name = "jina"
-    default_base_url = "https://api.jina.ai/v1"
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("JINA_API_KEY",)
-    key_required = True
+    preset = Preset(base_url="https://api.jina.ai/v1", key_envs=("JINA_API_KEY",), key_required=True)
     default_max_documents = 1000
 
 
@@ -319,11 +274,9 @@ class SiliconFlowReranker(RerankAPIReranker):
     """SiliconFlow rerank (BAAI/bge-reranker-v2-m3, Qwen3-Reranker ...), SILICONFLOW_API_KEY."""
 
     name = "siliconflow"
-    default_base_url = "https://api.siliconflow.cn/v1"
-    regions: ClassVar[dict[str, str]] = {"cn": "https://api.siliconflow.cn/v1",
-                                         "intl": "https://api.siliconflow.com/v1"}
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("SILICONFLOW_API_KEY",)
-    key_required = True
+    preset = Preset(base_url="https://api.siliconflow.cn/v1",
+                    regions={"cn": "https://api.siliconflow.cn/v1", "intl": "https://api.siliconflow.com/v1"},
+                    key_envs=("SILICONFLOW_API_KEY",), key_required=True)
     default_max_documents = 500
 
 
@@ -331,8 +284,7 @@ class InfinityReranker(RerankAPIReranker):
     """infinity (michaelfeil/infinity) ``/rerank``, default http://localhost:7997, INFINITY_API_KEY if set."""
 
     name = "infinity"
-    default_base_url = "http://localhost:7997"
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("INFINITY_API_KEY",)
+    preset = Preset(base_url="http://localhost:7997", key_envs=("INFINITY_API_KEY",))
     default_max_documents = 256
 
 
@@ -341,8 +293,7 @@ class TEIReranker(RemoteReranker):
     default http://localhost:8080; 32 documents per request (TEI's ``--max-client-batch-size`` default)."""
 
     name = "tei"
-    default_base_url = "http://localhost:8080"
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("TEI_API_KEY",)
+    preset = Preset(base_url="http://localhost:8080", key_envs=("TEI_API_KEY",))
     default_max_documents = 32
 
     def __init__(self, model: str, *, raw_scores: bool = False, **kwargs: Any) -> None:
@@ -366,12 +317,11 @@ class DashScopeReranker(RemoteReranker):
     """DashScope native text-rerank API (gte-rerank-v2, qwen3-rerank), DASHSCOPE_API_KEY."""
 
     name = "dashscope-rerank"
-    default_base_url = "https://dashscope.aliyuncs.com/api/v1"
-    regions: ClassVar[dict[str, str]] = {"cn": "https://dashscope.aliyuncs.com/api/v1",
-                                         "intl": "https://dashscope-intl.aliyuncs.com/api/v1"}
+    preset = Preset(base_url="https://dashscope.aliyuncs.com/api/v1",
+                    regions={"cn": "https://dashscope.aliyuncs.com/api/v1",
+                             "intl": "https://dashscope-intl.aliyuncs.com/api/v1"},
+                    key_envs=("DASHSCOPE_API_KEY",), key_required=True)
     endpoint_path = DASHSCOPE_RERANK_PATH
-    api_key_env_default: ClassVar[tuple[str, ...]] = ("DASHSCOPE_API_KEY",)
-    key_required = True
     default_max_documents = 500
     default_concurrency = 8
 
