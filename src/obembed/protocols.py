@@ -1,8 +1,10 @@
 """The typed contracts where the layers meet.
 
-The store, the ingest pipeline, the server's batcher and eval take an :class:`EmbeddingProvider` (every
+The ingest pipeline, the server's batcher and eval take an :class:`EmbeddingProvider` (every
 :class:`~obembed.providers.base.Provider` is one; so is any object with these members), so ``mypy --strict``
-checks each call across the boundary instead of ``Any`` and ``getattr(provider, ...)`` probes.
+checks each call across the boundary instead of ``Any`` and ``getattr(provider, ...)`` probes. The store needs
+less of a model: :class:`QueryModel`, the part of :class:`EmbeddingProvider` a collection uses (the identity it
+records, and query vectors), which a framework's embedding object adapted by ``obembed.integrations`` also is.
 """
 
 from __future__ import annotations
@@ -12,12 +14,30 @@ from typing import Any, Protocol, runtime_checkable
 
 from .types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors
 
-__all__ = ["EmbeddingProvider", "ImageEmbeddingProvider"]
+__all__ = ["EmbeddingProvider", "ImageEmbeddingProvider", "QueryModel"]
 
 
 @runtime_checkable
-class EmbeddingProvider(Protocol):
-    """What every layer may ask of a text embedding model."""
+class QueryModel(Protocol):
+    """What the store needs of an embedding model: the facts recorded with a collection, and query vectors.
+
+    Every :class:`EmbeddingProvider` is one."""
+
+    @property
+    def spec(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
+    @property
+    def space(self) -> str: ...
+
+    def info(self) -> dict[str, Any]: ...
+    def embed_query(self, item: Any) -> Vector: ...
+
+
+@runtime_checkable
+class EmbeddingProvider(QueryModel, Protocol):
+    """What every layer may ask of a text embedding model (a :class:`QueryModel` with the rest of the
+    provider contract)."""
 
     @property
     def name(self) -> str:
@@ -33,12 +53,6 @@ class EmbeddingProvider(Protocol):
 
     @property
     def supports_image(self) -> bool: ...
-    @property
-    def spec(self) -> str: ...
-    @property
-    def dimension(self) -> int: ...
-    @property
-    def space(self) -> str: ...
     @property
     def distance(self) -> Distance: ...
     @property
@@ -71,7 +85,6 @@ class EmbeddingProvider(Protocol):
         ...
 
     def public_options(self) -> dict[str, Any]: ...
-    def info(self) -> dict[str, Any]: ...
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -395,3 +395,10 @@ def merge_options(*dicts: Mapping[str, Any] | None) -> dict[str, Any]:
         if d:
             out.update(d)
     return out
+
+
+if TYPE_CHECKING:  # mypy checks here that every Provider is the contract the other layers are written against
+    from ..protocols import EmbeddingProvider, QueryModel
+
+    def _provider_is_the_contract(p: Provider) -> tuple[EmbeddingProvider, QueryModel]:
+        return p, p

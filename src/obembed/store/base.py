@@ -1,6 +1,6 @@
-"""The store's contracts: :class:`Hit` (one search result), what it needs of a model (:class:`QueryModel`), and
-what it offers the layers above (:class:`VectorStore`, :class:`VectorCollection`; the ingest pipeline, the
-CLI, the server and eval are written against these)."""
+"""The store's contracts: :class:`Hit` (one search result), what it needs of a model (:class:`QueryModel`, defined
+with the other contracts in :mod:`obembed.protocols`), and what it offers the layers above (:class:`VectorStore`,
+:class:`VectorCollection`; the ingest pipeline, the CLI, the server and eval are written against these)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy.typing as npt
 
+from ..protocols import QueryModel
 from .filters import Where
 
 __all__ = ["Hit", "ProviderFactory", "QueryModel", "RankedDocument", "RerankModel", "RerankerFactory",
@@ -41,26 +42,6 @@ def source_label(source: str | None, metadata: Mapping[str, Any] | None, *, max_
     if max_width is not None and width(src + suffix) > max_width:
         src = os.path.basename(src)
     return src + suffix
-
-@runtime_checkable
-class QueryModel(Protocol):
-    """What the store needs of an embedding model: the facts recorded with a collection, and query vectors.
-
-    Every :class:`obembed.Provider` is one."""
-
-    @property
-    def spec(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    @property
-    def space(self) -> str: ...
-
-    def info(self) -> dict[str, Any]: ...
-
-    def embed_query(self, item: Any) -> npt.NDArray[Any]: ...
-
 
 ProviderFactory = Callable[..., QueryModel]
 """``factory(spec, **options) -> model`` (``obembed.load`` is one): how a collection rebuilds its own model."""
