@@ -8,7 +8,9 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Distance", "EmbedResult", "Kind", "Metric", "TruncatePolicy", "Vector", "Vectors"]
+from .errors import InvalidInputError
+
+__all__ = ["Distance", "EmbedResult", "Kind", "Metric", "TruncatePolicy", "Vector", "Vectors", "check_unicode"]
 
 Vector: TypeAlias = npt.NDArray[np.float32]
 """One embedding, shape ``(d,)``, float32."""
@@ -44,3 +46,20 @@ class EmbedResult:
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
+
+
+def check_unicode(text: str, what: str, index: int | None = None) -> str:
+    """``text`` if it is valid Unicode text (encodable as UTF-8), else :class:`InvalidInputError` naming ``what``
+    and the position: the one rule of every layer (model inputs, HTTP bodies, stored strings).
+
+    A lone surrogate such as ``"\\ud800"`` (JSON allows it, Python keeps it) is no character: tokenizers, the engine
+    and every remote API refuse it. Policy: refused, never silently replaced (files are decoded with
+    ``errors="replace"`` when read, so they never hold one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} contains {text[exc.start:exc.end]!r} at position {exc.start}, a lone surrogate that is not "
+            "valid Unicode text (no model takes it and it cannot be stored as UTF-8); remove it, or decode the "
+            "source with errors='replace'", index=index) from None
+    return text

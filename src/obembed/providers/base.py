@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidInputError, ProviderResponseError, UnsupportedInputError
 from ..settings import Settings, get_settings
-from ..types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors
+from ..types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors, check_unicode
 
 __all__ = ["KINDS", "Provider", "check_kind", "check_unicode", "check_vectors", "estimate_tokens", "l2_normalize",
            "truncation", "validate_texts"]
@@ -82,20 +82,6 @@ def validate_texts(items: Iterable[Any]) -> list[str]:
             )
         check_unicode(t, f"input {i}", i)
     return texts
-
-
-def check_unicode(text: str, what: str, index: int | None = None) -> str:
-    """``text`` if it is valid Unicode text (encodable as UTF-8), else :class:`InvalidInputError` naming ``what``
-    and the position. A lone surrogate such as ``"\\ud800"`` (JSON allows it, Python keeps it) is no character:
-    tokenizers, the engine and every remote API refuse it. Policy: refused, never silently replaced (files are
-    decoded with ``errors="replace"`` when read, so they never hold one)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInputError(
-            f"{what} contains {text[exc.start:exc.end]!r} at position {exc.start}, a lone surrogate that is not "
-            "valid Unicode text; remove it (or decode the source with errors='replace')", index=index) from None
-    return text
 
 
 def check_kind(kind: object) -> Kind:

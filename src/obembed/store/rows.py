@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import DimensionMismatchError, InvalidInputError
+from ..types import check_unicode
 
 __all__ = ["BASE_SELECT", "MAX_ABS_COMPONENT", "MIN_COSINE_NORM", "as_vector", "check_text", "metadata_json",
            "parse_sparse", "parse_vector", "scalar_value", "score", "sparse_literal",
@@ -58,17 +59,7 @@ def vector_problems(arr: npt.NDArray[np.float32], distance: str | None) -> list[
     return out
 
 
-def check_text(value: str, what: str, index: int | None = None) -> str:
-    """A string the engine can store: it must encode as UTF-8 (a lone surrogate such as '\\ud800' cannot)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = value[exc.start:exc.end]
-        raise InvalidInputError(
-            f"{what} contains {bad!r} at position {exc.start}, a lone surrogate that is not valid Unicode text "
-            "(it cannot be stored as UTF-8); decode the source with errors='replace' or drop that character",
-            index=index) from None
-    return value
+check_text = check_unicode  # the name store.collection imports: the one rule of obembed.types
 
 
 _JSON_FALLBACK = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID, PurePath)
@@ -92,7 +83,7 @@ def metadata_json(meta: object, what: str, index: int | None = None) -> str:
         text = json.dumps(meta, ensure_ascii=False, allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{what}: 'metadata' is not JSON-serialisable ({exc})", index=index) from None
-    return check_text(text, f"{what}: 'metadata'", index)
+    return check_unicode(text, f"{what}: 'metadata'", index)
 
 
 def as_vector(v: object, dimension: int, what: str, distance: str | None = None) -> npt.NDArray[np.float32]:
@@ -127,12 +118,12 @@ def scalar_value(v: object, ctype: str, what: str, index: int) -> object:
         return None
     if ctype == "json":
         if isinstance(v, str):  # JSON text, as before
-            return check_text(v, what, index)
+            return check_unicode(v, what, index)
         try:
             text = json.dumps(v, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"{what}: the value is not JSON-serialisable ({exc})", index=index) from None
-        return check_text(text, what, index)
+        return check_unicode(text, what, index)
     if isinstance(v, bytes | bytearray | memoryview):
         if ctype.startswith(("binary", "varbinary")):
             return bytes(v)
@@ -145,7 +136,7 @@ def scalar_value(v: object, ctype: str, what: str, index: int) -> object:
     if isinstance(v, float) and not math.isfinite(v):
         raise InvalidInputError(f"{what} is {v}; use a finite number or None", index=index)
     if isinstance(v, str):
-        check_text(v, what, index)
+        check_unicode(v, what, index)
     return v
 
 
