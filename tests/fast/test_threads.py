@@ -290,3 +290,59 @@ def test_an_adopted_process_outside_our_tree_counts_as_ours(tmp_path) -> None:
     finally:
         _threads._ADOPTED.discard(pid)
         os.kill(pid, signal.SIGTERM)
+
+
+# ---------------------------------------------------------------------------------------------- hf: follows the rule
+class CountingAdvisor(ThreadAdvisor):
+    """The real advisor on a simulated machine; a competitor starts after the ``busy_after``-th consultation."""
+
+    def __init__(self, machine: Machine, busy_after: int) -> None:
+        super().__init__(probe=machine)
+        self.machine, self.busy_after, self.calls = machine, busy_after, 0
+
+    def threads(self) -> int:
+        self.calls += 1
+        if self.calls == self.busy_after:
+            self.machine.run(3.0, others=2 / 3, own=4 / 3)  # past the re-check interval: one core now taken
+        return super().threads()
+
+
+def test_hf_provider_follows_the_thread_rule_between_batches(texts) -> None:
+    """``hf:`` (raw transformers) runs torch on the rule's thread count like ``st:``/``onnx:``: measured at the
+    start, re-checked before every batch, so a competitor that starts mid-job takes a thread away; the vectors
+    stay those of the default run."""
+    import torch
+
+    import obembed
+    from obembed.providers._batching import plan_batches
+
+    before = torch.get_num_threads()
+    try:
+        hf = obembed.load("hf:all-MiniLM-L6-v2", runtime="torch", device="cpu", token_budget=128)
+        m = Machine(2)
+        advisor = CountingAdvisor(m, busy_after=3)
+        hf.__dict__["_thread_advisor"] = advisor  # the seam benchmarks/encode.py uses too
+        docs = texts[:6]
+        lengths = [min(c, hf.max_input_tokens or 512) for c in hf.count_tokens(docs)]
+        n_batches = len(plan_batches(lengths, token_budget=128, max_items=hf.batch_size * 4))
+        assert n_batches >= 3
+        torch.set_num_threads(1)
+        first = hf.embed_documents(docs[:1])  # idle machine: both cores
+        assert torch.get_num_threads() == 2
+        advisor.calls = 0
+        vecs = hf.embed_documents(docs)
+        assert advisor.calls == n_batches + 1  # once at the start, then before every batch
+        assert torch.get_num_threads() == 1  # the competitor holds a core now
+        assert advisor.last is not None
+        assert advisor.last.threads == 1
+
+        np.testing.assert_allclose(first[0], vecs[0], atol=1e-5)  # the thread count never changes the vectors
+
+        one = obembed.load("hf:all-MiniLM-L6-v2?threads=1", runtime="torch", device="cpu")
+        assert one.info()["options"]["threads"] == 1
+        one.apply_threads()  # what embed_many does first (no model load needed for it)
+        assert torch.get_num_threads() == 1  # the option beats the measurement
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="threads=0"):
+        obembed.load("hf:all-MiniLM-L6-v2?threads=0", runtime="torch", device="cpu").apply_threads()

@@ -363,6 +363,20 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
+def pick_device(device: str | None) -> str:
+    """``device`` if given, else cuda / mps when torch sees one, else cpu."""
+    if device:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 class LocalProvider(Provider):
     """The shared base of the in-process torch backends (``st:``, ``hf:``, ``clip:``).
 
@@ -372,10 +386,29 @@ class LocalProvider(Provider):
     tokenizer under one lock (a fast tokenizer shared by threads fails with "Already borrowed")."""
 
     runtime = "torch"
+    device: str | None
+    """The torch device asked for (None: :func:`pick_device` chooses)."""
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self._tok_lock = threading.Lock()
+
+    def apply_threads(self) -> None:
+        """torch intra-op threads for this job, the thread rule of :mod:`._threads`: the ``threads=`` option,
+        ``OBEMBED_THREADS``, else the free cores, measured at first use and re-measured between batches (the
+        backends call this before each batch). Nothing on a GPU."""
+        if pick_device(self.device) != "cpu":
+            return
+        from ._threads import resolve_threads
+
+        advisor = self.__dict__.get("_thread_advisor")
+        if advisor is None:
+            advisor = self.__dict__["_thread_advisor"] = resolve_threads(self.options.get("threads"))
+        n = advisor.threads()
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
     @abstractmethod
     def _ensure_loaded(self) -> Any:

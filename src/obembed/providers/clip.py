@@ -147,7 +147,7 @@ class ClipProvider(LocalProvider):
             from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
         except ImportError as exc:
             raise MissingDependencyError("transformers", "clip", "clip: models") from exc
-        from .sentence_transformers import pick_device
+        from ._local import pick_device
 
         name = clip_model_name(self.model)
         path = resolve_model(name)

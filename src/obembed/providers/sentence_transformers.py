@@ -24,6 +24,7 @@ from ._local import (
     document_prompt,
     hub_error,
     hub_offline,
+    pick_device,
     quiet_transformers,
     resolve_model,
 )
@@ -32,20 +33,6 @@ from .base import l2_normalize
 __all__ = ["SentenceTransformerProvider"]
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(device: str | None) -> str:
-    """``device`` if given, else cuda / mps when torch sees one, else cpu."""
-    if device:
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class SentenceTransformerProvider(LocalProvider):
@@ -158,7 +145,7 @@ class SentenceTransformerProvider(LocalProvider):
         from ._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, run_sorted
 
         model = self._ensure_loaded()
-        self._apply_threads()
+        self.apply_threads()
         if self.options.get("sorted_batching") is False:
             return self.embed_batch(texts, kind=kind)
         fn = model.encode_query if kind == "query" else model.encode_document
@@ -173,21 +160,5 @@ class SentenceTransformerProvider(LocalProvider):
 
         vecs = run_sorted(lengths, encode, dimension=self._dimension,
                           token_budget=int(self.options.get("token_budget") or DEFAULT_TOKEN_BUDGET),
-                          max_items=DEFAULT_MAX_ITEMS, before_batch=self._apply_threads)
+                          max_items=DEFAULT_MAX_ITEMS, before_batch=self.apply_threads)
         return self._finish(vecs)
-
-    def _apply_threads(self) -> None:
-        """torch intra-op threads for this job: ``threads=`` option, ``OBEMBED_THREADS``, else free cores."""
-        if pick_device(self.device) != "cpu":
-            return
-        from ._threads import resolve_threads
-
-        advisor = self.__dict__.get("_thread_advisor")
-        if advisor is None:
-            advisor = self.__dict__["_thread_advisor"] = resolve_threads(self.options.get("threads"))
-        n = advisor.threads()
-        import torch
-
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
-

@@ -3,7 +3,9 @@
 The guide's snippet takes the CLS token and stops; this reproduces sentence-transformers exactly when the
 folder has ``modules.json`` (pooling mode, Normalize, ``max_seq_length``, prompts), else uses a family table
 (CLS for BGE, mask-weighted mean for MiniLM/E5/GTE, last token for Qwen3-style), and L2-normalises.
-Inputs are tokenised once, sorted by token length and batched by a padded-token budget; float32 on CPU.
+Inputs are sorted by token length and batched by a padded-token budget (:func:`._batching.run_sorted`, as
+``st:``); float32 on CPU with the thread rule of :mod:`._threads` (``threads=``, ``OBEMBED_THREADS``, else the
+free cores, re-measured between batches).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-import numpy as np
-
 from ..errors import ConfigError, MissingDependencyError
 from ..types import Kind, Vectors
 from ._local import (
@@ -23,12 +23,12 @@ from ._local import (
     LocalProvider,
     hub_error,
     hub_offline,
+    pick_device,
     quiet_transformers,
     read_model_config,
     resolve_model,
 )
 from .base import l2_normalize
-from .sentence_transformers import pick_device
 
 __all__ = ["POOLINGS", "TransformersProvider", "pool"]
 
@@ -74,9 +74,11 @@ class TransformersProvider(LocalProvider):
         max_seq_length: int | None = None,
         token_budget: int = 2048,
         trust_remote_code: bool = False,
+        threads: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        self.options.update(threads=threads)  # checked at first use (resolve_threads); never changes the vectors
         if pooling is not None and pooling not in POOLINGS:
             raise ConfigError(f"pooling={pooling!r} is not one of {POOLINGS}")
         self.device = device or self.settings.device
@@ -150,18 +152,15 @@ class TransformersProvider(LocalProvider):
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
         import torch
 
+        from ._batching import run_sorted
+
         tokenizer, model, cfg, device = self._loaded
+        self.apply_threads()
         prefix = self.query_prefix if kind == "query" else self.document_prefix
         max_len = cfg.max_seq_length or 512
         lengths = [min(c, max_len) for c in token_counts]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # longest first: memory peak up front
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        start = 0
-        while start < len(order):
-            # padded budget: batch size * longest length in the batch <= token_budget (and <= batch_size * 4)
-            longest = lengths[order[start]]
-            size = max(1, min(self.token_budget // max(longest, 1), self.batch_size * 4))
-            idx = order[start : start + size]
+
+        def encode(idx: list[int]) -> Any:
             with self._tok_lock:
                 enc = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True,
                                 max_length=max_len, return_tensors="pt")
@@ -170,9 +169,11 @@ class TransformersProvider(LocalProvider):
                 hidden = model(**enc).last_hidden_state
                 pooled = pool(hidden, enc["attention_mask"], cfg.pooling)
             vecs = pooled.float().cpu().numpy()
-            out[idx] = l2_normalize(vecs) if cfg.normalize else vecs
-            start += size
-        return out
+            return l2_normalize(vecs) if cfg.normalize else vecs
+
+        # longest first (the memory peak up front); a batch's padded size within token_budget, <= batch_size * 4
+        return run_sorted(lengths, encode, dimension=self._dimension, token_budget=self.token_budget,
+                          max_items=self.batch_size * 4, before_batch=self.apply_threads)
 
 
 def _is_dir(path: str) -> bool:

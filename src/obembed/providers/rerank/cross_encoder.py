@@ -187,8 +187,7 @@ class _TorchEngine:
             raise MissingDependencyError("sentence-transformers", "st", "cross-encoder: rerankers") from exc
         import torch
 
-        from .._local import hub_error, hub_offline, quiet_transformers, resolve_model
-        from ..sentence_transformers import pick_device
+        from .._local import hub_error, hub_offline, pick_device, quiet_transformers, resolve_model
 
         quiet_transformers()
         path = resolve_model(model)
