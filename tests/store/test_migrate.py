@@ -249,3 +249,26 @@ def test_sparse_collection_is_refused_with_the_way_out(store, collection_name, m
     assert coll.migration is None
     assert not store._table_exists(shadow_table(collection_name))
     assert coll.get(["a"], include_vectors=True)[0]["sparse"] == {7: 0.5}  # nothing changed
+
+
+def test_bare_dimension_collection_migrates_and_takes_writes_after_the_swap(store, collection_name, minilm):
+    """A collection made from a bare dimension (no model recorded) migrates to a real model; after the swap the old
+    side cannot be embedded (no model), so writes go to the answering table alone, and an object opened before the
+    swap writes its (old-space) vectors to the old table while the live one gets the model's vectors."""
+    rng = np.random.default_rng(0)
+    stale = store.create_collection(collection_name, 384)
+    texts = ["a text editor", "a mail reader", "a tiling window manager"]
+    stale.upsert([{"id": f"b{i}", "content": t, "vector": rng.standard_normal(384)} for i, t in enumerate(texts)])
+    stale.migrate(minilm)
+    new = stale.swap_model()
+    assert new.spec == minilm.spec
+    new.upsert([{"id": "n1", "content": "a music player", "vector": minilm.embed_documents(["a music player"])[0]}])
+    old_vec = rng.standard_normal(384).astype(np.float32)
+    stale.upsert([{"id": "s1", "content": "a disk usage tool", "vector": old_vec}])
+    live = _table(store, collection_name)
+    old = _table(store, shadow_table(collection_name))
+    assert set(live) == {"b0", "b1", "b2", "n1", "s1"}
+    assert set(old) == {"b0", "b1", "b2", "s1"}  # n1 has no old-space vector: the old side has no model
+    np.testing.assert_allclose(old["s1"][1], old_vec, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(live["s1"][1], minilm.embed_documents(["a disk usage tool"])[0], atol=1e-4)
+    assert new.drop_old_model()["dropped"] is None

@@ -432,6 +432,7 @@ def migration_status(coll: Collection) -> dict[str, Any] | None:
 _CACHE: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, dict[str, Any] | None]]] = (
     weakref.WeakKeyDictionary())
 _FLIP_WAIT_S = 30.0
+_WARNED: set[tuple[int, str, str | None]] = set()
 
 
 def _remember(store: Store, name: str, st: dict[str, Any] | None) -> None:
@@ -560,13 +561,16 @@ def dual_upsert(coll: Collection, rows: list[Any], batch_size: int) -> int | Non
                 other_model, other_vecs = model, None
                 try:
                     other_vecs = other.model.embed_documents([r["content"] for r in part])  # type: ignore[attr-defined]
-                except ProviderError as exc:
+                except (ProviderError, ConfigError) as exc:  # unreachable; no factory; a bare-dimension old model
                     if mine.name != coll.name:
                         raise
-                    # the pass of `migrate`/`--swap` re-embeds it later (it finds the shadow copy missing)
-                    log.warning("collection %s: %s unreachable, row(s) written with the answering model only, the "
-                                "migration's next pass adds the rest (%s: %s)", coll.name, other.spec,
-                                type(exc).__name__, exc)
+                    # the pass of `migrate`/`--swap`/`--rollback` re-embeds it later (the other copy is missing)
+                    key = (id(coll.store), coll.name, other.spec)
+                    if key not in _WARNED:
+                        _WARNED.add(key)
+                        log.warning("collection %s: rows are written with the answering model only while %s cannot "
+                                    "embed them (%s: %s); the migration's next pass adds the other vectors",
+                                    coll.name, other.spec or "the other model", type(exc).__name__, exc)
             statements = list(mine._statements(mine._prepare(part)))
             if other_vecs is not None:
                 twin = [{**r, "vector": v} for r, v in zip(part, other_vecs, strict=True)]
