@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import obembed
 from obembed.cli import main
@@ -272,3 +274,42 @@ def test_bare_dimension_collection_migrates_and_takes_writes_after_the_swap(stor
     np.testing.assert_allclose(old["s1"][1], old_vec, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(live["s1"][1], minilm.embed_documents(["a disk usage tool"])[0], atol=1e-4)
     assert new.drop_old_model()["dropped"] is None
+
+
+_BAD_ROWS = st.one_of(
+    st.fixed_dictionaries({"id": st.just("x1"), "vector": st.just([0.1] * 384)}),  # no content
+    st.fixed_dictionaries({"id": st.just("x2"), "content": st.text(min_size=1, max_size=20),
+                           "vector": st.lists(st.floats(-1, 1), min_size=1, max_size=383)}),  # wrong dimension
+    st.fixed_dictionaries({"id": st.just("x3"), "content": st.just("t"), "vector": st.just([float("nan")] * 384)}),
+    st.fixed_dictionaries({"id": st.one_of(st.just(""), st.just("ends "), st.integers()), "content": st.just("t"),
+                           "vector": st.just([0.1] * 384)}),  # bad id
+    st.fixed_dictionaries({"id": st.just("x4"), "content": st.just("t"), "vector": st.just([0.1] * 384),
+                           "colour": st.text(max_size=5)}),  # unknown field
+)
+
+
+@pytest.fixture(scope="module")
+def migrating(store, mini128, minilm):
+    import uuid
+
+    name = f"migprop_{uuid.uuid4().hex[:8]}"
+    coll = store.create_collection(name, minilm)
+    texts = ["a text editor", "a mail reader", "a shell"]
+    coll.upsert([{"id": f"r{i}", "content": t, "vector": v}
+                 for i, (t, v) in enumerate(zip(texts, minilm.embed_documents(texts), strict=True))])
+    coll.migrate(mini128)
+    yield coll
+    store.drop_collection(name, missing_ok=True)
+
+
+@settings(max_examples=25)
+@given(good=st.booleans(), bad=_BAD_ROWS)
+def test_bad_rows_during_a_migration_write_nothing_to_either_table(store, migrating, good, bad):
+    before = (_table(store, migrating.name), _table(store, shadow_table(migrating.name)))
+    rows = ([{"id": "r0", "content": "changed", "vector": [0.2] * 384}] if good else []) + [bad]
+    with pytest.raises((obembed.errors.InvalidInputError, obembed.errors.DimensionMismatchError)) as err:
+        migrating.upsert(rows)
+    assert f"row {len(rows) - 1}" in str(err.value)  # names the bad row
+    after = (_table(store, migrating.name), _table(store, shadow_table(migrating.name)))
+    assert {k: v[0] for k, v in after[0].items()} == {k: v[0] for k, v in before[0].items()}
+    assert {k: v[0] for k, v in after[1].items()} == {k: v[0] for k, v in before[1].items()}
