@@ -10,7 +10,8 @@ texts (ratio)", and whether the engine calls the endpoint once per row or once p
 idle 2-core machine.
 
 What runs (embedded seekdb in a temp folder; the server on 127.0.0.1 in a thread of this process, serving the
-provider ``obembed.load()`` builds, registered with ``register_model``; nothing is written outside the temp folder):
+provider ``obembed.load()`` builds, registered with ``register_model``, checking each request's key against the
+store through its own connection as ``obembed serve --register`` does; nothing is written outside the temp folder):
   ingest        : the ingest pipeline (``obembed ingest``'s Ingestor) writes the N texts (a JSONL file) into a
                   collection: embedding in batches + multi-row INSERTs;
   sql adaptive  : a table of the N texts (embedding NULL), then one ``UPDATE ... SET embedding = AI_EMBED(...)``;
@@ -94,10 +95,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--batch-wait-ms", type=float, default=10.0)
-    ap.add_argument("--quick", action="store_true", help="--n 2000 --repeat 1, shipped batcher only")
+    ap.add_argument("--quick", action="store_true", help="--repeat 1, shipped batcher only (rows: --n, 2000)")
     args = ap.parse_args()
     if args.quick:
-        args.n, args.repeat = 2000, 1
+        args.repeat = 1
 
     import obembed
     from obembed.ingest.loaders import LoadOptions
@@ -115,9 +116,13 @@ def main() -> None:
     store = obembed.connect(path=tmp / "kb")
     dim = int(provider.dimension)
     cfg = ServerConfig(batch_wait_ms=args.batch_wait_ms, registered_keys=True)
-    apps = {"sql adaptive": create_app([provider], config=cfg)}
+
+    def own_store() -> Any:  # the server's own connection, as `obembed serve --db` has
+        return obembed.connect(path=tmp / "kb")
+
+    apps = {"sql adaptive": create_app([provider], config=cfg, store_factory=own_store)}
     if not args.quick:
-        apps["sql wait"] = create_app([provider], config=cfg)
+        apps["sql wait"] = create_app([provider], config=cfg, store_factory=own_store)
         apps["sql wait"].state.obembed.models[0].batcher.adaptive_wait = False
     results: dict[str, list[float]] = {"ingest": [], **{k: [] for k in apps}}
     per_row: list[float] = []
@@ -140,7 +145,7 @@ def main() -> None:
                     state = app.state.obembed
                     regs = store.register_model(url + "/v1/embeddings", provider, name="obembed_bench",
                                                 served_name=state.models[0].name)
-                    state.registered_keys |= {r.key_sha256 for r in regs}
+                    assert regs[0].key is not None  # a new key: the server finds it in the store
                     store.execute("DROP TABLE IF EXISTS bf", fetch=False)
                     store.execute("CREATE TABLE bf (id varchar(64) PRIMARY KEY, content text, "
                                   f"embedding VECTOR({dim}))", fetch=False)

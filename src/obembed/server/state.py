@@ -24,13 +24,9 @@ from .batcher import Batcher, BatchResult
 from .errors import HTTPRefusal
 from .thumbnails import Thumbnails
 
-__all__ = ["KEY_RECHECK_S", "ServedModel", "ServerConfig", "ServerState", "build_models", "model_names"]
+__all__ = ["ServedModel", "ServerConfig", "ServerState", "build_models", "model_names"]
 
 log = logging.getLogger("obembed.server.app")
-
-KEY_RECHECK_S = 1.0
-"""How long the server trusts its last read of the registered keys: a dropped registration's key is refused on
-the first request after this (see :meth:`ServerState.registered_key_ok`)."""
 
 
 @dataclass
@@ -131,10 +127,8 @@ class ServerState:
         self._by_name: dict[str, ServedModel] = {}
         self.thumbnails = Thumbnails(max_renders=config.max_thumbnail_renders)
         self.registered_keys: set[str] = set()
-        """SHA-256 hex of the in-database registrations' access keys this server accepts."""
-        self._keys_read = -1e9
-        """When (monotonic) the last read of the recorded keys began."""
-        self._keys_lock = threading.Lock()
+        """SHA-256 hex of in-database registrations' access keys: the ones accepted without a store; with one, the
+        last answer per key (used only while the store cannot be read)."""
         for m in models:
             for n in [m.name, *m.aliases]:
                 self._by_name.setdefault(n, m)
@@ -172,31 +166,27 @@ class ServerState:
 
     def registered_key_ok(self, token: bytes) -> bool:
         """True when ``token`` is the access key of an in-database registration recorded in this server's store
-        (compared by SHA-256). The recorded keys are read again when an unknown key arrives (a registration made
-        while the server runs works at once) and when the last read is older than :data:`KEY_RECHECK_S` (a
-        registration dropped with ``obembed db models drop`` is refused within that time). Without a store, the
-        keys in ``registered_keys`` are the ones accepted."""
+        now (compared by SHA-256, one indexed read per request): a key registered while the server runs works at
+        once, and a registration dropped with ``obembed db models drop`` (from any process) is refused at once.
+        When the store cannot be read, the last answer for that key stands (logged). Without a store, the keys in
+        ``registered_keys`` are the ones accepted."""
         import hashlib
 
         digest = hashlib.sha256(token).hexdigest()
         if self._store_factory is None and self._store is None:
             return digest in self.registered_keys
-        arrived = time.monotonic()
-        with self._keys_lock:  # concurrent requests share one read
-            fresh = self._keys_read >= arrived  # a read that began after this request arrived
-            known = digest in self.registered_keys
-            if fresh or (known and arrived - self._keys_read < KEY_RECHECK_S):
-                return known
-            from ..store.ai_models import key_hashes
+        from ..store.ai_models import key_registered
 
-            started = time.monotonic()
-            try:
-                self.registered_keys = set(self.run_store(key_hashes))
-            except (ObembedError, HTTPRefusal) as exc:
-                log.warning("reading the registered keys failed: %s", redact(str(exc)))
-                return known  # the last keys read stand until a read succeeds
-            self._keys_read = started
+        try:
+            ok = bool(self.run_store(key_registered, digest))
+        except (ObembedError, HTTPRefusal) as exc:
+            log.warning("checking a registered key failed: %s", redact(str(exc)))
             return digest in self.registered_keys
+        if ok:
+            self.registered_keys.add(digest)
+        else:
+            self.registered_keys.discard(digest)
+        return ok
 
     def served_for(self, meta: Mapping[str, Any]) -> ServedModel | None:
         """The served model whose vector space a collection's metadata records (None: none of them)."""

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .seekdb import Store
 
 __all__ = ["AI_TABLE", "EMBEDDINGS_PATH", "KIND_SEP", "NAME_MAX", "RERANK_PATH", "Registration", "check_models",
-           "check_name", "check_url", "drop_models", "key_hashes", "list_models", "register_model",
+           "check_name", "check_url", "drop_models", "key_hashes", "key_registered", "list_models", "register_model",
            "register_reranker", "registration_names", "server_urls", "split_model_name"]
 
 AI_TABLE = "obembed_ai_models"
@@ -186,7 +186,8 @@ def _ddl() -> str:
   `url` varchar(1024) NOT NULL,
   `key_sha256` char(64) NOT NULL,
   `created_at` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-  PRIMARY KEY (`name`)
+  PRIMARY KEY (`name`),
+  KEY `idx_key_sha256` (`key_sha256`)
 ) DEFAULT CHARSET = utf8mb4"""
 
 
@@ -394,7 +395,8 @@ def list_models(store: Store) -> list[Registration]:
 def drop_models(store: Store, names: Sequence[str] = (), *, stale: bool = False, all_: bool = False) -> list[str]:
     """Drop registrations by name, every stale one (``stale=True``) or all (``all_=True``); returns the names
     dropped. An unknown name is an error naming the registered ones. A running server refuses a dropped
-    registration's key within a second (it reads the recorded keys again, see ``ServerState.registered_key_ok``)."""
+    registration's key from then on (it checks each key against the records, see
+    ``ServerState.registered_key_ok``)."""
     regs = list_models(store)
     by_name = {r.name: r for r in regs}
     unknown = [n for n in names if n not in by_name]
@@ -448,3 +450,16 @@ def check_models(store: Store, names: Sequence[str] = ()) -> list[dict[str, Any]
 def key_hashes(store: Store) -> set[str]:
     """SHA-256 hex digests of the registered access keys (what the server accepts)."""
     return {r.key_sha256 for r in _rows(store, create=False)}
+
+
+def key_registered(store: Store, digest: str) -> bool:
+    """Whether ``digest`` (SHA-256 hex of an access key) is the key of a registration recorded now: one indexed
+    read, so a server can check every request (a dropped registration's key is refused at once)."""
+    try:
+        rows, _ = store.execute(f"SELECT 1 FROM {schema.quote(AI_TABLE)} WHERE `key_sha256` = %s LIMIT 1", (digest,),
+                                what="check an access key")
+    except StoreError:
+        if not _table_exists(store):
+            return False  # nothing was ever registered here
+        raise
+    return bool(rows)
