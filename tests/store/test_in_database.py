@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 import obembed
 from obembed.errors import ConfigError, DimensionMismatchError, StoreError, redact
 from obembed.providers.rerank import load_reranker
-from obembed.store.ai_models import NAME_MAX, check_models
+from obembed.store.ai_models import NAME_MAX, check_models, check_url, server_urls
 from tests.server.serverkit import DOCS, cosine
 
 pytestmark = pytest.mark.seekdb
@@ -345,6 +345,20 @@ def test_bad_urls_are_refused_naming_them(store: Any, minilm: Any, url: str, rer
     assert f"registration URL {repr(redact(shown))[:60]}" in msg
     assert "/v1/rerank" in msg if rerank else "/v1/embeddings" in msg  # the fix names the endpoint
     assert _engine_state(store) == before
+
+
+@given(scheme=st.sampled_from(["http", "https"]),
+       host=st.sampled_from(["127.0.0.1", "localhost", "[::1]", "obembed.internal", "10.1.2.3"]),
+       port=st.one_of(st.none(), st.integers(1, 65535)),
+       prefix=st.lists(st.text("abcxyz019-_.~%", min_size=1, max_size=8), max_size=2).map(
+           lambda parts: "".join("/" + p for p in parts)),
+       slash=st.booleans())
+def test_good_urls_are_accepted_as_given(scheme: str, host: str, port: int | None, prefix: str, slash: bool) -> None:
+    base = f"{scheme}://{host}{'' if port is None else f':{port}'}{prefix}"
+    for path in ("/v1/embeddings", "/v1/rerank"):
+        assert check_url(base + path + ("/" if slash else ""), path) == base + path  # only a trailing / goes
+    assert server_urls(base) == server_urls(base + "/v1/embeddings") == server_urls(base + "/v1/rerank/") == \
+        (base + "/v1/embeddings", base + "/v1/rerank")
 
 
 @given(password=st.text("abcdefXYZ0123456789!$*+", min_size=6, max_size=20))
