@@ -10,27 +10,53 @@ Quick start::
 
 from __future__ import annotations
 
+import importlib
 import os
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import ObembedError
-from .loader import load
-from .providers.base import Provider
-from .providers.rerank import Reranker, RerankHit, RerankResult
-from .registry import Registry, default_registry, parse_spec
 from .settings import DEFAULT_MODEL, Settings, get_settings
-from .similarity import similarity
-from .types import Distance, EmbedResult, Kind, Metric, TruncatePolicy, Vector, Vectors
+from .similarity import similarity  # eager: the name is also a submodule's, which a lazy import would shadow
 
 if TYPE_CHECKING:
+    from .loader import load
+    from .providers.base import Provider
+    from .providers.rerank import Reranker, RerankHit, RerankResult
+    from .registry import Registry, default_registry, parse_spec
     from .store import Store
+    from .types import Distance, EmbedResult, Kind, Metric, TruncatePolicy, Vector, Vectors
 
-try:
-    __version__ = version("obembed")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+# imported on first use (PEP 562), so that `import obembed` stays cheap: a fresh process's first vector and
+# every CLI command pay only for what they use (docs/performance.md, "Start-up")
+_LAZY: dict[str, str] = {
+    "load": ".loader",
+    "Provider": ".providers.base",
+    "Reranker": ".providers.rerank", "RerankHit": ".providers.rerank", "RerankResult": ".providers.rerank",
+    "Registry": ".registry", "default_registry": ".registry", "parse_spec": ".registry",
+    **dict.fromkeys(("Distance", "EmbedResult", "Kind", "Metric", "TruncatePolicy", "Vector", "Vectors"), ".types"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value: Any = version("obembed")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0.0.0"
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    else:
+        raise AttributeError(f"module 'obembed' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "__version__"})
+
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -77,6 +103,7 @@ def connect(target: str | os.PathLike[str] | None = None, **kwargs: Any) -> Stor
     Text queries rebuild each collection's model from its metadata (``collection.model``), and
     ``search(rerank="SPEC")`` builds its reranker with :func:`load_reranker`. See :func:`obembed.store.connect`.
     """
+    from .loader import load
     from .store import connect as _connect
 
     kwargs.setdefault("provider_factory", load)  # text queries rebuild the collection's model from its metadata

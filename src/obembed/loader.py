@@ -22,11 +22,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .errors import ConfigError, ObembedError
-from .providers.base import Provider
 from .settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from .providers.base import Provider
 
 __all__ = ["Runtime", "RuntimeChoice", "choose_runtime", "gpu_present", "load"]
 

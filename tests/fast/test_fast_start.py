@@ -103,7 +103,7 @@ def test_cached_fast_path_imports_no_torch(cached_env: Path, minilm) -> None:
         "p = obembed.load('st:all-MiniLM-L6-v2')\n"
         "v = p.embed_query('Which package checks ext4 file systems?')\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'transformers', 'sentence_transformers'))\n"
+        "('torch', 'transformers', 'sentence_transformers', 'pydantic', 'pydantic_settings'))\n"
         "print(json.dumps({'type': type(p).__name__, 'runtime': p.runtime, 'space': p.space, 'heavy': heavy,\n"
         "                  'vec': v.tolist()}))\n"
     )

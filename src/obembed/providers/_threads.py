@@ -336,21 +336,11 @@ class ThreadAdvisor:
 
 
 def threads_from_env() -> int | None:
-    """``OBEMBED_THREADS`` as a positive int, else None (``auto``/unset)."""
-    raw = os.environ.get("OBEMBED_THREADS", "").strip().lower()
-    if not raw or raw == "auto":
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        from ..errors import ConfigError
+    """``OBEMBED_THREADS`` (read through :class:`~obembed.settings.Settings`, now) as a positive int, else None
+    (``auto``/unset); a value that is not a positive integer or ``auto`` is a ``ConfigError`` naming it."""
+    from ..settings import Settings
 
-        raise ConfigError(f"OBEMBED_THREADS={raw!r} is not a number; use a positive integer or 'auto'") from None
-    if n < 1:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"OBEMBED_THREADS={n} must be at least 1 (or 'auto')")
-    return n
+    return Settings().threads_fixed
 
 
 def resolve_threads(option: int | str | None, *, probe: Probe | None = None) -> ThreadAdvisor:

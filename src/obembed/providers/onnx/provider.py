@@ -43,6 +43,10 @@ class OnnxProvider(Provider):
         if device not in (None, "cpu"):
             raise ConfigError(f"onnx: runs on the CPU; device={device!r} is not supported (use st: for {device})")
         super().__init__(model, **kwargs)
+        from .._threads import resolve_threads
+
+        # made now (the option is checked now), so the thread measurement's window runs while the model loads
+        self._advisor = resolve_threads(threads)
         self.precision = precision_name(precision)
         self.runtime = f"onnx-{self.precision}"
         self._threads = threads
@@ -78,7 +82,7 @@ class OnnxProvider(Provider):
         tok = self._facts.folder / "tokenizer.json"
         if not tok.exists():
             tok = Path(manifest.get("tokenizer") or tok)
-        return Runner(path, self._facts, tok, self._threads)
+        return Runner(path, self._facts, tok, self._threads, advisor=self._advisor)
 
     def load(self) -> OnnxProvider:
         """Export (if needed) and open the session now rather than on first use."""

@@ -10,13 +10,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...errors import ConfigError, MissingDependencyError, ModelNotFoundError
 from .._local import LOCAL_POOLINGS, LocalModelConfig, read_model_config, resolve_model
 from ..base import l2_normalize
+
+if TYPE_CHECKING:
+    from .._threads import ThreadAdvisor
 
 __all__ = ["FastTokenizer", "ModelFacts", "Runner", "local_folder", "pool_numpy", "read_facts"]
 
@@ -115,7 +118,8 @@ class FastTokenizer:
     """``tokenizers.Tokenizer`` from the model's ``tokenizer.json`` with the shipped padding/truncation undone.
 
     ``encode_full`` gives untruncated encodings (the true token count, for truncation accounting);
-    ``encode_cut`` cuts at ``max_len`` the way transformers' ``truncation=True`` does.
+    ``encode_cut`` cuts at ``max_len`` the way transformers' ``truncation=True`` does. The cutting copy
+    (:attr:`cut`) is made on first use: most calls never need it, and making it costs as much as loading.
     """
 
     def __init__(self, path: Path, max_len: int) -> None:
@@ -128,49 +132,79 @@ class FastTokenizer:
         self.pad_id = int(shipped_pad["pad_id"]) if shipped_pad else 0
         full.no_padding()
         full.no_truncation()
-        cut = Tokenizer.from_str(full.to_str())
-        cut.enable_truncation(max_length=max_len)
-        self.full, self.cut, self.max_len = full, cut, max_len
+        self.full, self.max_len = full, max_len
+        self._cut: Any = None
+        self._cut_lock = threading.Lock()
+
+    @property
+    def cut(self) -> Any:
+        """The same tokenizer truncating at ``max_len`` (a copy: ``full`` is shared by concurrent callers)."""
+        with self._cut_lock:
+            if self._cut is None:
+                from tokenizers import Tokenizer
+
+                cut = Tokenizer.from_str(self.full.to_str())
+                cut.enable_truncation(max_length=self.max_len)
+                self._cut = cut
+            return self._cut
 
     def encode_full(self, texts: Sequence[str]) -> list[Any]:
         return self.full.encode_batch(list(texts), add_special_tokens=True)
 
     def encode_cut(self, texts: Sequence[str]) -> list[Any]:
-        return self.cut.encode_batch(list(texts), add_special_tokens=True)
+        out: list[Any] = self.cut.encode_batch(list(texts), add_special_tokens=True)
+        return out
 
 
 # ------------------------------------------------------------------------------------------ runtime
 class Runner:
-    """onnxruntime session(s) + tokenizer + numpy pooling for one exported file."""
+    """onnxruntime session(s) + tokenizer + numpy pooling for one exported file.
 
-    def __init__(self, path: Path, facts: ModelFacts, tok_path: Path, threads: Any) -> None:
+    Start-up is overlapped (docs/performance.md, "Start-up"): the session for the advisor's first thread
+    decision is built on a background thread (onnxruntime releases the GIL while it loads) while this one
+    loads the tokenizer; :meth:`session` waits for it. ``advisor``: the provider's thread advisor, made when
+    the provider was, so its measurement window has been running through the loading already.
+    """
+
+    def __init__(self, path: Path, facts: ModelFacts, tok_path: Path, threads: Any, *,
+                 advisor: ThreadAdvisor | None = None) -> None:
         from .._threads import resolve_threads
 
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("onnxruntime", "onnx", "onnx: models") from exc
-        self.path, self.facts = path, facts
-        self.tok = FastTokenizer(tok_path, facts.max_seq_length)
-        self.advisor = resolve_threads(threads)
+        self.path, self.facts, self.tok_path = path, facts, tok_path
+        self.advisor = advisor or resolve_threads(threads)
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._first: _Pending | None = _Pending(self)  # the first session, building meanwhile
+        self.tok = FastTokenizer(tok_path, facts.max_seq_length)
+
+    def _build(self, n: int) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = n
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+        log.debug("onnxruntime session for %s with %d threads", self.path.name, n)
+        return sess
 
     def session(self) -> Any:
+        first = self._first
+        if first is not None:  # the background build: its session (or its error) first
+            self._first = None
+            n, sess = first.result()
+            with self._lock:
+                self._sessions.setdefault(n, sess)
         n = self.advisor.threads()
         with self._lock:
             sess = self._sessions.get(n)
             if sess is None:
-                import onnxruntime as ort
-
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = n
-                so.inter_op_num_threads = 1
-                so.log_severity_level = 3
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-                self._sessions[n] = sess
-                log.debug("onnxruntime session for %s with %d threads", self.path.name, n)
+                sess = self._sessions[n] = self._build(n)
             return sess
 
     def embed(self, encodings: Sequence[Any], session: Any = None) -> np.ndarray:
@@ -194,3 +228,30 @@ class Runner:
         hidden = sess.run(None, feed)[0]
         vecs = pool_numpy(hidden, mask, self.facts.config.pooling)
         return l2_normalize(vecs) if self.facts.normalize else vecs.astype(np.float32)
+
+
+class _Pending:
+    """The first session of a :class:`Runner`, built on a thread: the advisor's decision, then the load."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self._value: tuple[int, Any] | None = None
+        self._error: BaseException | None = None
+        # not a daemon: a process that exits right after load() waits for the build rather than tearing
+        # onnxruntime down under it
+        self._thread = threading.Thread(target=self._run, name="obembed-onnx-session")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            n = self._runner.advisor.threads()
+            self._value = (n, self._runner._build(n))
+        except BaseException as exc:  # handed to the caller of session()
+            self._error = exc
+
+    def result(self) -> tuple[int, Any]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
