@@ -130,3 +130,42 @@ def test_bad_modes_are_400_naming_the_fix(http: Any, modes_collection: str, body
     msg = r.json()["error"]["message"]
     for w in words:
         assert w in msg, msg
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, as tests/server/test_page.py drives it (a missing browser is a failure)."""
+    import shutil
+
+    if not shutil.which("/usr/bin/chromium"):
+        pytest.fail("/usr/bin/chromium is missing: run scripts/install-chromium.sh (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                               args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def test_page_searches_with_the_mode_typed_in_its_options(browser: Any, base_url: str, store: Any,
+                                                          modes_collection: str) -> None:
+    want = [h.content for h in store.collection(modes_collection).search("terminal music", 5,
+                                                                           mode="hybrid", weights={"dense": 1,
+                                                                                                   "fulltext": 0.5})]
+    page = browser.new_page()
+    page.goto(f"{base_url}/?collection={modes_collection}")
+    page.wait_for_selector(f"#collection option[value='{modes_collection}']", state="attached", timeout=20_000)
+    page.click("summary")
+    page.fill("#mode", "hybrid:dense=1,fulltext=0.5")
+    page.fill("#k", "5")
+    page.fill("#query", "terminal music")
+    page.click("#go")
+    page.wait_for_selector("li.hit", timeout=30_000)
+    hits = page.locator("li.hit .snippet")
+    assert [hits.nth(i).inner_text().strip() for i in range(hits.count())] == want
+    page.fill("#mode", "hybird")
+    page.click("#go")
+    page.wait_for_selector("#status.error", timeout=20_000)
+    assert "hybird" in page.inner_text("#status")
+    page.close()
