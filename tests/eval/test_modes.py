@@ -314,3 +314,17 @@ def test_cli_eval_modes_writes_table_json_and_refuses_a_bad_mode(tmp_path: Path,
     assert [r["search"] for r in rep["models"][0]["runs"]] == ["numpy exact", "dense", "fulltext",
                                                                "hybrid:dense=1,fulltext=0.5"]
     assert rep["models"][0]["runs"][2]["paired"]["versus"] == "dense"
+
+
+def test_few_candidates_rerank_rows_keep_that_many(store: Any, minilm: Any, cross_encoder: Path) -> None:
+    ds = load_dataset(DATA / "corpus.jsonl", DATA / "queries.jsonl", DATA / "qrels.tsv")
+    opts = StoreOptions(store=store, modes=["fulltext", "fulltext+rerank"], rerank=f"cross-encoder:{cross_encoder}",
+                        candidates=3, prefix=f"evm_{uuid.uuid4().hex[:6]}", fulltext="space")
+    rep = evaluate(ds, ["st:all-MiniLM-L6-v2"], provider_factory=lambda spec: minilm, store=opts, n_resamples=50,
+                   keep_rankings=True)
+    runs = _runs(rep)
+    assert runs["fulltext+rerank"]["k"] == 3
+    for qid, ranked in runs["fulltext+rerank"]["rankings"].items():
+        assert sorted(ranked) == sorted(runs["fulltext"]["rankings"][qid][:3])  # the first 3, reordered
+    assert rep["rerank"]["candidates"] == 3
+    assert runs["fulltext+rerank"]["metrics"]["recall@10"] is None  # beyond the 3 rows kept

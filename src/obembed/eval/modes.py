@@ -218,7 +218,8 @@ def run_modes(store: Any, name: str, provider: Any, dataset: Dataset, doc_texts:
         usable.append(m)
     need_sparse = has_sparse and any(m.needs("sparse") for m in usable)
     need_ft = any(m.needs("fulltext") for m in usable)
-    cand = rerank_candidates(min(k, 10), candidates, limit=16384)
+    # a reranked row keeps min(k, candidates) rows: the store's default candidates for k = 10 (40) unless given
+    cand = rerank_candidates(min(k, 10, candidates or 10), candidates, limit=16384)
     ids = [d.id for d in dataset.corpus]
     doc_sparse: list[dict[int, float]] = []
     q_sparse: list[dict[int, float]] = []
