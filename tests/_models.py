@@ -99,3 +99,49 @@ def build_cross_encoder(folder: Path, base: Path, *, num_labels: int = 1, seed: 
         head.bias.zero_()
     ce.save_pretrained(str(folder))
     return folder
+
+
+def add_sparse_head(folder: Path, hidden: int, seed: int = 0, std: float = 0.5) -> Path:
+    """Write a BGE-M3-style sparse head (``sparse_linear.pt``: the state dict of ``Linear(hidden, 1)``), random
+    (seeded) with a spread that leaves roughly half the tokens above zero after the ReLU."""
+    import torch
+
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(hidden, 1)
+    with torch.no_grad():
+        head.weight.normal_(0.0, std)
+        head.bias.fill_(0.05)
+    torch.save(head.state_dict(), folder / "sparse_linear.pt")
+    return folder
+
+
+def build_bge_m3(folder: Path, seed: int = 0, *, hidden: int = 32, words: list[str] | None = None) -> Path:
+    """A BGE-M3-shaped model: an XLM-RoBERTa encoder (tiny config, random weights), an XLM-R-style word-level
+    tokenizer (``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3; ``<s> ... </s>``), CLS pooling + Normalize
+    (sentence-transformers files, as BAAI/bge-m3 ships them), a random ``sparse_linear.pt`` and, as BAAI/bge-m3
+    ships it, a ``colbert_linear.pt`` (FlagEmbedding loads its heads only when both files are there)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for w in words or WORDS:
+        vocab[w] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", model_max_length=64)
+    torch.manual_seed(seed)
+    model = XLMRobertaModel(XLMRobertaConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2,
+                                             num_attention_heads=2, intermediate_size=2 * hidden,
+                                             max_position_embeddings=66, pad_token_id=1, bos_token_id=0,
+                                             eos_token_id=2))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    add_st_modules(folder, "cls", normalize=True, max_seq_length=64)
+    torch.save(torch.nn.Linear(hidden, hidden).state_dict(), folder / "colbert_linear.pt")
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": hidden, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False,
+         "pooling_mode_max_tokens": False, "pooling_mode_lasttoken": False}))
+    return add_sparse_head(folder, hidden, seed)

@@ -4,7 +4,9 @@
 * device auto (cuda > mps > cpu) unless ``device=`` / ``OBEMBED_DEVICE``; float32 on CPU;
 * ``encode_query`` / ``encode_document`` so a model's saved prompts (E5's ``query: `` ...) apply;
 * ``truncate_dim`` slices then re-normalises (sentence-transformers alone would break unit length);
-* inputs over ``max_seq_length`` are counted with the model's own tokenizer, never cut silently.
+* inputs over ``max_seq_length`` are counted with the model's own tokenizer, never cut silently;
+* ``sparse=true``: the model's BGE-M3 sparse head (``sparse_linear.pt``) gives lexical weights beside the dense
+  vectors, from the same forward pass (:mod:`.bge_m3`).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from ._local import (
     resolve_model,
 )
 from .base import l2_normalize
+from .bge_m3 import SparseHead, SparseHeadMixin
+from .sparse import SparseVector
 
 __all__ = ["SentenceTransformerProvider"]
 
 log = logging.getLogger(__name__)
 
 
-class SentenceTransformerProvider(LocalProvider):
+class SentenceTransformerProvider(SparseHeadMixin, LocalProvider):
     """sentence-transformers, local (any model name or folder)."""
 
     name = "st"
@@ -52,9 +56,15 @@ class SentenceTransformerProvider(LocalProvider):
         threads: int | str | None = None,
         token_budget: int | None = None,
         sorted_batching: bool = True,
+        sparse: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        if not isinstance(sparse, bool | str) or sparse == "":
+            raise ConfigError(f"sparse={sparse!r}: use sparse=true (the model's sparse_linear.pt) or the path "
+                              "of a sparse head file")
+        self.sparse = sparse
+        self.options.update(sparse=sparse or None)
         # speed options (issue 9, see embed_many / docs/performance.md); they never change the vectors
         self.options.update(threads=threads, token_budget=token_budget,
                             sorted_batching=None if sorted_batching else False)
@@ -106,8 +116,54 @@ class SentenceTransformerProvider(LocalProvider):
                                                if type(m).__name__ == "Pooling"), None))
         if not self.normalize and "Normalize" in modules and not self.truncate_dim:
             self.normalized = True  # the model normalises by itself (a truncate_dim slice of it is not unit length)
+        if self.sparse:
+            from .bge_m3 import find_sparse_head
+
+            first: Any = model[0]
+            config = first.auto_model.config
+            self.__dict__["_head"] = SparseHead(find_sparse_head(self.sparse, self.model, path),
+                                                int(config.hidden_size), model.tokenizer, int(config.vocab_size),
+                                                device)
         log.debug("loaded %s on %s (%s)", self.model, device, modules)
         return model
+
+    def _sparse_head(self) -> SparseHead | None:
+        if not self.sparse:
+            return None
+        self._ensure_loaded()
+        head: SparseHead = self.__dict__["_head"]
+        return head
+
+    def _dense_and_sparse(self, texts: Sequence[str], kind: Kind, token_counts: Sequence[int]
+                          ) -> tuple[Vectors, list[SparseVector]]:
+        """Dense vectors and lexical weights from one ``encode`` per token-sorted batch (all its outputs)."""
+        import torch
+
+        from ._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, run_sorted
+
+        model = self._ensure_loaded()
+        head = self._require_head()
+        self.apply_threads()
+        fn = model.encode_query if kind == "query" else model.encode_document
+        limit = self.max_input_tokens or 512
+        lengths = [min(int(c), limit) for c in token_counts]
+        sparse: list[SparseVector] = [{} for _ in texts]
+
+        def encode(idx: list[int]) -> np.ndarray:
+            outs = fn([texts[i] for i in idx], batch_size=len(idx), output_value=None, convert_to_numpy=False,
+                      show_progress_bar=False, normalize_embeddings=False)
+            weights = head.weights(torch.stack([o["token_embeddings"] for o in outs]),
+                                   torch.stack([o["input_ids"] for o in outs]),
+                                   torch.stack([o["attention_mask"] for o in outs]))
+            for i, w in zip(idx, weights, strict=True):
+                sparse[i] = w
+            dense: np.ndarray = torch.stack([o["sentence_embedding"] for o in outs]).float().cpu().numpy()
+            return dense
+
+        vecs = run_sorted(lengths, encode, dimension=self._dimension,
+                          token_budget=int(self.options.get("token_budget") or DEFAULT_TOKEN_BUDGET),
+                          max_items=DEFAULT_MAX_ITEMS, before_batch=self.apply_threads)
+        return self._finish(vecs), sparse
 
     def _ensure_loaded(self) -> Any:
         return self.st_model

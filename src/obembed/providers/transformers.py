@@ -5,7 +5,8 @@ folder has ``modules.json`` (pooling mode, Normalize, ``max_seq_length``, prompt
 (CLS for BGE, mask-weighted mean for MiniLM/E5/GTE, last token for Qwen3-style), and L2-normalises.
 Inputs are sorted by token length and batched by a padded-token budget (:func:`._batching.run_sorted`, as
 ``st:``); float32 on CPU with the thread rule of :mod:`._threads` (``threads=``, ``OBEMBED_THREADS``, else the
-free cores, re-measured between batches).
+free cores, re-measured between batches). ``sparse=true``: the model's BGE-M3 sparse head (``sparse_linear.pt``)
+gives lexical weights from the same last hidden states (:mod:`.bge_m3`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ._local import (
     resolve_model,
 )
 from .base import l2_normalize
+from .bge_m3 import SparseHead, SparseHeadMixin
+from .sparse import SparseVector
 
 __all__ = ["POOLINGS", "TransformersProvider", "pool"]
 
@@ -59,7 +62,7 @@ def pool(hidden: Any, mask: Any, mode: str) -> Any:
     raise ConfigError(f"pooling {mode!r} is not one of {POOLINGS}")
 
 
-class TransformersProvider(LocalProvider):
+class TransformersProvider(SparseHeadMixin, LocalProvider):
     """raw transformers AutoModel + the model's own pooling, local."""
 
     name = "hf"
@@ -75,9 +78,15 @@ class TransformersProvider(LocalProvider):
         token_budget: int = 2048,
         trust_remote_code: bool = False,
         threads: int | str | None = None,
+        sparse: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        if not isinstance(sparse, bool | str) or sparse == "":
+            raise ConfigError(f"sparse={sparse!r}: use sparse=true (the model's sparse_linear.pt) or the path "
+                              "of a sparse head file")
+        self.sparse = sparse
+        self.options.update(sparse=sparse or None)
         self.options.update(threads=threads)  # checked at first use (resolve_threads); never changes the vectors
         if pooling is not None and pooling not in POOLINGS:
             raise ConfigError(f"pooling={pooling!r} is not one of {POOLINGS}")
@@ -131,9 +140,22 @@ class TransformersProvider(LocalProvider):
         self.query_prefix = cfg.query_prefix
         self.document_prefix = cfg.document_prefix
         self._dimension = int(model.config.hidden_size)
+        if self.sparse:
+            from .bge_m3 import find_sparse_head
+
+            self.__dict__["_head"] = SparseHead(find_sparse_head(self.sparse, self.model, path),
+                                                int(model.config.hidden_size), tokenizer,
+                                                int(model.config.vocab_size), device)
         log.debug("hf:%s pooling=%s normalize=%s max_len=%s (%s)", self.model, cfg.pooling, cfg.normalize,
                   max_len, cfg.source)
         return tokenizer, model, cfg, device
+
+    def _sparse_head(self) -> SparseHead | None:
+        if not self.sparse:
+            return None
+        self._loaded  # noqa: B018 - loads the model and the head
+        head: SparseHead = self.__dict__["_head"]
+        return head
 
     def _ensure_loaded(self) -> tuple[Any, Any, LocalModelConfig, str]:
         return self._loaded
@@ -150,12 +172,22 @@ class TransformersProvider(LocalProvider):
         return self.embed_many(items, kind=kind, token_counts=self.count_tokens(items, kind=kind))
 
     def embed_many(self, texts: Sequence[str], *, kind: Kind, token_counts: Sequence[int]) -> Vectors:
+        return self._run(texts, kind, token_counts, None)[0]
+
+    def _dense_and_sparse(self, texts: Sequence[str], kind: Kind, token_counts: Sequence[int]
+                          ) -> tuple[Vectors, list[SparseVector]]:
+        return self._run(texts, kind, token_counts, self._require_head())
+
+    def _run(self, texts: Sequence[str], kind: Kind, token_counts: Sequence[int], head: SparseHead | None
+             ) -> tuple[Vectors, list[SparseVector]]:
+        """Dense vectors (and, with ``head``, lexical weights from the same last hidden states)."""
         import torch
 
         from ._batching import run_sorted
 
         tokenizer, model, cfg, device = self._loaded
         self.apply_threads()
+        sparse: list[SparseVector] = [{} for _ in texts] if head is not None else []
         prefix = self.query_prefix if kind == "query" else self.document_prefix
         max_len = cfg.max_seq_length or 512
         lengths = [min(c, max_len) for c in token_counts]
@@ -168,12 +200,15 @@ class TransformersProvider(LocalProvider):
             with torch.inference_mode():
                 hidden = model(**enc).last_hidden_state
                 pooled = pool(hidden, enc["attention_mask"], cfg.pooling)
+            if head is not None:
+                for i, w in zip(idx, head.weights(hidden, enc["input_ids"], enc["attention_mask"]), strict=True):
+                    sparse[i] = w
             vecs = pooled.float().cpu().numpy()
             return l2_normalize(vecs) if cfg.normalize else vecs
 
         # longest first (the memory peak up front); a batch's padded size within token_budget, <= batch_size * 4
         return run_sorted(lengths, encode, dimension=self._dimension, token_budget=self.token_budget,
-                          max_items=self.batch_size * 4, before_batch=self.apply_threads)
+                          max_items=self.batch_size * 4, before_batch=self.apply_threads), sparse
 
 
 def _is_dir(path: str) -> bool:
