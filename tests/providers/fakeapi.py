@@ -66,6 +66,18 @@ def vector_for(text: str, model: str, dim: int | None = None) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
+def sparse_token_id(word: str) -> int:
+    """The token id the DashScope server gives a word (a Qwen-sized vocabulary: ids below 151,646)."""
+    return int(hashlib.md5(word.encode()).hexdigest()[:8], 16) % 151_646
+
+
+def sparse_for(text: str) -> list[dict[str, Any]]:
+    """The documented ``sparse_embedding`` of the native API: one ``{"index", "value", "token"}`` per distinct
+    word of ``text``, the k-th word weighted ``1 / (k + 1)``."""
+    return [{"index": sparse_token_id(w), "value": round(1.0 / (k + 1), 4), "token": w}
+            for k, w in enumerate(dict.fromkeys(text.split()))]
+
+
 @lru_cache(maxsize=100_000)
 def _float_json(text: str, model: str, dim: int) -> str:
     return json.dumps([round(float(x), 7) for x in vector_for(text, model, dim)])
@@ -95,7 +107,7 @@ class Received:
 
 @dataclass
 class Fault:
-    kind: str  # status | slow | truncated | fewer | wrong_dim | base64 | drop
+    kind: str  # status | slow | truncated | fewer | wrong_dim | base64 | drop | bad_sparse (weight = body)
     times: int = 1
     path: str | None = None
     status: int = 500
@@ -444,10 +456,9 @@ class _Handler(FakeHandler):
                 vec = [round(float(x), 7) for x in vector_for(texts[i], model, dim)]
                 item["embedding"] = vec[:-8] if fault is not None and fault.kind == "wrong_dim" else vec
             if "sparse" in otype:
-                words = texts[i].split()
-                item["sparse_embedding"] = [
-                    {"index": int(hashlib.md5(w.encode()).hexdigest()[:5], 16), "value": round(1.0 / (k + 1), 4),
-                     "token": w} for k, w in enumerate(dict.fromkeys(words))]
+                item["sparse_embedding"] = sparse_for(texts[i])
+                if fault is not None and fault.kind == "bad_sparse":
+                    item["sparse_embedding"][0]["value"] = fault.body  # e.g. NaN, -1.0, "x"
             items.append(item)
         out = {"output": {"embeddings": items}, "usage": {"total_tokens": sum(len(t) for t in texts)},
                "request_id": rid}

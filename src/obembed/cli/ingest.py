@@ -141,6 +141,9 @@ class _Bars:
 @click.option("--max-file-size", default="20MB", show_default=True,
               help="Skip single-document files (txt/md/html/pdf) larger than this (records files stream).")
 @click.option("--no-fulltext", is_flag=True, help="Create the collection without a FULLTEXT index (no --hybrid).")
+@click.option("--sparse", is_flag=True,
+              help="Create the collection with a sparse vector column (the model needs a sparse output, e.g. "
+                   "-m 'st:./bge-m3?sparse=true'); dense and sparse are written from one model pass.")
 @db_options
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where to embed: this process, or a Ray cluster (needs --dsn; docs/scale-out.md).")
@@ -155,7 +158,7 @@ class _Bars:
 def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...],
            include: tuple[str, ...], exclude: tuple[str, ...], columns: tuple[str, ...], text_field: str,
            id_field: str, policy: str, chunk_tokens: int | None, overlap: int, prune: bool, batch_size: int,
-           max_file_size: str, no_fulltext: bool, db: str | None, dsn: str | None, engine: str,
+           max_file_size: str, no_fulltext: bool, sparse: bool, db: str | None, dsn: str | None, engine: str,
            address: str | None, as_json: bool, progress: bool | None, strict: bool, auto_model: bool) -> None:
     """Ingest files and folders (PATH...) into a collection: load, chunk, embed, store.
 
@@ -171,6 +174,7 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
       obembed ingest corpus.jsonl -c debian --column 'lang=varchar(8)' --text-field text
       obembed ingest notes/ -c notes --glob '*.md' --exclude 'drafts/*' --prune
       obembed ingest corpus/ -c kb --engine ray --dsn mysql://root@127.0.0.1:2881/kb
+      obembed ingest docs/ -c m3 --sparse -m 'st:./bge-m3?sparse=true'
     """
     from ..ingest.loaders import LoadOptions
     from ..ingest.model_choice import choose_ingest_model
@@ -181,6 +185,8 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
     max_bytes = parse_size(max_file_size)
     if address and engine != "ray":
         raise click.UsageError("--address names a Ray cluster: use it with --engine ray")
+    if engine == "ray" and sparse:
+        raise click.UsageError("--sparse writes sparse vectors from this process: use --engine local")
     if engine == "ray" and db:
         raise click.UsageError("--engine ray writes from many processes: give --dsn of a seekdb server or "
                                "OceanBase, not --db (an embedded folder belongs to one process)")
@@ -212,7 +218,7 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
                                      options=sample_opts, auto=auto_model)
         _note(choice)
         provider = load_provider(choice.spec, {**choice.options, **option_pairs(options)}, purpose="bulk")
-        coll = open_collection(store, collection, provider, columns=cols, fulltext=not no_fulltext)
+        coll = open_collection(store, collection, provider, columns=cols, fulltext=not no_fulltext, sparse=sparse)
         opts = LoadOptions(text_field=text_field, id_field=id_field or None, columns=dict(coll.columns),
                            include=include, exclude=exclude, max_file_bytes=max_bytes)
         kwargs: dict[str, Any] = {"options": opts, "policy": policy, "chunk_tokens": chunk_tokens, "overlap": overlap,
@@ -352,6 +358,12 @@ def _query_provider(store: Any, collection: str, model: str | None, options: tup
 @click.option("--where", metavar="EXPR",
               help="Filter, e.g. \"lang = 'ja' AND year >= 2020\" (validated, bound parameters).")
 @click.option("--hybrid", is_flag=True, help="Fuse full-text and vector search (reciprocal rank fusion).")
+@click.option("--mode", type=click.Choice(["dense", "sparse", "fulltext", "hybrid"]), default=None,
+              help="dense (vector, default), sparse (the sparse column, a collection ingested with --sparse), "
+                   "fulltext, or hybrid: RRF over every leg the collection has (--weight to choose).")
+@click.option("--weight", "weights", multiple=True, metavar="LEG=W",
+              help="--mode hybrid: weight of a leg (dense, sparse, fulltext; 0 leaves it out), e.g. --weight "
+                   "sparse=0.5 (repeatable; default 1 each).")
 @click.option("--exact/--approximate", "exact", default=None,
               help="Scan every row (exact) or use the vector index (HNSW). Default: exact up to 20,000 rows.")
 @click.option("--ef-search", type=click.IntRange(1, 1000), default=None,
@@ -364,7 +376,8 @@ def _query_provider(store: Any, collection: str, model: str | None, options: tup
 @model_option
 @db_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object with the hits).")
-def search(query: str, collection: str, k: int, where: str | None, hybrid: bool, exact: bool | None,
+def search(query: str, collection: str, k: int, where: str | None, hybrid: bool, mode: str | None,
+           weights: tuple[str, ...], exact: bool | None,
            ef_search: int | None, rerank: str | None, candidates: int | None, model: str | None,
            options: tuple[str, ...], db: str | None, dsn: str | None, as_json: bool) -> None:
     """Search a collection with a text QUERY: vector search, optionally filtered, hybrid and/or reranked.
@@ -375,6 +388,8 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
       obembed search "画像編集" -c debian --where "lang = 'ja'" -k 5
       obembed search "tiling window manager" -c debian --hybrid --json
       obembed search "check a file system" -c debian --rerank cross-encoder:./my-reranker --candidates 50
+      obembed search "vector index" -c m3 --mode sparse
+      obembed search "vector index" -c m3 --mode hybrid --weight sparse=0.5
     """
     import obembed
 
@@ -392,19 +407,42 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
         warning = query_warning(query, getattr(provider, "requested_spec", None) or getattr(provider, "spec", None))
         if warning:
             click.echo(f"note: {warning}", err=True)
-        if hybrid and (exact is not None or ef_search):
+        if hybrid and mode not in (None, "hybrid"):
+            raise click.UsageError(f"--hybrid and --mode {mode} disagree; give one")
+        if hybrid and mode == "hybrid":
+            hybrid = False
+        if weights and mode != "hybrid":
+            raise click.UsageError("--weight weighs the legs of --mode hybrid: give --mode hybrid too")
+        leg_weights = _parse_weights(weights) if weights else None
+        if (hybrid or mode in ("hybrid", "fulltext")) and (exact is not None or ef_search):
             raise click.UsageError("--exact / --approximate / --ef-search apply to vector search, not --hybrid")
         if candidates is not None and not rerank:
             raise click.UsageError("--candidates is how many rows --rerank reads: give --rerank SPEC too")
         hits = run_search(store, collection, query, k=k, where=where, hybrid=hybrid, provider=provider, exact=exact,
-                          ef_search=ef_search, rerank=rerank, candidates=candidates)
+                          ef_search=ef_search, rerank=rerank, candidates=candidates, mode=mode,
+                          weights=leg_weights)
     finally:
         store.close()
     if as_json:
         echo_json({"query": query, "collection": collection, "k": k, "where": where, "hybrid": hybrid,
+                   "mode": mode or ("hybrid" if hybrid else "dense"), "weights": leg_weights,
                    "rerank": _redacted(rerank), "hits": [h.to_dict() for h in hits]})
     else:
         click.echo(format_hits(hits))
+
+
+def _parse_weights(pairs: tuple[str, ...]) -> dict[str, float]:
+    """``("sparse=0.5", "dense=1")`` -> ``{"sparse": 0.5, "dense": 1.0}`` (the store checks legs and values)."""
+    out: dict[str, float] = {}
+    for p in pairs:
+        leg, sep, value = p.partition("=")
+        try:
+            out[leg.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not leg.strip():
+            raise click.BadParameter(f"{p!r} is not LEG=WEIGHT (e.g. sparse=0.5)", param_hint="--weight")
+    return out
 
 
 @click.group()
@@ -449,6 +487,7 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
         sources = coll.sources()
         info["sources"] = len(sources)
         info["migration"] = coll.migration
+        info["sparse"] = coll.has_sparse
     finally:
         store.close()
     if as_json:
@@ -461,7 +500,8 @@ def show_cmd(name: str, db: str | None, dsn: str | None, as_json: bool) -> None:
         click.echo(f"  space      {prov['space']}")
     click.echo(f"  rows       {info['count']} from {info['sources']} source(s)")
     click.echo(f"  columns    {', '.join(f'{k} {v}' for k, v in (info.get('columns') or {}).items()) or '-'}")
-    click.echo(f"  index      {info.get('index_type') or 'none'}; full-text: {info.get('fulltext') or 'no'}")
+    click.echo(f"  index      {info.get('index_type') or 'none'}; full-text: {info.get('fulltext') or 'no'}; "
+               f"sparse: {'yes' if info['sparse'] else 'no'}")
     click.echo(f"  created    {info.get('created_at')}")
     mig = info.get("migration")
     if mig:

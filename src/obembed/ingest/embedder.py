@@ -3,6 +3,11 @@
 Identical texts in a batch are embedded once; a batch the model refuses because of one input is split until
 that input is alone (it becomes a failure, the others are embedded); images go through the provider's
 image batch API. :func:`make_token_counter` gives the producer a thread-safe token count.
+
+With ``sparse=True`` (a collection with a sparse column) every text gets its dense vector and its sparse
+vector from one call (:func:`obembed.providers.sparse.embed_with_sparse`: one forward pass where the model can);
+a sparse vector the store would refuse (NaN, negative weight, id out of range) makes that chunk a failure with
+the reason, before any SQL, and the others go on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 
 from ..errors import InvalidInputError, ObembedError, UnsupportedInputError
 from ..protocols import EmbeddingProvider, ImageEmbeddingProvider
+from ..store.rows import sparse_literal
+from ..store.schema import SPARSE_MAX_ID
 from .loaders import Failure
 from .report import IngestReport
 
@@ -34,15 +41,19 @@ class EmbedTask:
 
 
 class ChunkEmbedder:
-    """Embeds :class:`EmbedTask` batches with ``provider``; failures go to ``fail`` and the report's counts."""
+    """Embeds :class:`EmbedTask` batches with ``provider``; failures go to ``fail`` and the report's counts.
+    ``sparse``: also the sparse vector of each text (same pass), for a collection with a sparse column."""
 
-    def __init__(self, provider: EmbeddingProvider, report: IngestReport, fail: Callable[[Failure], None]) -> None:
+    def __init__(self, provider: EmbeddingProvider, report: IngestReport, fail: Callable[[Failure], None], *,
+                 sparse: bool = False) -> None:
         self.provider = provider
         self.report = report
         self._fail = fail
+        self.sparse = sparse
 
     def embed(self, tasks: list[EmbedTask]) -> dict[int, Any]:
-        """Vectors by ``id(task)``; identical texts in a batch are embedded once; bad items are isolated."""
+        """Vectors by ``id(task)`` (with ``sparse``: ``(vector, {token id: weight})``); identical texts in a batch
+        are embedded once; bad items are isolated."""
         out: dict[int, Any] = {}
         images = [t for t in tasks if t.image]
         texts = [t for t in tasks if not t.image]
@@ -55,9 +66,12 @@ class ChunkEmbedder:
             self.report.chunks_truncated += sum(1 for t in texts if uniq[t.text] in truncated)
             for t in texts:
                 i = uniq[t.text]
-                if i in failed:
+                why = failed.get(i)
+                if why is None and self.sparse:
+                    why = self._sparse_problem(vecs[i][1])
+                if why is not None:
                     self.report.chunks_failed += 1
-                    self._fail(Failure(t.source, f"chunk {t.index}: {failed[i]}"))
+                    self._fail(Failure(t.source, f"chunk {t.index}: {why}"))
                 else:
                     out[id(t)] = vecs[i]
         if images:
@@ -88,11 +102,30 @@ class ChunkEmbedder:
                 self.report.chunks_failed += 1
                 self._fail(Failure(t.source, f"image: {exc}"))
 
+    @staticmethod
+    def _sparse_problem(sparse: Any) -> str | None:
+        """Why the store would refuse this sparse vector (the store's own check), or None."""
+        try:
+            sparse_literal(sparse, "the model's sparse vector", max_id=SPARSE_MAX_ID)
+        except InvalidInputError as exc:
+            return str(exc)
+        return None
+
+    def _call(self, texts: list[str]) -> tuple[dict[int, Any], set[int]]:
+        if self.sparse:
+            from ..providers.sparse import embed_with_sparse
+
+            res = embed_with_sparse(self.provider, texts, kind="document", truncate="truncate")
+            sparse = res.extra["sparse"]
+            return {i: (v, sparse[i]) for i, v in enumerate(res.vectors)}, set(res.truncated)
+        res = self.provider.embed(texts, kind="document", truncate="truncate")
+        return dict(enumerate(res.vectors)), set(res.truncated)
+
     def _embed_texts(self, texts: list[str]) -> tuple[dict[int, Any], set[int], dict[int, str]]:
         """Embed with isolation: a batch refused for one input is split until the bad input is alone."""
         try:
-            res = self.provider.embed(texts, kind="document", truncate="truncate")
-            return dict(enumerate(res.vectors)), set(res.truncated), {}
+            vecs, truncated = self._call(texts)
+            return vecs, truncated, {}
         except (InvalidInputError, UnsupportedInputError) as exc:
             if len(texts) == 1:
                 return {}, set(), {0: str(exc)}

@@ -114,7 +114,10 @@ class Ingestor:
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
         self.write_delay = get_settings().ingest_write_delay  # test hook OBEMBED_INGEST_WRITE_DELAY
-        self.embedder = ChunkEmbedder(provider, self.report, self._fail)
+        self.sparse = bool(getattr(coll, "has_sparse", False))
+        if self.sparse:
+            check_sparse_model(coll, provider)
+        self.embedder = ChunkEmbedder(provider, self.report, self._fail, sparse=self.sparse)
 
     # ------------------------------------------------------------------ helpers
     def _count(self, texts: Sequence[str]) -> list[int]:
@@ -356,8 +359,13 @@ class Ingestor:
                 v = vectors.get(id(item))
                 if v is None:
                     continue
+                sparse = None
+                if isinstance(v, tuple):
+                    v, sparse = v
                 row = {"id": item.id, "vector": v, "content": item.text, "source": item.source,
                        "chunk": item.index, "content_hash": item.hash, "metadata": item.metadata}
+                if self.sparse:
+                    row["sparse"] = sparse
                 row.update(item.columns)
                 rows.append(row)
             else:
@@ -411,16 +419,37 @@ def count_files(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | 
     return sum(1 for x in walk([os.path.abspath(os.fspath(p)) for p in paths], options) if not isinstance(x, Failure))
 
 
+def check_sparse_model(coll: Any, provider: Any) -> None:
+    """A collection with a sparse column is ingested with a model that gives sparse vectors (else every row
+    would miss its sparse vector): :class:`ConfigError` saying how to load one."""
+    from ..providers.sparse import has_sparse_output, no_sparse_output_message
+
+    if not has_sparse_output(provider):
+        raise ConfigError(f"collection {coll.name!r} has a sparse vector column, but "
+                          f"{no_sparse_output_message(provider)}")
+
+
 def open_collection(store: Any, name: str, provider: Any, *, columns: Mapping[str, str] | None = None,
-                    fulltext: bool | str = True) -> Any:
-    """The collection to ingest into: opened (model checked, declared columns must exist) or created."""
+                    fulltext: bool | str = True, sparse: bool = False) -> Any:
+    """The collection to ingest into: opened (model checked, declared columns must exist) or created.
+    ``sparse``: a new collection gets a sparse vector column (the model must give sparse vectors); an existing
+    one must have it."""
     cols = dict(columns or {})
     if store.has_collection(name):
         coll = store.collection(name, provider=provider)
+        if sparse and not coll.has_sparse:
+            raise coll._no_sparse()
     else:
+        if sparse:
+            from ..providers.sparse import has_sparse_output, no_sparse_output_message
+
+            if not has_sparse_output(provider):
+                raise ConfigError(f"sparse=True (--sparse) for the new collection {name!r}, but "
+                                  f"{no_sparse_output_message(provider)}")
         # exists_ok: another ingest may be creating it at this moment; then this one attaches to it (the model
         # is checked against the one recorded: another model fails with advice)
-        coll = store.create_collection(name, provider, columns=cols or None, fulltext=fulltext, exists_ok=True)
+        coll = store.create_collection(name, provider, columns=cols or None, fulltext=fulltext, exists_ok=True,
+                                       **({"sparse": True} if sparse else {}))
     missing = [c for c in cols if c not in coll.columns]
     if missing:
         raise ConfigError(
@@ -448,6 +477,7 @@ def ingest(
     batch_size: int = 1024,
     max_file_bytes: int = 20 * 1024 * 1024,
     fulltext: bool | str = True,
+    sparse: bool = False,
     progress: ProgressFn | None = None,
 ) -> IngestReport:
     """Ingest files and folders into ``collection`` (created on first use); returns the report.
@@ -456,7 +486,10 @@ def ingest(
     ``provider`` / ``model``: the embedding model (default: the configured one). ``columns``: scalar columns
     ``{name: sql_type}`` filled from records' fields of that name. ``truncate``: what to do with documents
     longer than the model's input: ``chunk`` (split, default), ``truncate`` (one chunk, cut by the model,
-    counted) or ``error`` (reported as a failure). See ``docs/ingest.md``.
+    counted) or ``error`` (reported as a failure). ``sparse``: create the collection with a sparse vector
+    column (the model must have a sparse output, e.g. ``st:PATH?sparse=true`` for a BGE-M3 folder). Into a
+    collection with a sparse column, dense and sparse vectors are written together, from one model pass where the
+    model can. See ``docs/ingest.md``.
     """
     import obembed
 
@@ -478,7 +511,7 @@ def ingest(
                 if line:
                     log.warning("%s", line)
             provider = obembed.load(choice.spec, **dict(choice.options))
-        coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext)
+        coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext, sparse=sparse)
         opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
         run = Ingestor(coll, provider, options=opts, policy=truncate, chunk_tokens=chunk_tokens, overlap=overlap,

@@ -3,7 +3,11 @@
 * ``text_type`` is ``query`` for :meth:`embed_query` / :meth:`embed_queries` and ``document`` for
   :meth:`embed_documents` (the compatible-mode endpoint cannot say which);
 * ``dimensions`` (sent as the SDK's singular ``dimension``), ``output_type`` (``dense``; ``dense&sparse`` keeps the
-  sparse vectors in ``EmbedResult.extra["sparse"]``; :meth:`embed_sparse` returns them), ``instruct``;
+  sparse vectors in ``EmbedResult.extra["sparse"]``, from the same requests; :meth:`embed_sparse` returns them,
+  ``sparse`` alone gives only them), ``instruct``. With a sparse ``output_type`` the provider is a
+  :class:`~obembed.providers.sparse.SparseEmbedder` (``embed_both`` for ingest); each ``sparse_embedding``
+  entry (``{"index": token id, "value": weight, "token": text}``) is checked (ids ints below
+  :data:`SPARSE_DIMENSION`, weights finite ≥ 0) before anything uses it;
 * ``base_address`` is passed on every call (``region="intl"`` or a test server); the SDK's module globals are
   never touched;
 * the SDK *returns* errors (``status_code != 200``): they are checked and mapped to the obembed error tree, and
@@ -37,8 +41,9 @@ from ..types import EmbedResult, Kind, TruncatePolicy, Vectors
 from ._http import RemoteProvider, make_status_error
 from .base import l2_normalize, validate_texts
 from .openai_compat import dashscope_facts
+from .sparse import SparseVector, check_sparse_output
 
-__all__ = ["DASHSCOPE_BASE_ADDRESSES", "DashScopeSDKProvider"]
+__all__ = ["DASHSCOPE_BASE_ADDRESSES", "SPARSE_DIMENSION", "DashScopeSDKProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ DASHSCOPE_BASE_ADDRESSES = {
     "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
 }
 _OUTPUT_TYPES = ("dense", "sparse", "dense&sparse")
+SPARSE_DIMENSION = 500_000
+"""Upper bound of the sparse ids (the service's token ids; it does not publish its vocabulary size, and
+seekdb's SPARSEVECTOR takes ids below this). A larger id is a :class:`ProviderResponseError`."""
 
 
 class DashScopeSDKProvider(RemoteProvider):
@@ -185,9 +193,11 @@ class DashScopeSDKProvider(RemoteProvider):
             sparse_raw = item.get("sparse_embedding")
             sparse = None
             if "sparse" in self.output_type:
-                if not isinstance(sparse_raw, list):
-                    raise ProviderResponseError(f"{self.spec}: input {idx} has no sparse_embedding", self.name)
-                sparse = {int(e["index"]): float(e["value"]) for e in sparse_raw}
+                if not isinstance(sparse_raw, list) or not all(isinstance(e, dict) for e in sparse_raw):
+                    raise ProviderResponseError(f"{self.spec}: input {idx} has no sparse_embedding list", self.name)
+                sparse = check_sparse_output(((e.get("index"), e.get("value")) for e in sparse_raw),
+                                             f"{self.spec}: input {idx}", dimension=SPARSE_DIMENSION,
+                                             provider=self.name)
             rows[idx] = (dense, sparse)
         if "dense" in self.output_type:
             arr = self.check_rows([d for d, _ in rows], n, self._dimension, where="text-embedding")
@@ -235,7 +245,22 @@ class DashScopeSDKProvider(RemoteProvider):
         self._raise_failures(len(texts), failures, self.partial_result(arr, token_counts, **extra))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def embed_sparse(self, items: Iterable[Any], *, kind: Kind = "document") -> list[dict[int, float]]:
+    @property
+    def sparse_dimension(self) -> int:
+        """:data:`SPARSE_DIMENSION` with a sparse ``output_type``, else 0 (no sparse output)."""
+        return SPARSE_DIMENSION if "sparse" in self.output_type else 0
+
+    def embed_both(self, items: Iterable[Any], *, kind: Kind = "document",
+                   truncate: TruncatePolicy | None = None) -> EmbedResult:
+        """Dense vectors with ``extra["sparse"]`` from the same requests (``output_type='dense&sparse'``)."""
+        if self.output_type != "dense&sparse":
+            raise ConfigError(f"{self.spec}: dense and sparse vectors together need output_type='dense&sparse' "
+                              f"(it is {self.output_type!r})")
+        res = self.embed(items, kind=kind, truncate=truncate)
+        res.extra.setdefault("sparse", [])
+        return res
+
+    def embed_sparse(self, items: Iterable[Any], kind: Kind = "document") -> list[SparseVector]:
         """Sparse vectors ``{token id: weight}`` in input order (needs ``output_type`` with ``sparse``)."""
         if "sparse" not in self.output_type:
             raise ConfigError(f"{self.spec}: pass output_type='sparse' or 'dense&sparse' to get sparse vectors")
