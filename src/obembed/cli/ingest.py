@@ -362,8 +362,8 @@ def _query_provider(store: Any, collection: str, model: str | None, options: tup
               help="dense (vector, default), sparse (the sparse column, a collection ingested with --sparse), "
                    "fulltext, or hybrid: RRF over every leg the collection has (--weight to choose).")
 @click.option("--weight", "weights", multiple=True, metavar="LEG=W",
-              help="--mode hybrid: weight of a leg (dense, sparse, fulltext; 0 leaves it out), e.g. --weight "
-                   "sparse=0.5 (repeatable; default 1 each).")
+              help="--mode hybrid: the legs to fuse and their weights, e.g. --weight dense=1 --weight sparse=0.5 "
+                   "(repeatable; legs not named are not run; default: every leg of the collection, weight 1).")
 @click.option("--exact/--approximate", "exact", default=None,
               help="Scan every row (exact) or use the vector index (HNSW). Default: exact up to 20,000 rows.")
 @click.option("--ef-search", type=click.IntRange(1, 1000), default=None,
@@ -389,7 +389,7 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
       obembed search "tiling window manager" -c debian --hybrid --json
       obembed search "check a file system" -c debian --rerank cross-encoder:./my-reranker --candidates 50
       obembed search "vector index" -c m3 --mode sparse
-      obembed search "vector index" -c m3 --mode hybrid --weight sparse=0.5
+      obembed search "vector index" -c m3 --mode hybrid --weight dense=1 --weight sparse=0.5
     """
     import obembed
 
