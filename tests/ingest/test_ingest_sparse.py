@@ -81,7 +81,8 @@ def test_one_pass_writes_dense_and_sparse(store, m3_sparse, corpus, make_collect
         both_passes = counter.n
     finally:
         counter.handle.remove()
-    assert report.chunks_embedded == plain.chunks_embedded == len(RECORDS) and report.ok
+    assert report.chunks_embedded == plain.chunks_embedded == len(RECORDS)
+    assert report.ok
     assert both_passes == dense_passes  # the sparse vectors cost no second pass of the model
     coll = store.collection(name)
     assert coll.has_sparse
@@ -90,13 +91,15 @@ def test_one_pass_writes_dense_and_sparse(store, m3_sparse, corpus, make_collect
     want = m3_sparse.embed_sparse([r["content"] for r in rows])
     dense = m3_sparse.embed_documents([r["content"] for r in rows])
     for r, w, d in zip(rows, want, dense, strict=True):
-        assert r["sparse"].keys() == w.keys() and w
+        assert r["sparse"].keys() == w.keys()
+        assert w
         # stored as float32; the batch's padding moves the last digits (as it does for dense vectors)
         assert all(math.isclose(r["sparse"][i], w[i], rel_tol=1e-5, abs_tol=1e-5) for i in w), (r["sparse"], w)
         np.testing.assert_allclose(r["vector"], d, atol=1e-5)
     # a rerun embeds nothing and changes nothing
     again = ingest(corpus, collection=name, store=store, provider=m3_sparse, sparse=True)
-    assert again.chunks_embedded == 0 and again.chunks_skipped == len(RECORDS)
+    assert again.chunks_embedded == 0
+    assert again.chunks_skipped == len(RECORDS)
 
 
 def test_cli_ingest_sparse_and_search_modes(cli, store, store_args, m3, m3_sparse, corpus, make_collection_name):
@@ -120,7 +123,8 @@ def test_cli_ingest_sparse_and_search_modes(cli, store, store_args, m3, m3_spars
     res = cli("search", query, "-c", name, "--mode", "hybrid", "--weight", "dense=1", "--weight", "sparse=1", "-k",
               "3", *store_args, "--json")
     hybrid = json.loads(res.stdout)
-    assert hybrid["weights"] == {"dense": 1.0, "sparse": 1.0} and len(hybrid["hits"]) == 3
+    assert hybrid["weights"] == {"dense": 1.0, "sparse": 1.0}
+    assert len(hybrid["hits"]) == 3
     legs = [store.collection(name).search(query, 40, mode=m) for m in ("dense", "sparse")]
     fused: dict[str, float] = {}
     for hits in legs:
@@ -135,18 +139,23 @@ def test_cli_ingest_sparse_and_search_modes(cli, store, store_args, m3, m3_spars
 def test_errors_say_how(cli, store, store_args, m3, corpus, make_collection_name):
     name = make_collection_name("nosparse")
     res = cli("ingest", str(corpus), "-c", name, "--sparse", *store_args, ok=False)  # MiniLM: no sparse output
-    assert res.exit_code == 1 and "gives no sparse vectors" in res.output and "sparse=true" in res.output
+    assert res.exit_code == 1
+    assert "gives no sparse vectors" in res.output
+    assert "sparse=true" in res.output
     assert not store.has_collection(name)
     cli("ingest", str(corpus), "-c", name, "-m", f"st:{m3}?sparse=true", *store_args)  # no --sparse: dense only
     res = cli("search", "cat", "-c", name, "--mode", "sparse", *store_args, ok=False)
-    assert res.exit_code == 1 and "has no sparse vector column" in res.output and "sparse=True" in res.output
+    assert res.exit_code == 1
+    assert "has no sparse vector column" in res.output
+    assert "sparse=True" in res.output
     res = cli("ingest", str(corpus), "-c", name, "--sparse", *store_args, ok=False)
     assert "has no sparse vector column" in res.output
 
     sparse_name = make_collection_name("withsparse")
     cli("ingest", str(corpus), "-c", sparse_name, "--sparse", "-m", f"st:{m3}?sparse=true", *store_args)
     res = cli("ingest", str(corpus), "-c", sparse_name, "-m", f"st:{m3}", *store_args, ok=False)
-    assert "has a sparse vector column" in res.output and "sparse=true" in res.output
+    assert "has a sparse vector column" in res.output
+    assert "sparse=true" in res.output
     res = cli("search", "cat", "-c", sparse_name, "--weight", "sparse=1", *store_args, ok=False)
     assert "--mode hybrid" in res.output
 
@@ -184,8 +193,10 @@ def test_a_bad_sparse_vector_fails_its_chunk_only(store, m3_sparse, tmp_path_fac
     (d / "b.txt").write_text("poison vector table", encoding="utf-8")
     name = make_collection_name("poison")
     report = ingest(d, collection=name, store=store, provider=BadSparse(m3_sparse, bad), sparse=True)
-    assert report.chunks_failed == 1 and report.chunks_embedded == 1
+    assert report.chunks_failed == 1
+    assert report.chunks_embedded == 1
     (failure,) = report.failures
-    assert failure["source"].endswith("b.txt") and "sparse" in failure["reason"]
+    assert failure["source"].endswith("b.txt")
+    assert "sparse" in failure["reason"]
     assert sorted(store.collection(name).sources()) == [str(d / "a.txt")]
     store.drop_collection(name)

@@ -84,7 +84,8 @@ def _same_weights(got: list[dict[int, float]], want: list[dict[int, float]]) -> 
 @pytest.mark.parametrize("backend", ["st", "hf"])
 def test_lexical_weights_equal_flagembedding(m3, reference, backend):
     p = obembed.load(f"{backend}:{m3}?sparse=true")
-    assert isinstance(p, SparseEmbedder) and has_sparse_output(p)
+    assert isinstance(p, SparseEmbedder)
+    assert has_sparse_output(p)
     assert p.sparse_dimension == len(WORDS) + 4
     res = p.embed_both(TEXTS, kind="document")
     dense, lw = reference["document"]
@@ -98,7 +99,8 @@ def test_lexical_weights_equal_flagembedding(m3, reference, backend):
     # the rule itself is visible in the output: specials and <unk> never weighed, one weight per id
     specials = {0, 1, 2, 3}
     assert all(not (set(d) & specials) for d in res.extra["sparse"])
-    assert any(res.extra["sparse"]) and all(w > 0 for d in res.extra["sparse"] for w in d.values())
+    assert any(res.extra["sparse"])
+    assert all(w > 0 for d in res.extra["sparse"] for w in d.values())
 
 
 def test_dense_vectors_do_not_depend_on_the_head(m3):
@@ -107,13 +109,15 @@ def test_dense_vectors_do_not_depend_on_the_head(m3):
     np.testing.assert_allclose(with_head.embed_documents(TEXTS), plain.embed_documents(TEXTS), atol=1e-6)
     assert with_head.space == plain.space  # one vector space: a sparse collection can be queried densely
     assert with_head.info()["options"]["sparse"] is True
-    assert plain.sparse_dimension == 0 and not has_sparse_output(plain)
+    assert plain.sparse_dimension == 0
+    assert not has_sparse_output(plain)
     with pytest.raises(ConfigError, match=r"sparse=true"):
         plain.embed_sparse(["the cat"])
     with pytest.raises(ConfigError, match=r"gives no sparse vectors.*sparse=true"):
         embed_with_sparse(plain, ["the cat"])
     res = embed_with_sparse(with_head, ["the cat", "red"], kind="query")
-    assert len(res.extra["sparse"]) == 2 and res.vectors.shape == (2, 32)
+    assert len(res.extra["sparse"]) == 2
+    assert res.vectors.shape == (2, 32)
 
 
 def test_bad_input_and_bad_heads(m3, tmp_path):

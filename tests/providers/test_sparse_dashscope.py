@@ -35,7 +35,8 @@ def expected_sparse(text: str) -> dict[int, float]:
 @pytest.mark.parametrize("model", ["text-embedding-v3", "text-embedding-v4"])
 def test_dense_and_sparse_from_the_same_requests(dashscope_server, model):
     p = sdk(dashscope_server, model, output_type="dense&sparse", dimensions=512)
-    assert isinstance(p, SparseEmbedder) and has_sparse_output(p)
+    assert isinstance(p, SparseEmbedder)
+    assert has_sparse_output(p)
     res = embed_with_sparse(p, TEXTS)
     np.testing.assert_allclose(res.vectors, np.stack([vector_for(t, model, 512) for t in TEXTS]), atol=1e-6)
     assert res.extra["sparse"] == [expected_sparse(t) for t in TEXTS]  # placed by text_index, in input order
@@ -56,10 +57,11 @@ def test_output_types(dashscope_server):
     with pytest.raises(ConfigError, match="dense&sparse"):
         only.embed_both(TEXTS[:2])
     dense = sdk(dashscope_server)
-    assert dense.sparse_dimension == 0 and not has_sparse_output(dense)
+    assert dense.sparse_dimension == 0
+    assert not has_sparse_output(dense)
     with pytest.raises(ConfigError, match="output_type='sparse' or 'dense&sparse'"):
         dense.embed_sparse(["x"])
-    with pytest.raises(ConfigError, match="gives no sparse vectors.*output_type=dense&sparse"):
+    with pytest.raises(ConfigError, match=r"gives no sparse vectors.*output_type=dense&sparse"):
         embed_with_sparse(dense, ["x"])
 
 
