@@ -18,10 +18,10 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from .errors import ConfigError, UnknownProviderError
-from .providers.base import Provider, coerce_option
+from .providers.base import Provider, coerce_option, known_options
 from .settings import DEFAULT_MODEL, Settings
 
-__all__ = ["BUILTIN_BACKENDS", "Registry", "default_registry", "known_options", "parse_spec"]
+__all__ = ["BUILTIN_BACKENDS", "Registry", "default_registry", "parse_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -160,21 +160,6 @@ class Registry(Generic[T]):
         except Exception as exc:  # a broken plugin must not break obembed
             log.warning("could not load plugins of %s: %s", reg.group, exc)
         return reg
-
-
-def known_options(cls: type) -> list[str]:
-    """The keyword-only options a class's constructors (its own and its bases') take."""
-    import inspect
-
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("settings", "http_client"):
-                names.add(p.name)
-    return sorted(names)
 
 
 @lru_cache(maxsize=1)

@@ -26,8 +26,8 @@ from ..errors import ConfigError, InvalidInputError, ProviderResponseError, Unsu
 from ..settings import Settings, get_settings
 from ..types import Distance, EmbedResult, Kind, TruncatePolicy, Vector, Vectors, check_unicode
 
-__all__ = ["KINDS", "Provider", "check_kind", "check_unicode", "check_vectors", "estimate_tokens", "l2_normalize",
-           "truncation", "validate_texts"]
+__all__ = ["KINDS", "Provider", "check_kind", "check_unicode", "check_vectors", "estimate_tokens", "known_options",
+           "l2_normalize", "truncation", "validate_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +356,22 @@ def truncation(counts: Sequence[int], limit: int | None) -> tuple[list[int], lis
     if limit is None:
         return [], list(counts)
     return [i for i, c in enumerate(counts) if c > limit], [min(c, limit) for c in counts]
+
+
+def known_options(cls: type) -> list[str]:
+    """Every keyword option a backend class takes: the keyword-only parameters of its and its bases'
+    ``__init__`` (``settings`` and ``http_client``, which are no spec options, left out)."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("settings", "http_client"):
+                names.add(p.name)
+    return sorted(names)
 
 
 def coerce_option(value: str) -> Any:

@@ -3,7 +3,6 @@ pool, keeps input order, adapts to a smaller batch limit, and keeps what succeed
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -24,7 +23,7 @@ from ...errors import (
     ProviderResponseError,
 )
 from ...types import EmbedResult, Kind, Vectors
-from ..base import Provider, estimate_tokens, truncation
+from ..base import Provider, estimate_tokens, known_options, truncation
 from .client import build_client
 from .retry import FATAL, RetryPolicy, Throttle
 
@@ -150,15 +149,7 @@ class RemoteProvider(Provider):
     @classmethod
     def known_options(cls) -> list[str]:
         """Every keyword option this backend takes (from the ``__init__`` signatures of its classes)."""
-        names: set[str] = set()
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None or klass is object:
-                continue
-            for p in inspect.signature(init).parameters.values():
-                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("settings", "http_client"):
-                    names.add(p.name)
-        return sorted(names)
+        return known_options(cls)
 
     # ------------------------------------------------------------------ plumbing
     @cached_property
