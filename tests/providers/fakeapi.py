@@ -288,6 +288,22 @@ class FakeHandler(BaseHTTPRequestHandler):
             with api.lock:
                 api.in_flight -= 1
 
+    def _auth_ok(self, native: bool = False) -> bool:
+        """Whether the request carries ``Bearer <api_key>`` (always, without a key); else a 401 is sent."""
+        api = self.owner
+        if api.api_key is None:
+            return True
+        got = self.headers.get("Authorization", "")
+        if got == f"Bearer {api.api_key}":
+            return True
+        self._send(401, self.unauthorized(got.removeprefix("Bearer "), native))
+        return False
+
+    def unauthorized(self, shown: str, native: bool) -> Any:
+        """The body of a 401 for the wrong key ``shown`` (``native``: the provider's own API, not its
+        OpenAI-compatible one)."""
+        raise NotImplementedError
+
     def route(self, path: str, body: Any, fault: Fault | None) -> None:
         """Answer one request that no fault took (``fault``: a queued fault the route itself applies)."""
         raise NotImplementedError
@@ -321,23 +337,14 @@ class _Handler(FakeHandler):
             return
         self._send(404, "404 page not found", content_type="text/plain")
 
-    def _auth_ok(self, native: bool = False) -> bool:
-        api = self.owner
-        if api.api_key is None:
-            return True
-        got = self.headers.get("Authorization", "")
-        if got == f"Bearer {api.api_key}":
-            return True
-        shown = got.removeprefix("Bearer ")
+    def unauthorized(self, shown: str, native: bool) -> Any:
+        """The 401 body for a wrong key ``shown``: DashScope's native shape, else OpenAI's, which echoes (a masked
+        form of) the key it got; echo it whole, the worst case for redaction."""
         if native:
-            self._send(401, {"code": "InvalidApiKey", "message": "Invalid API-key provided.",
-                             "request_id": uuid.uuid4().hex})
-        else:  # OpenAI echoes (a masked form of) the key it got; echo it whole, the worst case for redaction
-            self._send(401, {"error": {"message": f"Incorrect API key provided: {shown}. You can find your API "
-                                                  "key at https://platform.openai.com/account/api-keys.",
-                                       "type": "invalid_request_error", "param": None,
-                                       "code": "invalid_api_key"}})
-        return False
+            return {"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": uuid.uuid4().hex}
+        return {"error": {"message": f"Incorrect API key provided: {shown}. You can find your API key at "
+                                     "https://platform.openai.com/account/api-keys.",
+                          "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
 
     def route(self, path: str, body: Any, fault: Fault | None) -> None:
         api = self.owner

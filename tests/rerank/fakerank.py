@@ -81,20 +81,10 @@ class _Handler(FakeHandler):
         else:
             self._send(404, {"message": f"no route for {path}"})
 
-    def _auth_ok(self) -> bool:
-        api = self.owner
-        if api.api_key is None:
-            return True
-        got = self.headers.get("Authorization", "")
-        if got == f"Bearer {api.api_key}":
-            return True
-        shown = got.removeprefix("Bearer ")
-        if api.flavor == "dashscope":
-            self._send(401, {"code": "InvalidApiKey", "message": "Invalid API-key provided.",
-                             "request_id": uuid.uuid4().hex})
-        else:  # echo the key it got, the worst case for redaction
-            self._send(401, {"id": uuid.uuid4().hex, "message": f"invalid api token: {shown}"})
-        return False
+    def unauthorized(self, shown: str, native: bool) -> Any:
+        if self.owner.flavor == "dashscope":
+            return {"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": uuid.uuid4().hex}
+        return {"id": uuid.uuid4().hex, "message": f"invalid api token: {shown}"}  # echoed: worst case for redaction
 
     @staticmethod
     def _results(query: str, docs: list[str], fault: Fault | None) -> list[dict[str, Any]]:

@@ -12,11 +12,14 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ModelNotFoundError
 from ..types import Kind
 from .base import Provider
+
+if TYPE_CHECKING:
+    from ._threads import ThreadAdvisor
 
 __all__ = ["BUNDLED_NAMES", "LocalModelConfig", "LocalProvider", "family_config", "read_model_config", "resolve_model"]
 
@@ -377,6 +380,16 @@ def pick_device(device: str | None) -> str:
     return "cpu"
 
 
+def set_torch_threads(advisor: ThreadAdvisor) -> None:
+    """torch's intra-op thread count set to the advisor's current decision (cheap unless a re-measurement is
+    due): called before each batch by every torch backend on the CPU."""
+    n = advisor.threads()
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 class LocalProvider(Provider):
     """The shared base of the in-process torch backends (``st:``, ``hf:``, ``clip:``).
 
@@ -404,11 +417,7 @@ class LocalProvider(Provider):
         advisor = self.__dict__.get("_thread_advisor")
         if advisor is None:
             advisor = self.__dict__["_thread_advisor"] = resolve_threads(self.options.get("threads"))
-        n = advisor.threads()
-        import torch
-
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+        set_torch_threads(advisor)
 
     @abstractmethod
     def _ensure_loaded(self) -> Any:

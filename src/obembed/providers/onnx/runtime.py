@@ -21,7 +21,7 @@ from ..base import l2_normalize
 if TYPE_CHECKING:
     from .._threads import ThreadAdvisor
 
-__all__ = ["FastTokenizer", "ModelFacts", "Runner", "local_folder", "pool_numpy", "read_facts"]
+__all__ = ["FastTokenizer", "ModelFacts", "Runner", "local_folder", "open_session", "pool_numpy", "read_facts"]
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,21 @@ class FastTokenizer:
 
 
 # ------------------------------------------------------------------------------------------ runtime
+def open_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads (the thread rule's count), full
+    graph optimisation, quiet: the one way obembed opens an exported model (embedders and the cross-encoder)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    log.debug("onnxruntime session for %s with %d threads", path.name, threads)
+    return sess
+
+
 class Runner:
     """onnxruntime session(s) + tokenizer + numpy pooling for one exported file.
 
@@ -182,16 +197,7 @@ class Runner:
         self.tok = FastTokenizer(tok_path, facts.max_seq_length)
 
     def _build(self, n: int) -> Any:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = n
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-        log.debug("onnxruntime session for %s with %d threads", self.path.name, n)
-        return sess
+        return open_session(self.path, n)
 
     def session(self) -> Any:
         first = self._first

@@ -33,7 +33,9 @@ import numpy as np
 from ...errors import ConfigError, MissingDependencyError, ProviderError
 from ...settings import Settings
 from .._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, ONNX_TOKEN_BUDGET, plan_batches
+from .._local import set_torch_threads
 from .._threads import ThreadAdvisor, resolve_threads
+from ..onnx.runtime import open_session
 from .base import Reranker, RerankResult
 
 __all__ = ["MAX_LOGIT_DIFF", "CrossEncoderReranker", "ensure_cross_encoder_export"]
@@ -217,11 +219,7 @@ class _TorchEngine:
         lengths = [min(n, self.max_length) for n in full]
         def encode(idx: list[int]) -> np.ndarray:
             if self.device == "cpu":  # per batch: the thread advisor re-measures the machine during a long job
-                import torch
-
-                n = self.advisor.threads()
-                if torch.get_num_threads() != n:
-                    torch.set_num_threads(n)
+                set_torch_threads(self.advisor)
             pairs = [(query, documents[i]) for i in idx]
             out = self.ce.predict(pairs, batch_size=len(pairs), activation_fn=self.identity,
                                   convert_to_numpy=True, show_progress_bar=False)
@@ -274,18 +272,11 @@ class _OnnxEngine:
         return cls(path, manifest, tok, threads)
 
     def session(self) -> Any:
+        """The session for the thread rule's current count (one per count: a session's pool is fixed)."""
         n = self.advisor.threads()
         sess = self._sessions.get(n)
         if sess is None:
-            import onnxruntime as ort
-
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = n
-            so.inter_op_num_threads = 1
-            so.log_severity_level = 3
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-            self._sessions[n] = sess
+            sess = self._sessions[n] = open_session(self.path, n)
         return sess
 
     def prepare(self, query: str, documents: Sequence[str]) -> tuple[list[int], list[int], Any]:
