@@ -107,5 +107,12 @@ def connect(target: str | os.PathLike[str] | None = None, **kwargs: Any) -> Stor
     from .store import connect as _connect
 
     kwargs.setdefault("provider_factory", load)  # text queries rebuild the collection's model from its metadata
+    kwargs.setdefault("fallback_factory", _load_as_written)  # ... as written, should the fast path be another space
     kwargs.setdefault("reranker_factory", load_reranker)  # search(rerank="SPEC") builds the reranker
     return _connect(target, **kwargs)
+
+
+def _load_as_written(spec: str, **options: Any) -> Provider:
+    """The spec through its own backend, no runtime choice: a collection's model when the fast path would give
+    another vector space than the one recorded."""
+    return default_registry().create(spec, settings=get_settings(), **options)

@@ -21,6 +21,11 @@ def test_connect_takes_a_folder_as_its_first_argument(tmp_path, store_test_dsn):
         assert s.mode == "embedded"
         assert s.path == folder.resolve()
         s.create_collection("c", 4).upsert([{"id": "a", "vector": [1, 0, 0, 0]}])
+        # a collection's model is rebuilt by obembed.load; should that be another space, by its backend as written
+        assert s.provider_factory is obembed.load
+        assert s.fallback_factory is not None
+        as_written = s.fallback_factory("st:all-MiniLM-L6-v2", device="cpu")
+        assert (as_written.name, as_written.runtime) == ("st", "torch")
     assert folder.is_dir()
     with obembed.connect(folder) as s:  # a PathLike too; the data is there
         assert [h.id for h in s.collection("c").search([1, 0, 0, 0], 1)] == ["a"]
@@ -100,6 +105,34 @@ def test_collection_model_is_rebuilt_from_its_metadata(store, minilm, collection
     assert model.space == minilm.space
     assert np.allclose(model.embed_query("kitten"), minilm.embed_query("kitten"), atol=1e-5)
     assert [h.id for h in again.search("kitten", 1)] == ["a cat"]
+
+
+def test_query_model_puts_options_on_top_of_the_recorded_ones(store, minilm, collection_name):
+    """``obembed search -o ...`` and the Python API share one rule: a spec is built as given, options go on top
+    of the recorded ones, nothing given is the collection's own model."""
+    store.create_collection(collection_name, minilm)
+    recorded = dict(store.collection(collection_name).metadata["provider"]["options"])
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    def factory(spec, **options):
+        calls.append((spec, options))
+        return minilm
+
+    saved = store.provider_factory, dict(store._providers)
+    store._providers.clear()
+    try:
+        store.provider_factory = factory
+        coll = store.collection(collection_name)
+        assert coll.query_model(threads=1) is minilm
+        assert calls == [(minilm.spec, {**recorded, "threads": 1})]
+        coll.query_model("st:another-model", device="cpu")
+        assert calls[-1] == ("st:another-model", {"device": "cpu"})
+        assert coll.query_model() is coll.model
+        assert calls[-1] == (minilm.spec, recorded)
+    finally:
+        store.provider_factory = saved[0]
+        store._providers.clear()
+        store._providers.update(saved[1])
 
 
 def test_collection_model_falls_back_when_the_fast_model_is_another_space(store, minilm, collection_name):

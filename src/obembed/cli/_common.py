@@ -13,7 +13,7 @@ from ..providers.base import Provider
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["echo_json", "load_provider", "model_option", "option_pairs", "provider_factory"]
+__all__ = ["echo_json", "load_provider", "model_option", "option_pairs"]
 
 
 def model_option(f: F) -> F:
@@ -50,15 +50,6 @@ def load_provider(spec: str | None, options: tuple[str, ...] | dict[str, Any] = 
 
     opts = dict(options) if isinstance(options, dict) else option_pairs(options)
     return obembed.load(spec, **opts)
-
-
-def provider_factory(purpose: str = "oneshot") -> Callable[..., Provider]:
-    """A ``provider_factory(spec, **options)`` for :func:`obembed.store.connect` that takes the fast path too."""
-
-    def factory(spec: str, **options: Any) -> Provider:
-        return load_provider(spec, options, purpose=purpose)
-
-    return factory
 
 
 def echo_json(obj: Any) -> None:

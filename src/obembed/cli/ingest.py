@@ -32,7 +32,7 @@ def open_store(db: str | None, dsn: str | None, *, create: bool = True) -> Any:
 
     if db and dsn:
         raise click.UsageError("give --db (embedded) or --dsn (server), not both")
-    return obembed.connect(dsn=dsn, path=db, provider_factory=obembed.load, create=create)
+    return obembed.connect(dsn=dsn, path=db, create=create)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.I)
@@ -334,21 +334,13 @@ def _redacted(spec: str | None) -> str | None:
 
 
 def _query_provider(store: Any, collection: str, model: str | None, options: tuple[str, ...]) -> Any:
-    """The model for the query: --model, else the collection's recorded one (``collection.model``: rebuilt from
-    its metadata, fast-start path first, the recorded model as written when that is another vector space)."""
+    """The model for the query: --model, else the collection's recorded one with any -o on top
+    (``Collection.query_model``: rebuilt from its metadata, fast-start path first, the recorded model as written
+    when that is another vector space)."""
     coll = store.collection(collection)
-    if model:
-        return load_provider(model, options, purpose="oneshot")
-    if options:  # -o on top of the recorded options
-        spec = coll.spec
-        if not spec:
-            raise ConfigError(f"collection {collection!r} has no model recorded; pass --model SPEC")
-        recorded = dict((coll.metadata.get("provider") or {}).get("options") or {})
-        opts = tuple(f"{k}={v}" for k, v in recorded.items()) + options
-        return load_provider(spec, opts, purpose="oneshot")
-    if not coll.spec:
+    if not model and not coll.spec:
         raise ConfigError(f"collection {collection!r} has no model recorded; pass --model SPEC")
-    return coll.model
+    return coll.query_model(model, **option_pairs(options))
 
 
 @click.command()
@@ -394,12 +386,10 @@ def search(query: str, collection: str, k: int, where: str | None, hybrid: bool,
     import obembed
 
     from ..ingest.search import search as run_search
-    from ._common import provider_factory
 
     if db and dsn:
         raise click.UsageError("give --db (embedded) or --dsn (server), not both")
-    store = obembed.connect(dsn=dsn, path=db, provider_factory=provider_factory("oneshot"),
-                            fallback_factory=obembed.load, create=False)
+    store = obembed.connect(dsn=dsn, path=db, create=False)
     try:
         provider = _query_provider(store, collection, model, options)
         from ..languages import query_warning

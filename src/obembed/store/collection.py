@@ -106,36 +106,58 @@ class Collection:
         vector space than the one recorded (a faster runtime that does not reproduce it), the store's
         ``fallback_factory`` builds the recorded spec as written."""
         if self._provider is None:
-            factory = self.store.provider_factory
-            spec = self.spec
-            if not spec:
-                raise ConfigError(
-                    f"collection {self.name!r} was created from a bare dimension and has no model recorded; "
-                    "search it with a vector, or open it with store.collection(name, provider=...)")
-            if factory is None:
-                raise ConfigError(
-                    f"searching collection {self.name!r} with text needs its model {spec}: open the store with "
-                    "obembed.connect() (which can rebuild models), or pass provider= to store.collection()")
-            options = dict((self.metadata.get("provider") or {}).get("options") or {})
-            key = (spec, json.dumps(options, sort_keys=True, default=str))
-            cache = self.store._providers
-            with self.store._provider_lock:
-                provider = cache.get(key)
-                if provider is None:  # build each model once per store, not once per Collection object
-                    provider = factory(spec, **options)
-                    try:
-                        self.check_provider(provider)
-                    except DimensionMismatchError:
-                        fallback = self.store.fallback_factory
-                        if fallback is None:
-                            raise
-                        log.info("collection %s: %s from the fast path is another vector space; loading the "
-                                 "recorded model as written", self.name, spec)
-                        provider = fallback(spec, **options)
-                    cache[key] = provider
-            self.attach(provider)
+            self.attach(self._rebuild(self._recorded_options()))
         assert self._provider is not None
         return self._provider
+
+    def query_model(self, spec: str | None = None, **options: Any) -> QueryModel:
+        """The model for text queries with a change: another ``spec`` (built as given), or ``options`` on top of
+        the recorded ones (``device="cuda"``, ``threads=2`` ...: rebuilt like :attr:`model`, same check and
+        fallback). With neither, :attr:`model`. Not attached: :attr:`model` stays the recorded one."""
+        if spec is None and not options:
+            return self.model
+        if spec is not None:
+            return self._factory(spec)(spec, **options)
+        return self._rebuild({**self._recorded_options(), **options})
+
+    def _recorded_options(self) -> dict[str, Any]:
+        return dict((self.metadata.get("provider") or {}).get("options") or {})
+
+    def _factory(self, spec: str | None) -> Callable[..., QueryModel]:
+        factory = self.store.provider_factory
+        if not spec:
+            raise ConfigError(
+                f"collection {self.name!r} was created from a bare dimension and has no model recorded; "
+                "search it with a vector, or open it with store.collection(name, provider=...)")
+        if factory is None:
+            raise ConfigError(
+                f"searching collection {self.name!r} with text needs its model {spec}: open the store with "
+                "obembed.connect() (which can rebuild models), or pass provider= to store.collection()")
+        return factory
+
+    def _rebuild(self, options: dict[str, Any]) -> QueryModel:
+        """The recorded spec with ``options`` from the store's factory (checked; the fallback when the fast path
+        is another vector space), built once per store and options."""
+        spec = self.spec
+        factory = self._factory(spec)
+        assert spec
+        key = (spec, json.dumps(options, sort_keys=True, default=str))
+        cache = self.store._providers
+        with self.store._provider_lock:
+            provider = cache.get(key)
+            if provider is None:  # build each model once per store, not once per Collection object
+                provider = factory(spec, **options)
+                try:
+                    self.check_provider(provider)
+                except DimensionMismatchError:
+                    fallback = self.store.fallback_factory
+                    if fallback is None:
+                        raise
+                    log.info("collection %s: %s from the fast path is another vector space; loading the "
+                             "recorded model as written", self.name, spec)
+                    provider = fallback(spec, **options)
+                cache[key] = provider
+        return provider
 
     @property
     def provider(self) -> QueryModel:
