@@ -75,10 +75,7 @@ def create_app(
     for m in served:
         m.provider.dimension  # noqa: B018 - load the model now, not on the first request
     if reranker is not None:
-        reranker = obembed.load_reranker(reranker)
-        load = getattr(reranker, "load", None)
-        if callable(load):
-            load()  # the reranker too: loaded now, not on the first request
+        reranker = obembed.load_reranker(reranker).load()  # the reranker too: loaded now, not on the first request
     state = ServerState(served, config, store, store_factory, reranker)
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -146,6 +146,11 @@ class Reranker(ABC):
     @abstractmethod
     def score_many(self, query: str, documents: Sequence[str]) -> RerankResult:
         """Score every document against ``query`` (validated, at least one); scores in input order."""
+
+    def load(self) -> Self:
+        """Load what scoring needs now rather than on first use (a local model, its ONNX export); nothing for
+        a remote reranker. Returns self."""
+        return self
 
     # ----------------------------------------------------------------- facts
     @property

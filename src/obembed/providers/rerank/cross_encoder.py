@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -138,7 +138,7 @@ class CrossEncoderReranker(Reranker):
         self.runtime = "torch"
         return torch_engine
 
-    def load(self) -> CrossEncoderReranker:
+    def load(self) -> Self:
         """Load the model (and make or check its ONNX export) now rather than on first use."""
         self.engine  # noqa: B018
         return self

@@ -31,7 +31,7 @@ def router(state: ServerState) -> APIRouter:
         """Liveness, the served models and their queue depth (no secrets)."""
         return json_response({"status": "ok", "version": obembed.__version__, "models": [
             {"name": m.name, "spec": m.provider.spec, "dimension": m.provider.dimension,
-             "runtime": getattr(m.provider, "runtime", ""), "pending": m.batcher.pending,
+             "runtime": m.provider.runtime, "pending": m.batcher.pending,
              "max_queue": m.batcher.max_queue, **m.batcher.stats}
             for m in state.models]})
 
