@@ -115,4 +115,6 @@ def connect(target: str | os.PathLike[str] | None = None, **kwargs: Any) -> Stor
 def _load_as_written(spec: str, **options: Any) -> Provider:
     """The spec through its own backend, no runtime choice: a collection's model when the fast path would give
     another vector space than the one recorded."""
+    from .registry import default_registry
+
     return default_registry().create(spec, settings=get_settings(), **options)
