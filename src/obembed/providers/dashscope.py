@@ -29,7 +29,6 @@ from pydantic import SecretStr
 
 from ..errors import (
     ConfigError,
-    MissingCredentialError,
     MissingDependencyError,
     ModelNotFoundError,
     ProviderConnectionError,
@@ -39,11 +38,12 @@ from ..errors import (
 )
 from ..types import EmbedResult, Kind, TruncatePolicy, Vectors
 from ._http import RemoteProvider, make_status_error
+from ._preset import Preset
 from .base import l2_normalize, validate_texts
 from .openai_compat import dashscope_facts
 from .sparse import SparseVector, check_sparse_output
 
-__all__ = ["DASHSCOPE_BASE_ADDRESSES", "SPARSE_DIMENSION", "DashScopeSDKProvider"]
+__all__ = ["DASHSCOPE_BASE_ADDRESSES", "DASHSCOPE_NATIVE", "SPARSE_DIMENSION", "DashScopeSDKProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ DASHSCOPE_BASE_ADDRESSES = {
     "cn": "https://dashscope.aliyuncs.com/api/v1",
     "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
 }
+DASHSCOPE_NATIVE = Preset(base_url=DASHSCOPE_BASE_ADDRESSES["cn"], regions=DASHSCOPE_BASE_ADDRESSES,
+                          key_envs=("DASHSCOPE_API_KEY",), key_required=True)
+"""DashScope's native API (``/api/v1``): the SDK embedder and the native reranker."""
 _OUTPUT_TYPES = ("dense", "sparse", "dense&sparse")
 SPARSE_DIMENSION = 500_000
 """Upper bound of the sparse ids (the service's token ids; it does not publish its vocabulary size, and
@@ -63,7 +66,7 @@ class DashScopeSDKProvider(RemoteProvider):
     name = "dashscope-sdk"
     runtime = "http"
     default_concurrency = 16  # 10 inputs per request make many small requests; 429s halve it (Throttle)
-    api_key_env_default = "DASHSCOPE_API_KEY"
+    preset = DASHSCOPE_NATIVE
 
     def __init__(
         self,
@@ -100,8 +103,8 @@ class DashScopeSDKProvider(RemoteProvider):
             raise ConfigError(f"region={region!r} is unknown; use one of {sorted(DASHSCOPE_BASE_ADDRESSES)}")
         self.base_address = (base_address.rstrip("/") if base_address
                              else DASHSCOPE_BASE_ADDRESSES[region or "cn"])
-        self._api_key = (api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)) if api_key else None
-        self.api_key_env = api_key_env or self.api_key_env_default
+        self.credential = self.preset.key(self.spec, api_key, api_key_env)
+        self.api_key_env = self.credential.env
         self.dimensions = dims
         self._send_dimension = dims is not None and facts.dims_mode == "server"
         self.output_type = output_type
@@ -123,19 +126,11 @@ class DashScopeSDKProvider(RemoteProvider):
         return False
 
     def secrets(self) -> tuple[str, ...]:
-        env = self.env_secret(self.api_key_env)
-        mine = self._api_key.get_secret_value() if self._api_key else None
-        return self.real_secrets(mine, env)
+        return self.credential.secrets()
 
     def _key(self) -> str:
-        if self._api_key is not None:
-            return self._api_key.get_secret_value()
-        key = self.env_secret(self.api_key_env)
-        if not key:
-            raise MissingCredentialError(
-                f"{self.spec} needs an API key: set {self.api_key_env} (export {self.api_key_env}=...) "
-                "or pass api_key=... (CLI: -o api_key=...)"
-            )
+        key = self.credential.get()
+        assert key is not None  # the preset requires a key: get() raised without one
         return key
 
     # ------------------------------------------------------------------ one request

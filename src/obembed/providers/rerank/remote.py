@@ -38,6 +38,7 @@ from ...types import Kind, Vectors
 from .._http import BatchLimitError, RemoteProvider, request, response_json, status_error
 from .._preset import Preset, normalize_base_url
 from ..base import estimate_tokens
+from ..dashscope import DASHSCOPE_NATIVE
 from .base import Reranker, RerankResult, check_indexed_scores
 
 __all__ = [
@@ -317,10 +318,7 @@ class DashScopeReranker(RemoteReranker):
     """DashScope native text-rerank API (gte-rerank-v2, qwen3-rerank), DASHSCOPE_API_KEY."""
 
     name = "dashscope-rerank"
-    preset = Preset(base_url="https://dashscope.aliyuncs.com/api/v1",
-                    regions={"cn": "https://dashscope.aliyuncs.com/api/v1",
-                             "intl": "https://dashscope-intl.aliyuncs.com/api/v1"},
-                    key_envs=("DASHSCOPE_API_KEY",), key_required=True)
+    preset = DASHSCOPE_NATIVE
     endpoint_path = DASHSCOPE_RERANK_PATH
     default_max_documents = 500
     default_concurrency = 8
