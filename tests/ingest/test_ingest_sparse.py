@@ -148,6 +148,7 @@ def test_errors_say_how(cli, store, store_args, m3, corpus, make_collection_name
     assert res.exit_code == 1
     assert "has no sparse vector column" in res.output
     assert "sparse=True" in res.output
+    assert "obembed ingest PATH -c NEW_NAME --sparse" in res.output
     res = cli("ingest", str(corpus), "-c", name, "--sparse", *store_args, ok=False)
     assert "has no sparse vector column" in res.output
 

@@ -318,7 +318,7 @@ class Collection:
             "collection): create a new one with store.create_collection(name, model, sparse=True) and ingest with "
             "a model that gives "
             "sparse output (e.g. a BGE-M3 folder with sparse_linear.pt, or DashScope text-embedding-v3/v4 with "
-            "output_type='dense&sparse')")
+            "output_type='dense&sparse'); CLI: obembed ingest PATH -c NEW_NAME --sparse -m 'st:FOLDER?sparse=true'")
 
     def _insert_sql(self, n: int) -> str:
         cols = ["id", "content", "source", "chunk", "content_hash", *self.columns, "metadata",
