@@ -1,7 +1,8 @@
 """Dense + sparse in one model pass vs dense alone, on the same model and texts (what ingest does for a
 collection with a sparse column: ``obembed.providers.sparse.embed_with_sparse``).
 
-Paths, interleaved in one process, the order rotated every round, median of ``--rounds`` (3) per-round ratios:
+Paths, interleaved in one process (each model's two paths back to back, their order alternated every round),
+median of ``--rounds`` (3) per-round ratios:
 
     st-dense      st:FOLDER (torch), provider.embed(texts)                            = 1.0x for st
     st-both       st:FOLDER?sparse=true, embed_with_sparse(...) -> one forward pass, the sparse head on its states
@@ -144,7 +145,8 @@ def main() -> int:
     cpu: dict[str, list[float]] = {n: [] for n in names}
     others: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        # each model's two paths back to back (the same minute of load), their order alternated every round
+        for name in [n for pair in pairs for n in (pair if r % 2 == 0 else pair[::-1])]:
             with Load() as load:
                 paths[name]()
             times[name].append(load.wall)
