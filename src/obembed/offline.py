@@ -73,11 +73,7 @@ def offline_models() -> list[dict[str, Any]]:
 def speed_cache_path() -> Path:
     from .settings import get_settings
 
-    base = get_settings().cache_dir or os.environ.get("OBEMBED_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = os.path.join(xdg, "obembed") if xdg else os.path.join(os.path.expanduser("~"), ".cache", "obembed")
-    return Path(base) / "offline-speed.json"
+    return get_settings().cache_base / "offline-speed.json"
 
 
 def _machine() -> str:

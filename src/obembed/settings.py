@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ FIELDS: dict[str, Field] = {
     "threads": Field("auto", _threads, "threads of a local model: a positive integer, or auto (the measured "
                      "rule of docs/performance.md)"),
     "ingest_write_delay": Field(0.0, _number(float, low=0), "test hook: seconds to sleep before each ingest write"),
+    "ray_block_marks": Field(None, _text, "test hook: a file where each Ray embedding actor appends its pid per "
+                             "block it holds"),
 }
 """Every setting; ``OBEMBED_<NAME>`` sets it (the table in the README lists the user-facing ones)."""
 
@@ -140,6 +143,7 @@ class Settings:
     fast_start: str
     threads: str
     ingest_write_delay: float
+    ray_block_marks: str | None
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, _env_file: str | None = ".env",
                  **values: Any) -> None:
@@ -180,6 +184,15 @@ class Settings:
         if mode in ("0", "off", "false", "no", "never", "torch"):
             return "off"
         return "cached" if mode == "cached" else "auto"
+
+    @property
+    def cache_base(self) -> Path:
+        """The folder of obembed's derived artefacts: :attr:`cache_dir`, else ``$XDG_CACHE_HOME/obembed``, else
+        ``~/.cache/obembed`` (ONNX exports live in ``<base>/onnx``, measured speeds in ``<base>``)."""
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return Path(xdg) / "obembed" if xdg else Path.home() / ".cache" / "obembed"
 
     @property
     def threads_fixed(self) -> int | None:

@@ -80,6 +80,18 @@ def test_search_rerank_matches_brute_force(filled: Any, reranker: Any, reference
     assert [h.id for h in plain] == [d[0] for d in first[:5]]
 
 
+def test_rerank_first_stage_uses_the_given_vector(filled: Any, reranker: Any, reference: Any) -> None:
+    """vector= (a query vector made beforehand, as the server and eval do) is what the first stage searches with:
+    the model is not called again, and the reranker still reads the text."""
+    coll, docs, vecs = filled
+    other = vecs[3]  # a document's own vector: a first stage unrelated to QUERY's text
+    order = np.argsort(-(vecs @ other), kind="stable")[:10]
+    first = [docs[i] for i in order]
+    hits = coll.search(QUERY, k=4, rerank=reranker, candidates=10, exact=True, vector=other)
+    assert [h.id for h in hits] == [i for i, _ in expected(reference, QUERY, first, 4)]
+    assert [h.id for h in coll.search(QUERY, k=10, exact=True, vector=other)] == [d[0] for d in first]
+
+
 def test_rerank_spec_through_the_stores_factory(store: Any, filled: Any, reranker: Any, reference: Any,
                                                 tiny_cross_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     coll, _, _ = filled

@@ -254,7 +254,7 @@ def test_write_collection_checks_the_model_before_any_block(seekdb: Any, db: Any
     import ray
 
     import obembed.ray
-    from obembed.errors import DimensionMismatchError
+    from obembed.errors import ConfigError, DimensionMismatchError
 
     db.create_collection("eight_d", 8)
     vec = np.ones(384, dtype=np.float32) / np.sqrt(384)
@@ -262,6 +262,10 @@ def test_write_collection_checks_the_model_before_any_block(seekdb: Any, db: Any
     with pytest.raises(DimensionMismatchError, match="eight_d"):
         obembed.ray.write_collection(ds, "eight_d", dsn=seekdb.dsn, model="st:all-MiniLM-L6-v2")
     assert db.collection("eight_d").count() == 0
+    db.create_collection("with_sparse", 384, sparse=True)  # its sparse column would stay empty: refused
+    with pytest.raises(ConfigError, match=r"sparse vector column.*obembed ingest --sparse"):
+        obembed.ray.write_collection(ds, "with_sparse", dsn=seekdb.dsn)
+    assert db.collection("with_sparse").count() == 0
 
 
 def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime: Any) -> None:

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("obembed.cli.embed:models", "List provider backends and the default model."),
     "ingest": ("obembed.cli.ingest:ingest", "Ingest files and folders into a collection."),
     "search": ("obembed.cli.ingest:search", "Search a collection (vector, filtered, hybrid)."),
-    "collections": ("obembed.cli.ingest:collections", "List, show or drop collections."),
+    "collections": ("obembed.cli.ingest:collections", "List, show, drop or migrate (change the model of) collections."),
     "serve": ("obembed.cli.serve:serve", "Serve embeddings (OpenAI + Ollama APIs), search and a web page."),
     "eval": ("obembed.cli.eval:eval_cmd", "Evaluate and compare models on a retrieval set."),
     "map": ("obembed.cli.eval:map_cmd", "2-D map of a collection's vectors (HTML or PNG)."),

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, InvalidInputError
+from ..settings import get_settings
 
 __all__ = ["DEFAULT_BLOCK_ROWS", "Embedder", "embed", "embed_isolated", "load_bulk_provider", "model_of"]
 
@@ -69,7 +70,7 @@ class Embedder:
         if self.text_column not in batch:
             raise ConfigError(f"the dataset has no column {self.text_column!r} (it has {sorted(batch)}); pass "
                               "text_column= naming the column that holds the texts")
-        marks = os.environ.get(BLOCK_MARKS_ENV)
+        marks = get_settings().ray_block_marks  # OBEMBED_RAY_BLOCK_MARKS, a fault-test hook
         if marks:  # fault tests: this actor now holds a block (its pid, one line per block)
             with open(marks, "a", encoding="utf-8") as f:
                 f.write(f"{os.getpid()}\n")

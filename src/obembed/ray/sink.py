@@ -159,7 +159,11 @@ class CollectionSink(Datasink):  # type: ignore[misc]  # ray is not followed by 
                 self.stats.created = True
                 self._build_index = bool(self.index)
             self.columns = dict(coll.columns)
-            coll.has_sparse  # noqa: B018 - resolved here, so the write tasks need no query for it
+            if coll.has_sparse:  # resolved here too, so the write tasks need no query for it
+                raise ConfigError(
+                    f"collection {self.collection!r} has a sparse vector column, and write_collection writes dense "
+                    "vectors only (its sparse column would stay empty for these rows); ingest it with "
+                    "`obembed ingest --sparse` (the local engine), or write into a collection without a sparse column")
             self._meta = dict(coll.metadata)  # what every write task builds its collection from
 
     def on_write_complete(self, write_result: Any) -> None:

@@ -597,8 +597,9 @@ class Collection:
         in ``weights`` (``{"dense": w, "sparse": w, "fulltext": w}``; by default every leg the collection has, each
         weight 1; a leg with weight 0 is not run), ``candidates`` rows from each (default ``max(4k, 40)``);
         ``score`` is the fused RRF score, ``distance`` the dense distance where the dense leg found the row.
-        ``vector`` / ``sparse_vector`` give the hybrid legs precomputed query vectors (``query`` is then the text
-        of the full-text leg, and the model is not called).
+        ``vector`` / ``sparse_vector`` give precomputed query vectors to the dense / sparse search (and to the
+        hybrid legs, and to a reranked search's first stage): ``query`` is then only the text that the full-text
+        leg and the reranker read, and the model is not called.
         """
         self.store._check_open()
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
@@ -622,7 +623,7 @@ class Collection:
             raise InvalidInputError("candidates= is how many rows a reranker (or each leg of a hybrid search) reads: "
                                     "it applies with rerank= or mode='hybrid'")
         if mode == "sparse":
-            return self._sparse_search(query, k, where=where, exact=exact)
+            return self._sparse_search(query if sparse_vector is None else sparse_vector, k, where=where, exact=exact)
         if mode == "fulltext":
             return self._fulltext_search(query, k, where=where)
         if isinstance(query, Mapping):
@@ -630,7 +631,7 @@ class Collection:
         if ef_search is not None and (isinstance(ef_search, bool) or not isinstance(ef_search, int)
                                       or not 1 <= ef_search <= MAX_K):
             raise InvalidInputError(f"ef_search={ef_search!r} must be an int between 1 and {MAX_K}")
-        qvec = vector_bytes(self._query_vector(query))
+        qvec = vector_bytes(self._query_vector(query if vector is None else vector))
         approx = not self.use_exact(exact, ef_search=ef_search)
         sql, params = self.search_sql(k, where=where, exact=not approx, ef_search=ef_search)
         rows, _ = self.store.execute(sql, [qvec, *params], what=f"search {self.name!r}")

@@ -58,11 +58,7 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     ``$XDG_CACHE_HOME/obembed`` / ``~/.cache/obembed``."""
     from ...settings import get_settings
 
-    base = cache_dir or get_settings().cache_dir
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = Path(xdg) / "obembed" if xdg else Path.home() / ".cache" / "obembed"
-    return Path(base).expanduser() / "onnx"
+    return (Path(cache_dir).expanduser() if cache_dir else get_settings().cache_base) / "onnx"
 
 
 def model_key(folder: str | Path) -> str:
