@@ -280,14 +280,15 @@ class Store:
                 if "1050" not in str(exc):  # not "table already exists": a real failure
                     raise
                 # another process created it between our look and our CREATE: attach to it (same model) once it
-                # has recorded it, or fail with advice
-                if self._await_meta_row(name) is None:
-                    raise CollectionExistsError(
-                        f"collection {name!r} is being created by another process (its table exists, its metadata "
-                        "row has not appeared); run the command again in a moment") from exc
-                return self.create_collection(name, provider_or_dim, columns=columns, index=index,
-                                              index_params=index_params, fulltext=fulltext, distance=distance,
-                                              exists_ok=exists_ok, sparse=sparse)
+                # has recorded it. No row within the wait: a create killed in flight, whose CREATE TABLE the
+                # engine finished after our look; an empty table is that orphan (dropped, then created here),
+                # a table with rows is refused by _drop_orphan_table
+                if self._await_meta_row(name) is not None:
+                    return self.create_collection(name, provider_or_dim, columns=columns, index=index,
+                                                  index_params=index_params, fulltext=fulltext, distance=distance,
+                                                  exists_ok=exists_ok, sparse=sparse)
+                self._drop_orphan_table(name)
+                self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
             try:
                 self.execute(
                     f"INSERT INTO {schema.quote(schema.META_TABLE)} (`name`, `dimension`, `distance`, `spec`, `space`, "
