@@ -5,7 +5,9 @@ embedded seekdb engine or a benchmarked server included)."""
 from __future__ import annotations
 
 import os
+import platform
 import time
+from pathlib import Path
 
 __all__ = ["Load", "busy_seconds", "tree_seconds"]
 
@@ -63,3 +65,18 @@ class Load:
     def describe(self) -> str:
         return (f"wall {self.wall:.2f} s, ours {self.ours:.2f} CPU-s, others {self.others:.2f} CPU-s "
                 f"({self.others_cores:.2f} cores busy elsewhere)")
+
+
+def cpu_line() -> str:
+    """The CPU model, logical CPUs and SIMD flags (avx*, amx*, *vnni*): printed beside every figure."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("?", "x86_64", ""):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f)
+    return f"{model}; {os.cpu_count()} logical CPUs; {' '.join(simd) or 'no avx'}"

@@ -27,7 +27,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -44,7 +43,7 @@ DATA = next((p / "shared" / "data" / "debian-descriptions" for p in ROOT.parents
             ROOT.parent / "shared" / "data" / "debian-descriptions")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _cpuload import Load  # noqa: E402
+from _cpuload import Load, cpu_line  # noqa: E402
 
 
 def load_pairs(n_queries: int, n_candidates: int, seed: int = 0) -> list[tuple[str, list[str]]]:
@@ -76,20 +75,6 @@ def build_model(folder: Path, seed: int = 0) -> Path:
         ce[0].auto_model.classifier.bias.zero_()
     ce.save_pretrained(str(folder))
     return folder
-
-
-def cpu_line() -> str:
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("?", "x86_64", ""):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f)
-    return f"{model}; {os.cpu_count()} logical CPUs; {' '.join(simd) or 'no avx'}"
 
 
 def main() -> int:
