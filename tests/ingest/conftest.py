@@ -59,3 +59,21 @@ def put():
 def store_args(store, store_test_dsn) -> list[str]:
     """CLI arguments naming the session's store: ``--db PATH`` (embedded) or ``--dsn DSN`` (OBEMBED_TEST_DSN)."""
     return ["--dsn", store_test_dsn] if store_test_dsn else ["--db", str(store.path)]
+
+
+@pytest.fixture
+def cli(store: Any) -> Any:
+    """Run `obembed ...` in this process against the test store; ok=True asserts exit code 0."""
+    from click.testing import CliRunner
+
+    from obembed.cli import main
+
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> Any:
+        res = runner.invoke(main, [*args], catch_exceptions=False)
+        if ok:
+            assert res.exit_code == 0, res.output
+        return res
+
+    return run

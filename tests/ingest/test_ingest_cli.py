@@ -5,22 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-
-from obembed.cli import main
-
-
-@pytest.fixture
-def cli(store):
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True):
-        res = runner.invoke(main, [*args], catch_exceptions=False)
-        if ok:
-            assert res.exit_code == 0, res.output
-        return res
-
-    return run
 
 
 @pytest.fixture

@@ -12,12 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 from _models import build_bge_m3
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import obembed
-from obembed.cli import main
 from obembed.ingest import ingest
 from obembed.providers.sparse import sparse_dot
 
@@ -45,19 +43,6 @@ def m3_sparse(m3):
 def corpus(tmp_path, put):
     lines = "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(RECORDS))
     return put(tmp_path / "c" / "docs.jsonl", lines).parent
-
-
-@pytest.fixture
-def cli(store):
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True):
-        res = runner.invoke(main, [*args], catch_exceptions=False)
-        if ok:
-            assert res.exit_code == 0, res.output
-        return res
-
-    return run
 
 
 class ForwardCounter:
