@@ -46,7 +46,7 @@ def texts(n: int) -> list[tuple[str, str]]:
         with gzip.open(DATA / f"{name}_corpus.jsonl.gz", "rt", encoding="utf-8") as f:
             for line in f:
                 r = json.loads(line)
-                out.append((r["id"], r["text"]))
+                out.append((f"{name}:{r['id']}", r["text"]))  # the two sets share package names
                 if len(out) >= n:
                     return out
     first = len(out)
