@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from obembed.cli import main
+from obembed.providers._batching import ONNX_TOKEN_BUDGET
 from obembed.providers._threads import MAX_AUTO_THREADS, choose_threads
 
 
@@ -39,7 +40,7 @@ def test_default_model_explained_line_by_line(cached_env: Path, monkeypatch: pyt
     assert "stands in for st:all-MiniLM-L6-v2" in lines["runs as"]
     assert lines["precision"].split()[0] == "fp32"
     assert lines["threads"].strip() == "3  (3 thread(s): fixed by OBEMBED_THREADS)"
-    assert lines["token budget"].split()[0] == "1024"
+    assert lines["token budget"].split()[0] == str(ONNX_TOKEN_BUDGET)
     assert lines["max tokens"].split()[0] == "256"
 
 

@@ -21,6 +21,7 @@ from ..errors import ProviderResponseError
 __all__ = [
     "DEFAULT_MAX_ITEMS",
     "DEFAULT_TOKEN_BUDGET",
+    "ONNX_PAIR_TOKEN_BUDGET",
     "ONNX_TOKEN_BUDGET",
     "padded_tokens",
     "plan_batches",
@@ -31,8 +32,12 @@ DEFAULT_TOKEN_BUDGET = 2048
 """Padded token slots per batch (items x longest): 8 texts of 256 tokens, 32 of 64. Measured on this project's
 2-core box (idle, MiniLM, 400 Debian texts, median of 3): st: 76 texts/s at 2048 vs 55 at 8192; smaller batches
 stay in cache (benchmarks/RESULTS.md, "token budget")."""
-ONNX_TOKEN_BUDGET = 1024
-"""The onnx: runtime's default: 87 texts/s at 1024 vs 78 at 2048 and 60 at 8192 (same measurement)."""
+ONNX_TOKEN_BUDGET = 512
+"""The onnx: embedders' default. Zen 4 with AVX-512 (MiniLM, 400 texts): 87 texts/s at 1024 vs 78 at 2048 and 60
+at 8192. Zen 3 with AVX2 only (MiniLM, 200 texts, fresh sessions, 10 interleaved rounds): 512 beat 1024 in 7 of 10
+rounds, median 1.64x vs 1.47x raw sentence-transformers; 768 1.61x (benchmarks/RESULTS.md, "token budget, AVX2")."""
+ONNX_PAIR_TOKEN_BUDGET = 1024
+"""The onnx: cross-encoder's default (pairs are long: a query and a passage); measured at this size."""
 DEFAULT_MAX_ITEMS = 256
 """Upper bound on items per batch, whatever their length."""
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import ConfigError, MissingDependencyError, ProviderError
 from ...settings import Settings
-from .._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, ONNX_TOKEN_BUDGET, plan_batches
+from .._batching import DEFAULT_MAX_ITEMS, DEFAULT_TOKEN_BUDGET, ONNX_PAIR_TOKEN_BUDGET, plan_batches
 from .._local import set_torch_threads
 from .._threads import ThreadAdvisor, resolve_threads
 from ..onnx.runtime import open_session
@@ -244,7 +244,7 @@ class _TorchEngine:
 class _OnnxEngine:
     """onnxruntime session over the exported classifier + the model's fast tokenizer (pairs)."""
 
-    default_budget = ONNX_TOKEN_BUDGET
+    default_budget = ONNX_PAIR_TOKEN_BUDGET
 
     def __init__(self, path: Path, manifest: dict[str, Any], tok_path: Path, threads: Any) -> None:
         from ..onnx import FastTokenizer
