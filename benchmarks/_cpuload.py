@@ -67,6 +67,19 @@ class Load:
                 f"({self.others_cores:.2f} cores busy elsewhere)")
 
 
+def settle(quiet_cores: float = 0.15, window_s: float = 1.0, max_s: float = 60.0) -> float:
+    """Wait until the machine is quiet: less than ``quiet_cores`` busy over a ``window_s`` window (at most
+    ``max_s``). A database engine goes on working after a write or a drop (merges, purges of dropped tables):
+    a write measured right after another one pays for it at random. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_s:
+        b0 = busy_seconds()
+        time.sleep(window_s)
+        if (busy_seconds() - b0) / window_s < quiet_cores:
+            break
+    return time.perf_counter() - t0
+
+
 def cpu_line() -> str:
     """The CPU model, logical CPUs and SIMD flags (avx*, amx*, *vnni*): printed beside every figure."""
     model, flags = platform.processor() or "?", set()

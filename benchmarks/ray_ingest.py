@@ -16,7 +16,10 @@ actor  : one embedding actor's own rate (``embed()`` with concurrency=1, num_cpu
          the actor's start and model load cancel out): the per-actor figure of docs/scale-out.md's sizing table.
 sink   : the database write rate alone: N rows with precomputed vectors written by ``write_collection`` (a
          materialized dataset, no index) vs ``Collection.upsert`` of the same rows in the same batch size
-         (goal: sink ≥ 0.9× upsert), rounds alternating which goes first. The first write of the Ray runtime
+         (goal: sink ≥ 0.9× upsert), rounds alternating which goes first, each measurement started from the same
+         engine state (``quiet_engine``: memtable frozen, machine quiet; without it every second write pays for
+         dumping the one before, whichever path it belongs to: ~3.6 s vs ~8 s at 2,000 rows). The first write of the
+         Ray runtime
          (its write workers start, import obembed, connect) is measured once, separately, like Ray's start.
 index  : index-then-load (collection created with its HNSW index, then N rows upserted) vs load-then-index
          (no index, N rows upserted, then ``create_index``): what the sink does for a new collection.
@@ -45,7 +48,7 @@ DATA = next((p / "shared" / "data" / "debian-descriptions" for p in ROOT.parents
              if (p / "shared" / "data" / "debian-descriptions").is_dir()),
             ROOT.parent / "shared" / "data" / "debian-descriptions")
 
-from _cpuload import Load  # noqa: E402
+from _cpuload import Load, settle  # noqa: E402
 
 
 def corpus(n: int) -> list[dict[str, Any]]:
@@ -66,6 +69,18 @@ def start_server(tmp: Path) -> tuple[str, Path]:
 def stop_server(folder: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     subprocess.run(["bash", str(ROOT / "scripts" / "seekdb-server.sh"), "stop", str(folder)], env=env, check=False)
+
+
+def quiet_engine(store: Any) -> None:
+    """Start a write measurement from the same engine state: the memtable frozen and dumped (``ALTER SYSTEM MINOR
+    FREEZE``), then the machine quiet. Without it every second 2,000-row write pays for dumping the one before it
+    (measured: the writes alternate ~3.6 s and ~8 s, whichever path they belong to)."""
+    try:
+        store.execute("ALTER SYSTEM MINOR FREEZE", (), what="freeze the memtable", fetch=False)
+    except Exception as exc:  # OceanBase without the privilege: the machine-quiet wait still applies
+        print(f"(minor freeze refused: {exc})", flush=True)
+    time.sleep(1.0)
+    settle(quiet_cores=0.3)
 
 
 class ActorMemory:
@@ -151,6 +166,7 @@ def main() -> None:
     import obembed
     import obembed.ray as obray
     from obembed.ray.embed import load_bulk_provider
+    from obembed.ray.ingest import ensure_ray
 
     docs = corpus(args.n)
     provider = load_bulk_provider("st:all-MiniLM-L6-v2")
@@ -173,7 +189,7 @@ def main() -> None:
             with Load() as lr:
                 for attempt in range(3):  # a raylet on a busy machine can miss Ray's own start-up window
                     try:
-                        ray.init(include_dashboard=False, log_to_driver=False)
+                        ensure_ray()  # as obembed ingest --engine ray starts a local Ray
                         break
                     except Exception:
                         ray.shutdown()
@@ -257,6 +273,7 @@ def main() -> None:
                     .materialize()
 
                 def upsert(coll: Any = coll) -> Load:
+                    quiet_engine(store)
                     with Load() as lu:
                         for s in range(0, len(rows), args.batch_size):
                             part = [{**row, "vector": vecs[s + j]}
@@ -265,6 +282,7 @@ def main() -> None:
                     return lu
 
                 def sink(ds: Any = ds) -> tuple[Load, Any]:
+                    quiet_engine(store)
                     with Load() as lk:
                         st = obray.write_collection(ds, "bench_sink", dsn=dsn, model=provider, index=None,
                                                     rows_per_write=args.batch_size)

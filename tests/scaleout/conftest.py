@@ -60,19 +60,20 @@ def block_marks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_runtime(block_marks: Path) -> Iterator[Any]:
-    """One light local Ray for the module: no dashboard, no usage stats or metrics, a small object store.
+    """One light local Ray for the module, started as obembed starts one (``ensure_ray``): no dashboard, no usage
+    stats or metrics, a small object store.
     Its workers inherit OBEMBED_RAY_BLOCK_MARKS (the raylet's environment is the driver's at init)."""
     import ray
 
     from obembed.ray.embed import BLOCK_MARKS_ENV
+    from obembed.ray.ingest import ensure_ray
 
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_metrics_collection": "0", BLOCK_MARKS_ENV: str(block_marks)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     for attempt in range(3):  # a raylet on a busy shared machine can miss Ray's own 30 s start-up window
         try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     object_store_memory=100 * 1024 * 1024)
+            ensure_ray(num_cpus=2, configure_logging=False, object_store_memory=100 * 1024 * 1024)
             break
         except Exception:
             ray.shutdown()

@@ -303,6 +303,21 @@ def test_embed_and_write_collection_roundtrip(seekdb: Any, db: Any, ray_runtime:
     np.testing.assert_allclose([r["vector"] for r in after], [r["vector"] for r in before], atol=2e-5)
 
 
+def test_a_local_ray_started_by_obembed_runs_its_workers_at_normal_priority(ray_runtime: Any) -> None:
+    """Ray's default worker niceness (15) starves write tasks behind a busy local engine; ensure_ray's local Ray
+    runs them at 0, and leaves the driver's environment as it was."""
+    import os
+
+    from obembed.ray.ingest import LOCAL_RAY_ENV
+
+    @ray_runtime.remote(num_cpus=0.1)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray_runtime.get(niceness.remote()) == 0
+    assert all(k not in os.environ for k in LOCAL_RAY_ENV)  # scoped to the start
+
+
 def test_no_dsn_explains_how_to_start_a_server(tmp_path: Path) -> None:
     import obembed.ray
     from obembed.errors import ConfigError
