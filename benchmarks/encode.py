@@ -175,6 +175,8 @@ def build_paths(names: list[str]) -> dict[str, Callable[[list[str]], np.ndarray]
             out[name] = obembed.load("onnx:all-MiniLM-L6-v2").load().embed_documents
         elif name == "onnx-int8":
             out[name] = obembed.load("onnx:all-MiniLM-L6-v2", precision="int8").load().embed_documents
+        elif name.startswith("onnx-b") and name[6:].isdigit():  # onnx-b512, onnx-b1024: a fixed token budget
+            out[name] = obembed.load("onnx:all-MiniLM-L6-v2", token_budget=int(name[6:])).load().embed_documents
         elif name.startswith("onnx") and name.endswith("t"):  # onnx-1t, onnx-int8-2t: fixed threads
             prec = "int8" if "int8" in name else "fp32"
             out[name] = obembed.load("onnx:all-MiniLM-L6-v2", precision=prec,
@@ -590,8 +592,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds, median reported (3; --quick 2)")
     ap.add_argument("--paths", default=",".join(PATHS),
                     help=f"comma list of {PATHS}, or st-plain (sorted_batching=false), st-1t / st-2t, onnx-1t / "
-                         "onnx-int8-2t ... (fixed threads), fastembed / fastembed-par (fastembed on the same ONNX "
-                         "graph, its defaults / parallel=0)")
+                         "onnx-int8-2t ... (fixed threads), onnx-b512 / onnx-b1024 ... (a fixed token budget), "
+                         "fastembed / fastembed-par (fastembed on the same ONNX graph, its defaults / parallel=0)")
     ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per command and mode")
     ap.add_argument("--retrieval", type=int, default=0, metavar="Q",
                     help="also recall@10 of st / onnx fp32 / int8 on Q queries + 4Q documents (default off)")
