@@ -168,9 +168,9 @@ class RayIngestor(Ingestor):
 LOCAL_RAY_ENV = {"RAY_worker_niceness": "0"}
 """Environment of a local Ray that obembed starts (a variable the user set wins). Ray runs its workers at nice 15,
 which on one machine puts every write task behind the database engine (nice 0) whenever the engine is busy:
-measured on 2 cores, the sink wrote at 0.82x the store's own upsert with workers at 15 and 0.96x at 0 (benchmarks/
-RESULTS.md, "ray ingest"). On a cluster the workers share their machines with nothing that matters; there the
-cluster's own setting applies."""
+measured on 2 cores, the sink wrote at 0.82x the store's own upsert with workers at 15, and at 0.96x, 0.79x and
+0.95x in three runs at 0 (benchmarks/RESULTS.md, "Quiet reruns 2"). On a cluster the workers share their
+machines with nothing that matters; there the cluster's own setting applies."""
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, **init_kwargs: Any) -> bool:
