@@ -35,7 +35,7 @@ stay in cache (benchmarks/RESULTS.md, "token budget")."""
 ONNX_TOKEN_BUDGET = 512
 """The onnx: embedders' default. Zen 4 with AVX-512 (MiniLM, 400 texts): 87 texts/s at 1024 vs 78 at 2048 and 60
 at 8192. Zen 3 with AVX2 only (MiniLM, 200 texts, fresh sessions, 10 interleaved rounds): 512 beat 1024 in 7 of 10
-rounds, median 1.64x vs 1.47x raw sentence-transformers; 768 1.61x (benchmarks/RESULTS.md, "token budget, AVX2")."""
+rounds, median 1.64x vs 1.47x raw sentence-transformers; 768 1.61x (benchmarks/RESULTS.md, "Quiet reruns 2")."""
 ONNX_PAIR_TOKEN_BUDGET = 1024
 """The onnx: cross-encoder's default (pairs are long: a query and a passage); measured at this size."""
 DEFAULT_MAX_ITEMS = 256
