@@ -77,7 +77,8 @@ def explain(provider: Any, *, requested: str | None = None) -> dict[str, Any]:
         d = resolve_threads(_threads_option(provider)).decide()
         out["threads"] = {"value": d.threads, "why": d.reason(), "measured": {
             "usable_cores": d.cores, "others_used_cores": d.others_used, "others_demand_cores": d.others_demand,
-            "own_cores": d.own_used, "window_s": d.window} if d.source == "auto" else None}
+            "own_cores": d.own_used, "engine_cores": d.engine_used, "engine_demand_cores": d.engine_demand,
+            "counted_demand_cores": round(d.demand, 3), "window_s": d.window} if d.source == "auto" else None}
     elif local:
         import os
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from obembed.cli import main
 from obembed.providers._batching import ONNX_TOKEN_BUDGET
-from obembed.providers._threads import MAX_AUTO_THREADS, choose_threads
+from obembed.providers._threads import HELD_AT, MAX_AUTO_THREADS, choose_threads
 
 
 @pytest.fixture
@@ -51,7 +51,9 @@ def test_auto_threads_show_the_measurement_they_came_from(cached_env: Path) -> N
     assert m["usable_cores"] == len(os.sched_getaffinity(0))
     assert m["window_s"] >= 0.1
     assert 1 <= t["value"] <= min(m["usable_cores"], MAX_AUTO_THREADS)
-    assert t["value"] == choose_threads(others=m["others_demand_cores"], cores=m["usable_cores"])
+    assert t["value"] == choose_threads(others=m["counted_demand_cores"], cores=m["usable_cores"])
+    busy_engine = m["engine_demand_cores"] if m["engine_demand_cores"] >= HELD_AT else 0.0
+    assert m["counted_demand_cores"] == pytest.approx(m["others_demand_cores"] + busy_engine, abs=0.002)
     assert t["why"].startswith(f"{t['value']} thread(s): {m['usable_cores']} usable core(s)")
 
 

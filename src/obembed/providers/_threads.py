@@ -8,13 +8,16 @@ its core with another busy process slows the whole pool; on an idle core, though
    (``MIN_WINDOW``, 0.15 s) at first use, and subtract the CPU time of obembed's *own process tree* (this
    process and its children, e.g. the embedded seekdb engine it started) read from ``/proc/<pid>/stat``. What
    is left is what other processes used, in cores. No load average: it still holds the previous command's
-   work for a minute after the machine went idle.
+   work for a minute after the machine went idle. The engine's share (our tree minus this process) is kept
+   apart: the writes an ingest sends it cost a fraction of a core and do not count, but an engine that itself
+   takes ``HELD_AT`` or more (a heavy write load beside the model, a compaction) holds a core like any other
+   process: measured, 1 thread then ran 1.87x raw where 2 ran 1.40x (docs/performance.md).
 2. **Correct for our own share**: while our threads run, a CPU-bound neighbour gets only its fair share (with 2
    threads of ours on 2 cores, one competing process shows as 0.67 cores). When the measured cores were
    saturated, the neighbours' *demand* is estimated from the split: ``others_used x our_threads / our_used``.
-3. **Decide**: a core counts as held when the neighbours' demand on it reaches ``HELD_AT`` (0.7 core: below that
-   a second thread still wins on average, measured 1.57x idle vs 0.7-0.9x while a core is taken);
-   threads = usable cores - held cores, at least 1, at most ``MAX_AUTO_THREADS``.
+3. **Decide**: a core counts as held when the neighbours' demand (plus a busy engine's) on it reaches ``HELD_AT``
+   (0.7 core: below that a second thread still wins on average, measured 1.57x idle vs 0.7-0.9x while a core
+   is taken); threads = usable cores - held cores, at least 1, at most ``MAX_AUTO_THREADS``.
 4. **Adapt**: between batches the advisor re-measures the interval since its previous decision, at most every
    ``RECHECK_INTERVAL`` seconds (two small file reads: cheap), so a long job follows the machine.
 
@@ -29,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 __all__ = [
@@ -234,11 +237,23 @@ class Decision:
     own_used: float = 0.0  # cores our process tree used over the window
     window: float = 0.0  # seconds measured
     saturated: bool = False
+    engine_used: float = 0.0  # of own_used: our child/adopted processes (the embedded engine), not this process
+    engine_demand: float = 0.0  # ... corrected like others_demand
+
+    @property
+    def engine_counted(self) -> float:
+        """The engine's demand where it holds a core of its own (``HELD_AT`` or more), else 0."""
+        return self.engine_demand if self.engine_demand >= HELD_AT else 0.0
+
+    @property
+    def demand(self) -> float:
+        """What the decision counts against our threads: other processes' demand plus a busy engine's."""
+        return self.others_demand + self.engine_counted
 
     @property
     def held(self) -> int:
-        """Cores counted as held by other processes."""
-        return held_cores(self.others_demand)
+        """Cores counted as held by other processes (and by our own engine where it is busy)."""
+        return held_cores(self.demand)
 
     def reason(self) -> str:
         if self.source != "auto":
@@ -248,6 +263,9 @@ class Decision:
                f"{self.window:.2f} s (obembed's own processes, {self.own_used:.2f} core(s), not counted)")
         if self.saturated:
             why += f"; the cores were saturated, so their demand is estimated at {self.others_demand:.2f}"
+        if self.engine_counted:
+            why += (f"; obembed's engine is busy on its own ({self.engine_demand:.2f} core(s) >= {HELD_AT}), "
+                    "so it counts like another process")
         return f"{self.threads} thread(s): {why}; {held} core(s) held (demand >= {HELD_AT} core each)"
 
 
@@ -275,13 +293,18 @@ def measure(a: Sample, b: Sample, cpus: frozenset[int], running: int) -> Decisio
     own_proc = max(0, b.own_process - a.own_process)
     others = max(0.0, (busy - own_tree) / span)
     own_cores = own_tree / span
+    engine = max(0.0, (own_tree - own_proc) / span)
     saturated = busy >= SATURATED_AT * total and own_proc / span >= 0.1
-    demand = others
-    if saturated and others > 0:
-        # every runnable thread got about the same share s: ours own_proc = running*s, theirs others = k*s
-        demand = min(float(cores), others * max(1, running) / (own_proc / span))
-    return Decision(choose_threads(others=demand, cores=cores), "auto", cores, round(others, 3), round(demand, 3),
-                    round(own_cores, 3), round(b.clock - a.clock, 3), saturated)
+
+    def corrected(used: float) -> float:
+        # every runnable thread got about the same share s: ours own_proc = running*s, theirs used = k*s
+        if saturated and used > 0:
+            return min(float(cores), used * max(1, running) / (own_proc / span))
+        return used
+
+    d = Decision(0, "auto", cores, round(others, 3), round(corrected(others), 3), round(own_cores, 3),
+                 round(b.clock - a.clock, 3), saturated, round(engine, 3), round(corrected(engine), 3))
+    return replace(d, threads=choose_threads(others=d.demand, cores=cores))
 
 
 @dataclass
