@@ -5,6 +5,7 @@ usage:
   python benchmarks/ingest.py quality [--sets en,ja] [--en-docs 3000]
   python benchmarks/ingest.py tree [--files 100000]
   python benchmarks/ingest.py states [--quick] [--n 600] [--states a,b,c,d,e] [--cores 0-3]
+  python benchmarks/ingest.py cli [--n 1000] [--rounds 3] [--variants auto,2,1]
 
 speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
           the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
@@ -17,6 +18,10 @@ quality : the BASELINES.md slices (en 3000 docs + en/xl queries; ja whole corpus
           the exact brute-force reference in BASELINES.md (goal ≥ 0.99× its recall@10).
 states  : issue 19's machine states (benchmarks/_states.py): idle, just after a heavy command, own engine
           writing, a competitor per core, one pinned competitor; pipeline vs the model alone in each (goal >= 0.9x).
+cli     : the main job as a user runs it: ``obembed ingest`` of N texts as a fresh process (its own engine
+          start, collection, indexes) into a fresh store, back to back, with the thread rule (``auto``) and with
+          OBEMBED_THREADS fixed, in rotating order; wall time per run, the ratio to ``auto`` in the same round,
+          and the thread counts the rule chose (from its ``-vv`` log).
 tree    : memory on a large tree: N small files through the whole pipeline (real model and store), our RSS
           sampled as files complete (flat = bounded queues work), then a no-change rerun over the tree.
 
@@ -33,12 +38,14 @@ import math
 import os
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT.parent / "shared")
@@ -123,6 +130,23 @@ def speed(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- machine states
+def watch_threads(provider: Any) -> dict[int, int]:
+    """Count the thread rule's answers (one per batch) on ``provider``'s advisor: ``{threads: batches}``."""
+    picks: dict[int, int] = {}
+    adv = getattr(getattr(provider, "_runner", None), "advisor", None)
+    if adv is None:
+        return picks
+    inner = adv.decide
+
+    def decide() -> Any:
+        d = inner()
+        picks[d.threads] = picks.get(d.threads, 0) + 1
+        return d
+
+    adv.decide = decide
+    return picks
+
+
 def states(args: argparse.Namespace) -> None:
     """Issue 19: pipeline vs the model alone in each machine state (benchmarks/_states.py), goal >= 0.9x.
 
@@ -158,6 +182,7 @@ def states(args: argparse.Namespace) -> None:
                             provider = load_provider(spec, purpose="bulk")  # a fresh advisor, as a new command
                             if hasattr(provider, "load"):
                                 provider.load()
+                            picks = watch_threads(provider)
                             with Load() as m:
                                 if what == "model":
                                     n = len(provider.embed(texts))
@@ -169,8 +194,9 @@ def states(args: argparse.Namespace) -> None:
                             adv = getattr(getattr(provider, "_runner", None), "advisor", None)
                             threads = adv.last.threads if adv is not None and adv.last is not None else 0
                         rows.append((what, m.wall, m.others_cores, threads))
-                        print(f"{LABELS[st]:<36} r{r + 1} {what:<8} {n / m.wall:6.2f} texts/s, threads {threads}; "
-                              f"{m.describe()} {info}", flush=True)
+                        print(f"{LABELS[st]:<36} r{r + 1} {what:<8} {n / m.wall:6.2f} texts/s, threads {threads} "
+                              f"(batches per thread count: {dict(sorted(picks.items()))}); {m.describe()} {info}",
+                              flush=True)
                         if what == "pipeline":
                             try:
                                 store.drop_collection(f"bench_states_{k}_{os.getpid()}", missing_ok=True)
@@ -352,6 +378,71 @@ def tree(args: argparse.Namespace) -> None:
             store.close()
 
 
+
+# ---------------------------------------------------------------------------------------------- the CLI, end to end
+def cli(args: argparse.Namespace) -> None:
+    """Issue 19's headline case: ``obembed ingest`` run after other commands, the rule vs fixed thread counts."""
+    import shutil
+
+    from _cpuload import cpu_line
+
+    corpus = load_gz("en_corpus.jsonl.gz")
+    random.Random(11).shuffle(corpus)
+    docs = corpus[: args.n]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    exe = Path(sys.executable).with_name("obembed")
+    cmd0 = [str(exe)] if exe.exists() else [sys.executable, "-m", "obembed"]
+    print(cpu_line(), flush=True)
+    walls: dict[str, list[float]] = {v: [] for v in variants}
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory(prefix="obembed-bench-cli-") as tmpd:
+        tmp = Path(tmpd)
+        path = tmp / "dev.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        k = 0
+        for r in range(args.rounds):
+            order = variants[r % len(variants):] + variants[: r % len(variants)]
+            this: dict[str, float] = {}
+            for v in order:
+                k += 1
+                env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                           OBEMBED_DB_PATH=str(tmp / f"db{k}"), OBEMBED_ENGINE_IDLE="0")
+                env.pop("OBEMBED_THREADS", None)
+                if v != "auto":
+                    env["OBEMBED_THREADS"] = v
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                with Load() as m:
+                    out = subprocess.run([*cmd0, "-v", "-v", "ingest", str(path), "-c", "bench",
+                                          "--truncate", "truncate"], cwd=tmp, env=env, capture_output=True,
+                                         text=True, check=False)
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # the command and its engine have exited (reaped), so their CPU is in RUSAGE_CHILDREN, not /proc
+                run_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+                if out.returncode != 0:
+                    raise SystemExit(f"obembed ingest failed ({out.returncode}):\n{out.stderr[-3000:]}")
+                picks = re.findall(r"threads per process: (\d+) thread", out.stderr)
+                this[v] = m.wall
+                walls[v].append(m.wall)
+                others = max(0.0, m.others - run_cpu) / m.wall
+                print(f"r{r + 1} {v:<5} {m.wall:6.1f} s  {args.n / m.wall:5.1f} texts/s  thread decisions "
+                      f"{'->'.join(picks) or '(fixed)'}; the command and its engine {run_cpu:.1f} CPU-s, "
+                      f"others {others:.2f} cores", flush=True)
+                shutil.rmtree(tmp / f"db{k}", ignore_errors=True)
+            for v in variants:
+                ratios[v].append(this[variants[0]] / this[v])
+    base = variants[0]
+    print(f"\n`obembed ingest` of {args.n} Debian texts, a fresh process and store per run, {args.rounds} round(s), "
+          f"rotating order; x {base} = {base}'s wall / this wall in the same round (median)")
+    print("| threads | wall s (median) | texts/s | × " + base + " | per round |")
+    print("| --- | --- | --- | --- | --- |")
+    for v in variants:
+        w = statistics.median(walls[v])
+        print(f"| {v} | {w:.1f} | {args.n / w:.1f} | **{statistics.median(ratios[v]):.2f}×** | "
+              f"{', '.join(f'{x:.2f}' for x in ratios[v])} |")
+    print(cpu_line())
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -373,6 +464,10 @@ def main() -> None:
     m.add_argument("--heavy-seconds", type=float, default=20.0)
     m.add_argument("--cores", default="")
     m.add_argument("--quick", action="store_true", help="200 texts, 12 s heavy command: a few minutes")
+    c = sub.add_parser("cli", help="`obembed ingest` end to end, the thread rule vs fixed thread counts")
+    c.add_argument("--n", type=int, default=1000)
+    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--variants", default="auto,2,1", help="auto (the rule) first, then OBEMBED_THREADS values")
     t = sub.add_parser("tree")
     t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
@@ -380,7 +475,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if getattr(args, "quick", False):
         args.n, args.heavy_seconds = min(args.n, 200), 12.0
-    {"speed": speed, "quality": quality, "tree": tree, "states": states}[args.cmd](args)
+    {"speed": speed, "quality": quality, "tree": tree, "states": states, "cli": cli}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cpuload import Load
+from _cpuload import Load, quiet_engine
 
 _ROOT = Path(__file__).resolve().parent.parent
 DATA = next((p / "shared" / "data" / "debian-descriptions" for p in (_ROOT.parent, _ROOT.parent.parent)
@@ -90,6 +90,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d, obembed.connect(d) as store:
         coll = store.create_collection("mig", 384)
         coll.upsert([{"id": i, "content": t, "vector": v} for (i, t), v in zip(rows, old, strict=True)])
+        quiet_engine(store)  # the load's own dump and merges are over: "before" is the collection at rest
         before = searches(coll, None, 100, 384)
 
         fresh = store.create_collection("fresh", model)

@@ -49,7 +49,7 @@ DATA = next((p / "shared" / "data" / "debian-descriptions" for p in ROOT.parents
              if (p / "shared" / "data" / "debian-descriptions").is_dir()),
             ROOT.parent / "shared" / "data" / "debian-descriptions")
 
-from _cpuload import Load, settle  # noqa: E402
+from _cpuload import Load, quiet_engine  # noqa: E402
 
 
 def corpus(n: int) -> list[dict[str, Any]]:
@@ -70,18 +70,6 @@ def start_server(tmp: Path) -> tuple[str, Path]:
 def stop_server(folder: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     subprocess.run(["bash", str(ROOT / "scripts" / "seekdb-server.sh"), "stop", str(folder)], env=env, check=False)
-
-
-def quiet_engine(store: Any) -> None:
-    """Start a write measurement from the same engine state: the memtable frozen and dumped (``ALTER SYSTEM MINOR
-    FREEZE``), then the machine quiet. Without it every second 2,000-row write pays for dumping the one before it
-    (measured: the writes alternate ~3.6 s and ~8 s, whichever path they belong to)."""
-    try:
-        store.execute("ALTER SYSTEM MINOR FREEZE", (), what="freeze the memtable", fetch=False)
-    except Exception as exc:  # OceanBase without the privilege: the machine-quiet wait still applies
-        print(f"(minor freeze refused: {exc})", flush=True)
-    time.sleep(1.0)
-    settle(quiet_cores=0.3)
 
 
 class ActorMemory:

@@ -104,15 +104,39 @@ def test_c_our_own_engine_taking_writes_at_the_models_pace_is_not_another_proces
 @pytest.mark.parametrize("engine", [HELD_AT + 0.05, 0.9, 1.5])
 def test_c_our_own_engine_busy_on_its_own_holds_a_core(engine: float) -> None:
     """A heavy write load (or a compaction) beside the model: the engine takes a core, so 2 threads would
-    spin-wait on it (measured: 1 thread ran 1.87x raw where 2 ran 1.40x)."""
+    spin-wait on it (measured: 1 thread ran 1.87x raw where 2 ran 1.40x). Counted from the first re-check,
+    measured beside our batches."""
     m = Machine(2)
     m.background["child"] = engine
     a = advisor_on(m)
+    assert a.threads() == 2  # before the first batch: what the engine did so far was obembed's own set-up
+    m.run(3.0, own=2.0 - engine if engine < 1.5 else 1.0)
     d = a.decide()
     assert d.others_used == pytest.approx(0.0, abs=0.1)  # still not "another process" ...
     assert d.engine_counted >= HELD_AT  # ... but a busy one
     assert d.threads == 1
     assert "engine is busy on its own" in d.reason()
+
+
+@pytest.mark.parametrize("seconds", [0.5, 4.0])
+def test_c_the_engines_start_before_the_first_batch_does_not_cost_a_thread(seconds: float) -> None:
+    """``obembed ingest``: the engine starts, the provider is built, the collection is created (seconds of
+    engine work) before the first batch. That work is over by then: the first decision keeps both cores, and
+    the first re-check, measured beside our batches, counts the engine only if it is still busy."""
+    m = Machine(2)
+    a = advisor_on(m)
+    m.run(seconds, own=0.5, child=1.2)  # the model loads while the engine runs the DDL
+    d = a.decide()
+    assert d.engine_demand >= HELD_AT
+    assert not d.engine_current
+    assert d.threads == 2
+    assert "before the first batch" in d.reason()
+    m.run(3.0, own=1.8, child=0.15)  # the ingest: writes at the model's pace
+    assert a.threads() == 2
+    m.run(3.0, own=1.2, child=0.8)  # a compaction takes a core beside our batches
+    d = a.decide()
+    assert d.engine_current
+    assert d.threads == 1
 
 
 def test_c_a_light_engine_is_not_added_to_a_light_neighbour() -> None:

@@ -66,11 +66,13 @@ def ray_runtime(block_marks: Path) -> Iterator[Any]:
     import ray
 
     from obembed.ray.embed import BLOCK_MARKS_ENV
-    from obembed.ray.ingest import ensure_ray
+    from obembed.ray.ingest import LOCAL_RAY_ENV, ensure_ray
 
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_metrics_collection": "0", BLOCK_MARKS_ENV: str(block_marks)}
-    saved = {k: os.environ.get(k) for k in env}
+    saved = {k: os.environ.get(k) for k in [*env, *LOCAL_RAY_ENV]}
     os.environ.update(env)
+    for k in LOCAL_RAY_ENV:  # obembed's own defaults are under test, not a value this shell happens to set
+        os.environ.pop(k, None)
     for attempt in range(3):  # a raylet on a busy shared machine can miss Ray's own 30 s start-up window
         try:
             ensure_ray(num_cpus=2, configure_logging=False, object_store_memory=100 * 1024 * 1024)

@@ -182,3 +182,23 @@ def test_lock_and_timeout_errors_give_true_advice():
     assert isinstance(timeout, StoreError)
     assert "waiting for a lock" in str(timeout)
     assert "docs/reliability.md" in str(timeout)
+
+
+def test_a_side_table_is_found_by_its_own_name_not_a_like_wildcard_match(store, collection_name):
+    """``SHOW TABLES LIKE 'obembed_...'`` also matches ``obembedX...`` (``_`` is a wildcard): a user table so
+    named must not pass for obembed's side table (its DDL would be skipped and every read of it would fail)."""
+    side = f"zz_{collection_name}"[:60]
+    lookalike = side.replace("_", "x", 1)
+    assert lookalike != side
+    store.execute(f"CREATE TABLE {schema.quote(lookalike)} (`k` int PRIMARY KEY)", fetch=False)
+    try:
+        assert not schema.table_exists(store, side, "a side table")
+        ddl = f"CREATE TABLE IF NOT EXISTS {schema.quote(side)} (`k` int PRIMARY KEY)"
+        assert schema.ensure_table(store, side, ddl, "a side table") is True
+        assert schema.table_exists(store, side, "a side table")
+        assert schema.ensure_table(store, side, ddl, "a side table") is False  # there now: no DDL
+        store.execute(f"INSERT INTO {schema.quote(side)} VALUES (1)", fetch=False)
+        assert store.execute(f"SELECT `k` FROM {schema.quote(side)}")[0] == [(1,)]
+    finally:
+        for t in (side, lookalike):
+            store.execute(f"DROP TABLE IF EXISTS {schema.quote(t)}", fetch=False)

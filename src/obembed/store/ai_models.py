@@ -192,14 +192,11 @@ def _ddl() -> str:
 
 
 def _table_exists(store: Store) -> bool:
-    rows, _ = store.execute("SHOW TABLES LIKE %s", (AI_TABLE,), what="find the AI model table")
-    return any(str(r[0]) == AI_TABLE for r in rows)
+    return schema.table_exists(store, AI_TABLE, "the AI model table")
 
 
 def _ensure_table(store: Store) -> None:
-    # DDL only when the table is missing (as Store.open does for its metadata table): reads never wait on DDL
-    if not _table_exists(store):
-        store.execute(_ddl(), what="create the AI model table", fetch=False)
+    schema.ensure_table(store, AI_TABLE, _ddl(), "the AI model table")
 
 
 def _sha(key: str) -> str:

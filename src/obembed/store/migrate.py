@@ -89,13 +89,11 @@ def shadow_table(name: str) -> str:
 
 
 def _has_table(store: Store) -> bool:
-    return bool(store.execute("SHOW TABLES LIKE %s", (MIGRATIONS_TABLE,), what="find the migrations table")[0])
+    return schema.table_exists(store, MIGRATIONS_TABLE, "the migrations table")
 
 
 def _ensure_table(store: Store) -> None:
-    # DDL only when missing: CREATE TABLE IF NOT EXISTS on an existing table can wait long on a reopened engine
-    if not _has_table(store):
-        store.execute(_ddl(), what="create the migrations table", fetch=False)
+    schema.ensure_table(store, MIGRATIONS_TABLE, _ddl(), "the migrations table")
 
 
 def _state(store: Store, name: str, *, finish: bool = True) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@ backquoted; values never reach SQL text (they are bound parameters).
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from ..errors import ConfigError, InvalidInputError
 
@@ -21,8 +22,10 @@ __all__ = [
     "check_identifier",
     "collection_ddl",
     "default_ef_search",
+    "ensure_table",
     "meta_table_ddl",
     "quote",
+    "table_exists",
     "vector_index_ddl",
 ]
 
@@ -243,3 +246,28 @@ def meta_table_ddl() -> str:
   `updated_at` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
   PRIMARY KEY (`name`)
 ) DEFAULT CHARSET = utf8mb4"""
+
+
+# ---------------------------------------------------------------------------------------------- side tables
+class Executes(Protocol):
+    """What runs SQL here: a :class:`~obembed.store.Store` or its session."""
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None, *, what: str = "query", fetch: bool = True,
+                retry: bool = True) -> tuple[list[tuple[Any, ...]], int]: ...
+
+
+def table_exists(db: Executes, table: str, what: str) -> bool:
+    """Whether ``table`` exists in the current database. ``SHOW TABLES LIKE`` answers at once on a reopened
+    engine, and its ``_`` is a wildcard, so the names it returns are compared (case aside) to ``table``."""
+    rows, _ = db.execute("SHOW TABLES LIKE %s", (table,), what=f"find {what}")
+    return any(str(r[0]).lower() == table.lower() for r in rows)
+
+
+def ensure_table(db: Executes, table: str, ddl: str, what: str) -> bool:
+    """Create one of obembed's side tables (metadata, migrations, AI models) with ``ddl`` when it is missing;
+    True when it did. DDL only when missing: a reopened engine was seen to leave ``CREATE TABLE IF NOT EXISTS``
+    on an existing table waiting for minutes, while reads answer at once (and opening stays cheaper)."""
+    if table_exists(db, table, what):
+        return False
+    db.execute(ddl, what=f"create {what}", fetch=False)
+    return True

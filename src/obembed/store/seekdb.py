@@ -111,11 +111,7 @@ class Store:
                 self._embedded.close()
             raise
         try:
-            # DDL only when the table is missing: a reopened engine was seen to leave `CREATE TABLE IF NOT EXISTS`
-            # on an existing table waiting for minutes, while reads answer at once (and opening stays cheaper)
-            found = self._session.execute("SHOW TABLES LIKE %s", (schema.META_TABLE,), what="find the metadata table")
-            if not found[0]:
-                self._session.execute(schema.meta_table_ddl(), what="create the metadata table", fetch=False)
+            schema.ensure_table(self._session, schema.META_TABLE, schema.meta_table_ddl(), "the metadata table")
             self.engine_version = str(self._session.execute("SELECT version()")[0][0][0])
         except BaseException:  # do not leak the connection or the embedded engine of a half-opened store
             self._session.close()
