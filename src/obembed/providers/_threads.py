@@ -11,9 +11,10 @@ its core with another busy process slows the whole pool; on an idle core, though
    work for a minute after the machine went idle. The engine's share (our tree minus this process) is kept
    apart: the writes an ingest sends it cost a fraction of a core and do not count, but an engine that itself
    takes ``HELD_AT`` or more (a heavy write load beside the model, a compaction) holds a core like any other
-   process: measured, 1 thread then ran 1.87x raw where 2 ran 1.40x (docs/performance.md). The first decision
-   does not count the engine: its window spans what obembed asked of it before the first batch (its start, a
-   collection's DDL), work that is over by then; the first re-check measures it beside our batches.
+   process: measured, 1 thread then ran 1.87x raw where 2 ran 1.40x (docs/performance.md). It counts once busy
+   over two re-checks in a row, measured beside our batches: the first window spans what obembed asked of it
+   before the first batch (its start, a collection's DDL), and an ingest's own bursts (a memtable dump) are
+   over before a thread less would pay off.
 2. **Correct for our own share**: while our threads run, a CPU-bound neighbour gets only its fair share (with 2
    threads of ours on 2 cores, one competing process shows as 0.67 cores). When the measured cores were
    saturated, the neighbours' *demand* is estimated from the split: ``others_used x our_threads / our_used``.
@@ -241,12 +242,12 @@ class Decision:
     saturated: bool = False
     engine_used: float = 0.0  # of own_used: our child/adopted processes (the embedded engine), not this process
     engine_demand: float = 0.0  # ... corrected like others_demand
-    engine_current: bool = True  # False: the first window, whose engine work came before the first batch
+    engine_sustained: bool = True  # the engine was also busy over the previous re-check (see ThreadAdvisor)
 
     @property
     def engine_counted(self) -> float:
-        """The engine's demand where it holds a core of its own (``HELD_AT`` or more) now, else 0."""
-        return self.engine_demand if self.engine_current and self.engine_demand >= HELD_AT else 0.0
+        """The engine's demand where it holds a core of its own (``HELD_AT`` or more), sustained, else 0."""
+        return self.engine_demand if self.engine_sustained and self.engine_demand >= HELD_AT else 0.0
 
     @property
     def demand(self) -> float:
@@ -270,8 +271,8 @@ class Decision:
             why += (f"; obembed's engine is busy on its own ({self.engine_demand:.2f} core(s) >= {HELD_AT}), "
                     "so it counts like another process")
         elif self.engine_demand >= HELD_AT:
-            why += (f"; obembed's engine used {self.engine_demand:.2f} core(s) before the first batch (its start, "
-                    "DDL): counted from the first re-check on, if it is still busy")
+            why += (f"; obembed's engine used {self.engine_demand:.2f} core(s), not counted: before the first batch "
+                    "(its start, DDL) or a burst (a dump); it counts once busy over two re-checks in a row")
         return f"{self.threads} thread(s): {why}; {held} core(s) held (demand >= {HELD_AT} core each)"
 
 
@@ -286,9 +287,9 @@ def choose_threads(*, others: float, cores: int) -> int:
     return max(1, min(cores - held, cores, MAX_AUTO_THREADS))
 
 
-def measure(a: Sample, b: Sample, cpus: frozenset[int], running: int, *, engine_current: bool = True) -> Decision:
+def measure(a: Sample, b: Sample, cpus: frozenset[int], running: int, *, engine_sustained: bool = True) -> Decision:
     """The decision for the interval ``a -> b`` on ``cpus`` while this process ran ``running`` threads;
-    ``engine_current=False``: the engine's share of the window is not counted (see ``ThreadAdvisor.decide``)."""
+    ``engine_sustained=False``: the engine's share of the window is not counted (see ``ThreadAdvisor.decide``)."""
     mine = [c for c in cpus if c in a.cpus and c in b.cpus] or [c for c in b.cpus if c in a.cpus]
     cores = max(1, len(mine))
     busy = sum(b.cpus[c][0] - a.cpus[c][0] for c in mine)
@@ -311,7 +312,7 @@ def measure(a: Sample, b: Sample, cpus: frozenset[int], running: int, *, engine_
 
     d = Decision(0, "auto", cores, round(others, 3), round(corrected(others), 3), round(own_cores, 3),
                  round(b.clock - a.clock, 3), saturated, round(engine, 3), round(corrected(engine), 3),
-                 engine_current)
+                 engine_sustained)
     return replace(d, threads=choose_threads(others=d.demand, cores=cores))
 
 
@@ -326,6 +327,7 @@ class ThreadAdvisor:
     recheck: float = RECHECK_INTERVAL
     last: Decision | None = None
     _snap: Sample | None = field(default=None, repr=False)
+    _engine_busy: bool = field(default=False, repr=False)  # the engine held HELD_AT over the last re-check
     _lock: Any = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -354,15 +356,19 @@ class ThreadAdvisor:
                 self.last = Decision(choose_threads(others=0.0, cores=cores), "no /proc (default)", cores)
                 return self.last
             running = self.last.threads if self.last is not None else 1
+            first = self.last is None
             if now.clock - self._snap.clock > MAX_AGE:  # a stale window (idle since): measure afresh
-                self._snap, running = now, 1
+                self._snap, running, first, self._engine_busy = now, 1, True, False
             if now.clock - self._snap.clock < self.min_window:
                 self.probe.sleep(self.min_window - (now.clock - self._snap.clock))
                 now = self.probe.sample() or now
-            # the first window spans what obembed asked of its engine before the first batch (the engine's
-            # start, 3-6 s of work; a collection's DDL and index builds), work that is over by then: the engine
-            # counts from the first re-check on, measured beside our batches. Other processes count at once.
-            d = measure(self._snap, now, self.probe.usable(), running, engine_current=self.last is not None)
+            # the engine counts only when busy over two re-checks in a row, both measured beside our batches: the
+            # first window spans what obembed asked of it before the first batch (its start, 3-6 s of work; a
+            # collection's DDL), and an ingest's own writes bring bursts (a memtable dump) that are over before
+            # a thread less would pay off (measured: reacting to them cost `obembed ingest` 7%). Other
+            # processes count at once.
+            d = measure(self._snap, now, self.probe.usable(), running, engine_sustained=self._engine_busy)
+            self._engine_busy = not first and d.engine_demand >= HELD_AT
             if self.last is None or d.threads != self.last.threads:
                 log.debug("threads per process: %s", d.reason())
             self._snap, self.last = now, d
