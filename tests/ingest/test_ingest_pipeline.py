@@ -165,3 +165,39 @@ def test_a_file_named_twice_is_ingested_once(tmp_path, put, store, collection_na
     assert rep.files_seen == 1
     assert rep.chunks_embedded == 1
     assert counting.texts == ["only once"]
+
+
+def test_the_truncate_policy_leaves_counting_to_the_model(tmp_path, put, store, make_collection_name, counting,
+                                                          monkeypatch):
+    """``truncate``: the model cuts and reports the cut, so the pipeline does not tokenize each document a second
+    time (one tokenizer call per document on the producer thread, beside the model); ``error`` must count."""
+    from obembed.ingest import pipeline
+
+    calls: list[int] = []
+    real = pipeline.make_token_counter
+
+    def spy(provider):
+        count = real(provider)
+
+        def wrapped(texts):
+            calls.append(len(texts))
+            return count(texts)
+
+        return wrapped
+
+    monkeypatch.setattr(pipeline, "make_token_counter", spy)
+    long_text = " ".join(f"Sentence {i} about embeddings and vector databases." for i in range(120))
+    p = put(tmp_path / "r.jsonl", f'{{"id": "long", "text": "{long_text}"}}\n{{"id": "a", "text": "alpha"}}\n'
+                                  '{"id": "b", "text": "beta"}\n')
+    more = put(tmp_path / "more.jsonl", "".join(f'{{"id": "m{i}", "text": "more {i}"}}\n' for i in range(6)))
+    rep = ingest(p, collection=make_collection_name("t"), store=store, provider=counting, truncate="truncate")
+    assert (rep.chunks_embedded, rep.chunks_truncated) == (3, 1)
+    per_run = len(calls)  # the chunker's one probe of the special tokens, whatever the documents
+    assert per_run <= 1
+    calls.clear()
+    rep = ingest(more, collection=make_collection_name("t"), store=store, provider=counting, truncate="truncate")
+    assert (rep.chunks_embedded, len(calls)) == (6, per_run)  # twice the documents, no more counting
+    calls.clear()
+    rep = ingest(p, collection=make_collection_name("e"), store=store, provider=counting, truncate="error")
+    assert (rep.chunks_embedded, rep.records_failed) == (2, 1)
+    assert len(calls) == per_run + 3  # error: every document is counted against the limit

@@ -88,7 +88,8 @@ class Chunk:
     """What is embedded and stored (the heading path prefixed, for Markdown)."""
     index: int
     """Position within its document, from 0."""
-    n_tokens: int
+    n_tokens: int | None
+    """Its token count; None where nothing needed it (the ``truncate`` policy: the model's own cut applies)."""
     heading: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -317,8 +317,11 @@ class Ingestor:
         else:
             text = doc.text or ""
         text = text.strip()
+        if self.policy != "error" or self.limit is None:  # truncate: the embedder cuts and reports the cut
+            yield Chunk(text, 0, None)
+            return
         n = self._count([text])[0]
-        if self.policy == "error" and self.limit is not None and n > self.limit:
+        if n > self.limit:
             raise InvalidInputError(
                 f"{'record ' + doc.key + ' ' if doc.key else ''}has {n} tokens, more than the model's limit of "
                 f"{self.limit}; rerun with --truncate chunk (split) or --truncate truncate (cut)")
