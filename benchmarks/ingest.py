@@ -6,6 +6,7 @@ usage:
   python benchmarks/ingest.py tree [--files 100000]
   python benchmarks/ingest.py states [--quick] [--n 600] [--states a,b,c,d,e] [--cores 0-3]
   python benchmarks/ingest.py cli [--n 1000] [--rounds 3] [--variants auto,2,1]
+  python benchmarks/ingest.py split [--n 1000] [--rounds 2]
 
 speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
           the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
@@ -22,6 +23,8 @@ cli     : the main job as a user runs it: ``obembed ingest`` of N texts as a fre
           start, collection, indexes) into a fresh store, back to back, with the thread rule (``auto``) and with
           OBEMBED_THREADS fixed, in rotating order; wall time per run, the ratio to ``auto`` in the same round,
           and the thread counts the rule chose (from its ``-vv`` log).
+split   : where the pipeline's CPU goes beyond the model's: this process vs the embedded engine, for the model
+          alone and for the pipeline with its full-text index on and off (each from a quiet engine).
 tree    : memory on a large tree: N small files through the whole pipeline (real model and store), our RSS
           sampled as files complete (flat = bounded queues work), then a no-change rerun over the tree.
 
@@ -443,6 +446,56 @@ def cli(args: argparse.Namespace) -> None:
               f"{', '.join(f'{x:.2f}' for x in ratios[v])} |")
     print(cpu_line())
 
+
+# ---------------------------------------------------------------------------------------------- CPU split
+def split(args: argparse.Namespace) -> None:
+    """The pipeline's CPU beyond the model's, split between this process and the engine, full-text on/off."""
+    from _cpuload import cpu_line, quiet_engine
+
+    from obembed.cli._common import load_provider
+
+    corpus = load_gz("en_corpus.jsonl.gz")
+    random.Random(11).shuffle(corpus)
+    docs = corpus[: args.n]
+    texts = [d["text"].strip() for d in docs]
+    print(cpu_line(), flush=True)
+    with tempfile.TemporaryDirectory(prefix="obembed-bench-split-") as tmpd:
+        tmp = Path(tmpd)
+        path = tmp / "dev.jsonl"
+        path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n"
+                                for d in docs), encoding="utf-8")
+        store = make_store(tmp)
+        provider = load_provider("st:all-MiniLM-L6-v2", purpose="bulk")
+        provider.embed(texts[:50])  # loaded and warm
+        k = 0
+        try:
+            def measure(label: str, fn: Any) -> None:
+                quiet_engine(store)
+                p0 = time.process_time()
+                with Load() as m:
+                    fn()
+                own = time.process_time() - p0
+                print(f"{label:<26} wall {m.wall:6.1f} s  {args.n / m.wall:5.1f} texts/s  CPU: tree {m.ours:6.1f} s, "
+                      f"this process {own:6.1f} s, engine {m.ours - own:5.1f} s  (others {m.others_cores:.2f} "
+                      "cores)", flush=True)
+
+            for _ in range(args.rounds):
+                measure("model alone", lambda: provider.embed(texts))
+                for ft in (True, False):
+                    k += 1
+
+                    def go(ft: bool = ft, k: int = k) -> None:
+                        from obembed.ingest.loaders import LoadOptions
+                        from obembed.ingest.pipeline import Ingestor, open_collection
+
+                        coll = open_collection(store, f"split_{k}_{os.getpid()}", provider, fulltext=ft)
+                        Ingestor(coll, provider, options=LoadOptions(columns=dict(coll.columns)),
+                                 policy="truncate", batch_size=1024).run([str(path)])
+
+                    measure(f"pipeline, full-text {'on' if ft else 'off'}", go)
+        finally:
+            store.close()
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -468,6 +521,9 @@ def main() -> None:
     c.add_argument("--n", type=int, default=1000)
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--variants", default="auto,2,1", help="auto (the rule) first, then OBEMBED_THREADS values")
+    sp = sub.add_parser("split", help="the pipeline's CPU beyond the model's: this process vs the engine")
+    sp.add_argument("--n", type=int, default=1000)
+    sp.add_argument("--rounds", type=int, default=2)
     t = sub.add_parser("tree")
     t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
@@ -475,7 +531,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if getattr(args, "quick", False):
         args.n, args.heavy_seconds = min(args.n, 200), 12.0
-    {"speed": speed, "quality": quality, "tree": tree, "states": states, "cli": cli}[args.cmd](args)
+    {"speed": speed, "quality": quality, "tree": tree, "states": states, "cli": cli,
+     "split": split}[args.cmd](args)
 
 
 if __name__ == "__main__":
