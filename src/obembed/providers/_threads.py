@@ -264,7 +264,7 @@ class Decision:
             return f"{self.threads} thread(s): fixed by {self.source}"
         held = self.held
         why = (f"{self.cores} usable core(s); other processes used {self.others_used:.2f} core(s) over the last "
-               f"{self.window:.2f} s (obembed's own processes, {self.own_used:.2f} core(s), not counted)")
+               f"{self.window:.2f} s (obembed's own processes, {self.own_used:.2f} core(s), apart)")
         if self.saturated:
             why += f"; the cores were saturated, so their demand is estimated at {self.others_demand:.2f}"
         if self.engine_counted:
