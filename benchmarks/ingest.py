@@ -67,6 +67,22 @@ def load_gz(name: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+def sample(n: int) -> tuple[list[dict], list[str]]:
+    """The seeded sample of N English Debian descriptions every ingest benchmark uses, and their texts."""
+    corpus = load_gz("en_corpus.jsonl.gz")
+    random.Random(11).shuffle(corpus)
+    docs = corpus[:n]
+    return docs, [d["text"].strip() for d in docs]
+
+
+def write_jsonl(folder: Path, docs: list[dict]) -> Path:
+    """``docs`` as the .jsonl file the pipeline ingests (id and text per line)."""
+    path = folder / "dev.jsonl"
+    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n"
+                            for d in docs), encoding="utf-8")
+    return path
+
+
 def make_store(tmp: Path):
     import obembed
 
@@ -86,18 +102,12 @@ def run_ingest(store, provider, coll_name: str, path: Path, policy: str, batch_s
 def speed(args: argparse.Namespace) -> None:
     import obembed
 
-    corpus = load_gz("en_corpus.jsonl.gz")
-    random.Random(11).shuffle(corpus)
-    docs = corpus[: args.n]
-    texts = [d["text"].strip() for d in docs]
+    docs, texts = sample(args.n)
     provider = obembed.load("st:all-MiniLM-L6-v2", device="cpu")
     provider.embed(texts[:16])  # load + warm up
     with tempfile.TemporaryDirectory(prefix="obembed-bench-") as tmpd:
         tmp = Path(tmpd)
-        path = tmp / "dev.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        path = write_jsonl(tmp, docs)
         store = make_store(tmp)
         model_t, pipe_t, rows = [], [], []
         try:
@@ -161,18 +171,12 @@ def states(args: argparse.Namespace) -> None:
     from obembed.cli._common import load_provider
 
     spec = "st:all-MiniLM-L6-v2"
-    corpus = load_gz("en_corpus.jsonl.gz")
-    random.Random(11).shuffle(corpus)
-    docs = corpus[: args.n]
-    texts = [d["text"].strip() for d in docs]
+    docs, texts = sample(args.n)
     machine = States(heavy_seconds=args.heavy_seconds, cores=parse_cores(args.cores))
     results: dict[str, list[tuple[str, float, float, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="obembed-bench-") as tmpd:
         tmp = Path(tmpd)
-        path = tmp / "dev.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        path = write_jsonl(tmp, docs)
         store = make_store(tmp)
         k = 0
         try:
@@ -389,9 +393,7 @@ def cli(args: argparse.Namespace) -> None:
 
     from _cpuload import cpu_line
 
-    corpus = load_gz("en_corpus.jsonl.gz")
-    random.Random(11).shuffle(corpus)
-    docs = corpus[: args.n]
+    docs, _ = sample(args.n)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     exe = Path(sys.executable).with_name("obembed")
     cmd0 = [str(exe)] if exe.exists() else [sys.executable, "-m", "obembed"]
@@ -400,10 +402,7 @@ def cli(args: argparse.Namespace) -> None:
     ratios: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="obembed-bench-cli-") as tmpd:
         tmp = Path(tmpd)
-        path = tmp / "dev.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+        path = write_jsonl(tmp, docs)
         k = 0
         for r in range(args.rounds):
             order = variants[r % len(variants):] + variants[: r % len(variants)]
@@ -454,16 +453,11 @@ def split(args: argparse.Namespace) -> None:
 
     from obembed.cli._common import load_provider
 
-    corpus = load_gz("en_corpus.jsonl.gz")
-    random.Random(11).shuffle(corpus)
-    docs = corpus[: args.n]
-    texts = [d["text"].strip() for d in docs]
+    docs, texts = sample(args.n)
     print(cpu_line(), flush=True)
     with tempfile.TemporaryDirectory(prefix="obembed-bench-split-") as tmpd:
         tmp = Path(tmpd)
-        path = tmp / "dev.jsonl"
-        path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n"
-                                for d in docs), encoding="utf-8")
+        path = write_jsonl(tmp, docs)
         store = make_store(tmp)
         provider = load_provider("st:all-MiniLM-L6-v2", purpose="bulk")
         provider.embed(texts[:50])  # loaded and warm
