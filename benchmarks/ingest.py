@@ -89,11 +89,15 @@ def make_store(tmp: Path):
     return obembed.connect(path=tmp / "db", provider_factory=obembed.load)
 
 
-def run_ingest(store, provider, coll_name: str, path: Path, policy: str, batch_size: int):
+def run_ingest(store, provider, coll_name: str, path: Path, policy: str, batch_size: int,
+               fulltext: bool | str = "auto"):
+    """What ``obembed ingest`` runs (the full-text parser chosen from the file, as the CLI does)."""
     from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.model_choice import choose_ingest_parser
     from obembed.ingest.pipeline import Ingestor, open_collection
 
-    coll = open_collection(store, coll_name, provider)
+    fulltext, _ = choose_ingest_parser(store, coll_name, [path], fulltext)
+    coll = open_collection(store, coll_name, provider, fulltext=fulltext)
     opts = LoadOptions(columns=dict(coll.columns))
     return Ingestor(coll, provider, options=opts, policy=policy, batch_size=batch_size).run([str(path)])
 
@@ -196,7 +200,7 @@ def states(args: argparse.Namespace) -> None:
                                 else:
                                     k += 1
                                     rep = run_ingest(store, provider, f"bench_states_{k}_{os.getpid()}", path,
-                                                     args.policy, args.batch_size)
+                                                     args.policy, args.batch_size, args.fulltext)
                                     n = rep.chunks_embedded
                             adv = getattr(getattr(provider, "_runner", None), "advisor", None)
                             threads = adv.last.threads if adv is not None and adv.last is not None else 0
@@ -204,16 +208,14 @@ def states(args: argparse.Namespace) -> None:
                         print(f"{LABELS[st]:<36} r{r + 1} {what:<8} {n / m.wall:6.2f} texts/s, threads {threads} "
                               f"(batches per thread count: {dict(sorted(picks.items()))}); {m.describe()} {info}",
                               flush=True)
-                        if what == "pipeline":
-                            try:
-                                store.drop_collection(f"bench_states_{k}_{os.getpid()}", missing_ok=True)
-                            except Exception as exc:  # a busy engine may time out: the temp folder goes anyway
-                                print(f"(drop failed, left in the temp store: {exc})", flush=True)
+                        # the pipeline's collections stay until the temporary store goes: a DROP sets the engine
+                        # purging and merging for 10-30 s (seen per engine thread), and that bill would land on
+                        # whichever measurement comes next, model alone or pipeline
         finally:
             store.close()
             machine.close()
-    print(f"\n{args.n} Debian texts, `obembed ingest`'s default path, cores {machine.cores}, "
-          f"{args.repeat} interleaved round(s) per state")
+    print(f"\n{args.n} Debian texts, `obembed ingest`'s default path (full-text {args.fulltext}), cores "
+          f"{machine.cores}, {args.repeat} interleaved round(s) per state")
     print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | threads (model / pipeline) "
           "| others' CPU (cores: model / pipeline) |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -448,7 +450,8 @@ def cli(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------------------- CPU split
 def split(args: argparse.Namespace) -> None:
-    """The pipeline's CPU beyond the model's, split between this process and the engine, full-text on/off."""
+    """The pipeline's CPU beyond the model's, split between this process and the engine: the default full-text
+    parser (words for this English sample), the ``ngram`` parser, no full-text index."""
     from _cpuload import cpu_line, quiet_engine
 
     from obembed.cli._common import load_provider
@@ -475,18 +478,14 @@ def split(args: argparse.Namespace) -> None:
 
             for _ in range(args.rounds):
                 measure("model alone", lambda: provider.embed(texts))
-                for ft in (True, False):
+                for ft in ("auto", "ngram", False):
                     k += 1
 
-                    def go(ft: bool = ft, k: int = k) -> None:
-                        from obembed.ingest.loaders import LoadOptions
-                        from obembed.ingest.pipeline import Ingestor, open_collection
+                    def go(ft: bool | str = ft, k: int = k) -> None:
+                        run_ingest(store, provider, f"split_{k}_{os.getpid()}", path, "truncate", 1024, ft)
 
-                        coll = open_collection(store, f"split_{k}_{os.getpid()}", provider, fulltext=ft)
-                        Ingestor(coll, provider, options=LoadOptions(columns=dict(coll.columns)),
-                                 policy="truncate", batch_size=1024).run([str(path)])
-
-                    measure(f"pipeline, full-text {'on' if ft else 'off'}", go)
+                    label = {"auto": "full-text auto (space)", "ngram": "full-text ngram", False: "no full-text"}
+                    measure(f"pipeline, {label[ft]}", go)
         finally:
             store.close()
 
@@ -508,6 +507,7 @@ def main() -> None:
     m.add_argument("--batch-size", type=int, default=1024)
     m.add_argument("--policy", default="truncate", choices=["truncate", "chunk"])
     m.add_argument("--states", default="a,b,c,d,e")
+    m.add_argument("--fulltext", default="auto", help="the pipeline's full-text parser (auto: as obembed ingest)")
     m.add_argument("--heavy-seconds", type=float, default=20.0)
     m.add_argument("--cores", default="")
     m.add_argument("--quick", action="store_true", help="200 texts, 12 s heavy command: a few minutes")

@@ -1,4 +1,4 @@
-"""The CJK check behind the default model (pure text inspection: fast)."""
+"""The CJK check behind the default model and the full-text parser (pure text inspection: fast)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from obembed.errors import ConfigError
 from obembed.languages import (
     MULTILINGUAL_MODEL,
+    choose_fulltext_parser,
     choose_model,
     cjk_ratio,
     corpus_profile,
     is_cjk_text,
     is_english_only,
+    is_unspaced_text,
     query_warning,
 )
 
@@ -21,6 +23,8 @@ EN = "Command line tool to download files over HTTP and FTP (wget2)."
 JA = "HTTP や FTP でファイルをダウンロードするコマンドラインツール (wget2)。"
 ZH = "通过 HTTP 和 FTP 下载文件的命令行工具。"
 KO = "HTTP 및 FTP로 파일을 내려받는 명령줄 도구."
+TH = "เครื่องมือบรรทัดคำสั่งสำหรับดาวน์โหลดไฟล์ผ่าน HTTP"
+DE = "Kommandozeilenwerkzeug zum Herunterladen von Dateien über HTTP und FTP (größere Übertragungen)."
 
 
 def test_scripts():
@@ -71,3 +75,33 @@ def test_choice_is_one_of_two_models_and_explained(texts, explicit):
     assert choice.switched == (choice.spec == MULTILINGUAL_MODEL)
     assert not (explicit and choice.switched)
     assert all(0.0 <= cjk_ratio(t) <= 1.0 for t in texts)
+
+
+def test_parser_words_for_spaced_text_ngrams_when_any_text_is_unspaced():
+    assert [is_unspaced_text(t) for t in (EN, DE, JA, ZH, KO, TH)] == [False, False, True, True, True, True]
+    assert choose_fulltext_parser([EN, DE] * 50).parser == "space"
+    for other in (JA, ZH, KO, TH):  # one unspaced text among a hundred is enough: a word parser could not find it
+        choice = choose_fulltext_parser([EN] * 99 + [other])
+        assert choice.parser == "ngram"
+        assert choice.reason.startswith("1 of 100 sampled texts")
+    assert choose_fulltext_parser([]).parser == "ngram"  # nothing to judge by: n-grams suit every script
+    assert choose_fulltext_parser(["1234 !!", "--"]).parser == "space"  # no letters: nothing unspaced
+
+
+def test_parser_of_an_existing_collection_is_kept_and_a_mismatch_named():
+    kept = choose_fulltext_parser([JA, EN], existing="space")
+    assert kept.parser == "space"
+    assert "'space'" in kept.warning and "--fulltext-parser ngram" in kept.warning
+    assert choose_fulltext_parser([EN], existing="space").warning == ""
+    assert choose_fulltext_parser([JA], existing="ngram") == choose_fulltext_parser([EN], existing="ngram")
+    assert choose_fulltext_parser([JA], existing="ngram").warning == ""
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.text(max_size=80), max_size=30))
+def test_parser_choice_is_ngram_exactly_when_some_text_is_unspaced(texts):
+    choice = choose_fulltext_parser(texts)
+    unspaced = any(is_unspaced_text(t[:2000]) for t in texts)
+    assert choice.parser == ("ngram" if unspaced or not texts else "space")
+    assert choice.reason and not choice.warning
+    assert choose_fulltext_parser(texts, existing="beng").parser == "beng"

@@ -201,3 +201,54 @@ def test_the_truncate_policy_leaves_counting_to_the_model(tmp_path, put, store, 
     rep = ingest(p, collection=make_collection_name("e"), store=store, provider=counting, truncate="error")
     assert (rep.chunks_embedded, rep.records_failed) == (2, 1)
     assert len(calls) == per_run + 3  # error: every document is counted against the limit
+
+
+def test_a_batch_is_embedded_in_slices_longest_first_and_written_slice_by_slice(tmp_path, put, store,
+                                                                                make_collection_name, counting):
+    """The writer stores one slice while the model embeds the next: the first rows are written before the
+    model's last call for the batch, the last slice holds the shortest texts, and the table is the same as
+    one call per batch makes (ids, vectors, stale-row cleanup)."""
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor, open_collection
+
+    texts = [("word " * (i + 1)).strip() for i in range(10)]
+    p = put(tmp_path / "s.jsonl", "".join(f'{{"id": "{i}", "text": "{t}"}}\n' for i, t in enumerate(texts)))
+    sliced, whole = make_collection_name("sliced"), make_collection_name("whole")
+    events: list[tuple[str, int]] = []
+    inner_embed = counting.embed
+
+    def embed(items, **kwargs):
+        items = list(items)
+        events.append(("embed", len(items)))
+        return inner_embed(items, **kwargs)
+
+    counting.embed = embed
+    coll = open_collection(store, sliced, counting)
+    inner_upsert = coll.upsert
+
+    def upsert(rows, *args, **kwargs):
+        events.append(("write", len(rows)))
+        return inner_upsert(rows, *args, **kwargs)
+
+    coll.upsert = upsert
+    rep = Ingestor(coll, counting, options=LoadOptions(), policy="truncate", batch_size=10, write_every=4).run([p])
+    assert rep.chunks_embedded == 10
+    assert [len(c) for c in counting.calls] == [4, 4, 2]
+    assert counting.calls[0] == texts[:5:-1] and counting.calls[-1] == texts[1::-1]  # longest first
+    assert events.index(("write", 4)) < len(events) - 1 - events[::-1].index(("embed", 2))  # overlap
+    assert sorted(n for e, n in events if e == "write") == [2, 4, 4]
+
+    counting.calls.clear()
+    ingest(p, collection=whole, store=store, provider=counting, truncate="truncate", batch_size=10)
+    ids = [chunk_id(str(p), str(i), 0) for i in range(10)]
+    a = {r["id"]: r["vector"] for r in store.collection(sliced).get(ids, include_vectors=True)}
+    b = {r["id"]: r["vector"] for r in store.collection(whole).get(ids, include_vectors=True)}
+    assert a.keys() == b.keys() == set(ids)
+    assert all(np.allclose(a[i], b[i], atol=1e-5) for i in a)
+    # a changed file: its stale rows go after its new rows are written, in slices too
+    put(tmp_path / "s.jsonl", "".join(f'{{"id": "{i}", "text": "{t} again"}}\n' for i, t in enumerate(texts[:3])))
+    coll = store.collection(sliced, provider=counting)
+    rep = Ingestor(coll, counting, options=LoadOptions(), policy="truncate", batch_size=10, write_every=2).run([p])
+    assert (rep.chunks_embedded, rep.chunks_deleted, coll.count()) == (3, 7, 3)
+    with pytest.raises(ConfigError, match="write_every=0"):
+        Ingestor(coll, counting, write_every=0)

@@ -137,10 +137,16 @@ class _Bars:
               help="Tokens shared by consecutive chunks.")
 @click.option("--prune", is_flag=True, help="Delete the rows of files under PATH that no longer exist.")
 @click.option("--batch-size", type=click.IntRange(1, None), default=1024, show_default=True,
-              help="Texts per model call (large batches let the model sort by length).")
+              help="Texts sorted by length at a time (large batches pad less); each is embedded in slices "
+                   "of 256, written while the next is embedded.")
 @click.option("--max-file-size", default="20MB", show_default=True,
               help="Skip single-document files (txt/md/html/pdf) larger than this (records files stream).")
 @click.option("--no-fulltext", is_flag=True, help="Create the collection without a FULLTEXT index (no --hybrid).")
+@click.option("--fulltext-parser", type=click.Choice(["auto", "space", "beng", "ngram", "ngram2", "ik"],
+                                                      case_sensitive=False),
+              default="auto", show_default=True,
+              help="A new collection's full-text parser: auto picks words (space) for space-separated text and "
+                   "character n-grams (ngram) when some text is Chinese/Japanese/Korean/Thai.")
 @click.option("--sparse", is_flag=True,
               help="Create the collection with a sparse vector column (the model needs a sparse output, e.g. "
                    "-m 'st:./bge-m3?sparse=true'); dense and sparse are written from one model pass.")
@@ -158,7 +164,8 @@ class _Bars:
 def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: tuple[str, ...],
            include: tuple[str, ...], exclude: tuple[str, ...], columns: tuple[str, ...], text_field: str,
            id_field: str, policy: str, chunk_tokens: int | None, overlap: int, prune: bool, batch_size: int,
-           max_file_size: str, no_fulltext: bool, sparse: bool, db: str | None, dsn: str | None, engine: str,
+           max_file_size: str, no_fulltext: bool, fulltext_parser: str, sparse: bool, db: str | None,
+           dsn: str | None, engine: str,
            address: str | None, as_json: bool, progress: bool | None, strict: bool, auto_model: bool) -> None:
     """Ingest files and folders (PATH...) into a collection: load, chunk, embed, store.
 
@@ -177,7 +184,7 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
       obembed ingest docs/ -c m3 --sparse -m 'st:./bge-m3?sparse=true'
     """
     from ..ingest.loaders import LoadOptions
-    from ..ingest.model_choice import choose_ingest_model
+    from ..ingest.model_choice import CorpusSample, choose_ingest_model, choose_ingest_parser
     from ..ingest.pipeline import Ingestor, count_files, open_collection
     from ..settings import get_settings
 
@@ -197,28 +204,32 @@ def ingest(paths: tuple[str, ...], collection: str, model: str | None, options: 
         ray_dsn = dsn_or_settings(dsn)
     sample_opts = LoadOptions(text_field=text_field, id_field=id_field or None, include=include, exclude=exclude,
                               max_file_bytes=max_bytes)
+    sample = CorpusSample(paths, sample_opts)  # read once, for the model and the parser
+    fulltext: bool | str = False if no_fulltext else fulltext_parser.lower()
     show = progress if progress is not None else (not as_json and sys.stderr.isatty())
     if engine == "ray":
         from ..ray._db import connected
 
         with connected(ray_dsn, None) as ray_store:  # the local rule: the collection's own model, CJK -> multilingual
-            choice = choose_ingest_model(ray_store, collection, paths, model, default=get_settings().model,
-                                         options=sample_opts, auto=auto_model)
-        _note(choice)
+            choice = choose_ingest_model(ray_store, collection, sample, model, default=get_settings().model,
+                                         auto=auto_model)
+            fulltext, parser = choose_ingest_parser(ray_store, collection, sample, fulltext)
+        _note(choice, parser)
         model_options = {**choice.options, **option_pairs(options)}
         provider = load_provider(choice.spec, model_options, purpose="bulk")
         report = _ingest_ray(paths, collection, choice.spec, model_options, provider, ray_dsn, address, cols,
                              text_field, id_field, include, exclude, policy, chunk_tokens, overlap, prune,
-                             batch_size, max_bytes, not no_fulltext, show)
+                             batch_size, max_bytes, fulltext, show)
         _print_report(report, as_json, strict)
         return
     store = open_store(db, dsn)
     try:
-        choice = choose_ingest_model(store, collection, paths, model, default=get_settings().model,
-                                     options=sample_opts, auto=auto_model)
-        _note(choice)
+        choice = choose_ingest_model(store, collection, sample, model, default=get_settings().model,
+                                     auto=auto_model)
+        fulltext, parser = choose_ingest_parser(store, collection, sample, fulltext)
+        _note(choice, parser)
         provider = load_provider(choice.spec, {**choice.options, **option_pairs(options)}, purpose="bulk")
-        coll = open_collection(store, collection, provider, columns=cols, fulltext=not no_fulltext, sparse=sparse)
+        coll = open_collection(store, collection, provider, columns=cols, fulltext=fulltext, sparse=sparse)
         opts = LoadOptions(text_field=text_field, id_field=id_field or None, columns=dict(coll.columns),
                            include=include, exclude=exclude, max_file_bytes=max_bytes)
         kwargs: dict[str, Any] = {"options": opts, "policy": policy, "chunk_tokens": chunk_tokens, "overlap": overlap,
@@ -242,9 +253,10 @@ def _print_report(report: Any, as_json: bool, strict: bool) -> None:
         sys.exit(1)
 
 
-def _note(choice: Any) -> None:
-    """Say on stderr when the model is not the one asked for, or some texts may not suit it."""
-    for line in (choice.reason, choice.warning):
+def _note(choice: Any, parser: Any = None) -> None:
+    """Say on stderr when the model is not the one asked for, or some texts may not suit it or the collection's
+    full-text parser."""
+    for line in (choice.reason, choice.warning, getattr(parser, "warning", "")):
         if line:
             click.echo(f"note: {line}", err=True)
 
@@ -252,7 +264,7 @@ def _note(choice: Any) -> None:
 def _ingest_ray(paths: tuple[str, ...], collection: str, model: str | None, options: dict[str, Any], provider: Any,
                 dsn: str | None, address: str | None, cols: dict[str, str], text_field: str, id_field: str,
                 include: tuple[str, ...], exclude: tuple[str, ...], policy: Any, chunk_tokens: int | None,
-                overlap: int, prune: bool, batch_size: int, max_bytes: int, fulltext: bool, show: bool) -> Any:
+                overlap: int, prune: bool, batch_size: int, max_bytes: int, fulltext: bool | str, show: bool) -> Any:
     """``--engine ray``: the same ingest with the embedding on a Ray cluster (obembed.ray.ingest)."""
     from ..ray import ingest as ray_ingest
 

@@ -12,7 +12,7 @@ the reason, before any SQL, and the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,27 @@ class ChunkEmbedder:
         if images:
             self._embed_images(images, out)
         return out
+
+    def embed_slices(self, tasks: list[EmbedTask], size: int) -> Iterator[tuple[list[EmbedTask], dict[int, Any]]]:
+        """:meth:`embed` in slices of about ``size`` distinct texts, each yielded as soon as it is embedded:
+        ``(its tasks, their vectors by id(task))``, failed tasks absent from the vectors.
+
+        The batch's distinct texts are ordered by length, longest first, before slicing: each slice then holds
+        texts of similar length (the model pads as little as it would for the whole batch in one call), and
+        the last slice, whose rows a writer stores after the model is done, holds the shortest texts.
+        Identical texts are embedded once per batch, as in :meth:`embed`."""
+        texts = [t for t in tasks if not t.image]
+        images = [t for t in tasks if t.image]
+        by_text: dict[str, list[EmbedTask]] = {}
+        for t in texts:
+            by_text.setdefault(t.text, []).append(t)
+        order = sorted(by_text, key=len, reverse=True)
+        size = max(1, size)
+        for lo in range(0, len(order), size):
+            part = [t for text in order[lo:lo + size] for t in by_text[text]]
+            yield part, self.embed(part)
+        if images:
+            yield images, self.embed(images)
 
     def _embed_images(self, images: list[EmbedTask], out: dict[int, Any]) -> None:
         """Images through the provider's batch API (bad images skipped with their reason), else one by one."""

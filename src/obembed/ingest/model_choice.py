@@ -1,5 +1,7 @@
 """Which model an ingest uses when the user named none: the collection's own, else the default, unless the
-corpus is Chinese/Japanese/Korean (then the offline multilingual model; see :mod:`obembed.languages`)."""
+corpus is Chinese/Japanese/Korean (then the offline multilingual model; see :mod:`obembed.languages`); and which
+FULLTEXT parser a new collection gets (``fulltext="auto"``: words, or character n-grams for unspaced scripts).
+Both decisions read one sample of the corpus (:class:`CorpusSample`)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..languages import ModelChoice, choose_model
+from ..languages import ModelChoice, ParserChoice, choose_fulltext_parser, choose_model
 from .loaders import Document, LoadOptions, load_file, walk
 
-__all__ = ["choose_ingest_model", "sample_texts"]
+__all__ = ["CorpusSample", "choose_ingest_model", "choose_ingest_parser", "sample_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,47 @@ def sample_texts(paths: Sequence[str | os.PathLike[str]], options: LoadOptions |
             log.debug("model choice: could not sample %s: %s", item, exc)
 
 
-def choose_ingest_model(store: Any, collection: str, paths: Sequence[str | os.PathLike[str]], model: str | None,
-                        *, default: str, options: LoadOptions | None = None, auto: bool = True) -> ModelChoice:
+class CorpusSample:
+    """:func:`sample_texts` of ``paths``, read at most once, when first needed."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> None:
+        self.paths, self.options = paths, options
+        self._texts: list[str] | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        if self._texts is None:
+            self._texts = list(sample_texts(self.paths, self.options))
+        return self._texts
+
+
+def choose_ingest_parser(store: Any, collection: str, paths: Sequence[str | os.PathLike[str]] | CorpusSample,
+                         fulltext: bool | str, *, options: LoadOptions | None = None
+                         ) -> tuple[bool | str, ParserChoice | None]:
+    """The ``fulltext`` to create ``collection`` with, and the choice behind it when one was made.
+
+    ``"auto"``: a new collection's parser comes from a sample of the corpus
+    (:func:`obembed.languages.choose_fulltext_parser`); an existing collection keeps its own, with a warning
+    when the texts need n-grams and it has a word parser. ``True`` (``ngram``), a parser name or ``False`` are
+    kept as they are (an existing collection is never changed).
+    """
+    if fulltext != "auto":
+        return fulltext, None
+    sample = paths if isinstance(paths, CorpusSample) else CorpusSample(paths, options)
+    if store is not None and store.has_collection(collection):
+        existing = store.collection(collection).metadata.get("fulltext")
+        if not existing:
+            return False, None
+        choice = choose_fulltext_parser(sample.texts, existing=str(existing))
+        return choice.parser, choice
+    choice = choose_fulltext_parser(sample.texts)
+    log.info("full-text parser for %s: %s (%s)", collection, choice.parser, choice.reason)
+    return choice.parser, choice
+
+
+def choose_ingest_model(store: Any, collection: str, paths: Sequence[str | os.PathLike[str]] | CorpusSample,
+                        model: str | None, *, default: str, options: LoadOptions | None = None,
+                        auto: bool = True) -> ModelChoice:
     """The model spec for ingesting ``paths`` into ``collection``.
 
     * ``model`` given (``--model``, ``OBEMBED_MODEL``, ``model=``): that one, always;
@@ -67,4 +108,5 @@ def choose_ingest_model(store: Any, collection: str, paths: Sequence[str | os.Pa
         if coll.spec:
             recorded = dict((coll.metadata.get("provider") or {}).get("options") or {})
             return ModelChoice(str(coll.spec), options=recorded)
-    return choose_model(default, sample_texts(paths, options), explicit=False, auto=auto)
+    sample = paths if isinstance(paths, CorpusSample) else CorpusSample(paths, options)
+    return choose_model(default, sample.texts, explicit=False, auto=auto)

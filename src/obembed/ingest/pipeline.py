@@ -5,6 +5,9 @@
     walk/load/chunk ──q1 (bounded)──► embed (large batches) ──q2 (bounded)──► upsert / delete stale rows
        thread "producer"                 thread "embedder"                      thread "writer"
 
+* The embedder takes batches of ``batch_size`` chunks, orders each batch's texts by length and embeds it in
+  slices of ``write_every``: the writer stores one slice while the model embeds the next, and the rows left
+  to store when the model is done are one slice of the shortest texts, not a whole batch.
 * Idempotent by construction: a chunk's id is ``sha256(source, record key, chunk index)`` and its
   content hash covers the text, metadata and column values. At the start the collection's ``{id: hash}``
   and ``{source: rows}`` are read once; a chunk whose id holds the same hash is skipped (not embedded).
@@ -87,16 +90,21 @@ class Ingestor:
         prune: bool = False,
         progress: ProgressFn | None = None,
         queue_batches: int = 2,
+        write_every: int = 256,
     ) -> None:
         if policy not in ("truncate", "chunk", "error"):
             raise ConfigError(f"truncate={policy!r} is not a policy; use truncate, chunk or error")
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} must be ≥ 1")
+        if write_every < 1:
+            raise ConfigError(f"write_every={write_every} must be ≥ 1")
         self.coll = coll
         self.provider = provider
         self.opts = options or LoadOptions()
         self.policy = policy
         self.batch_size = batch_size
+        self.write_every = min(write_every, batch_size)
+        """Rows handed to the writer at a time: the model embeds a batch in slices of this many texts."""
         self.prune = prune
         self.progress = progress or (lambda event, n: None)
         self._counter: Callable[[Sequence[str]], list[int]] | None = None
@@ -109,7 +117,7 @@ class Ingestor:
         self.report = IngestReport(collection=coll.name, model=provider.spec,
                                    policy=policy)
         self.q1: queue.Queue[Any] = queue.Queue(maxsize=batch_size * queue_batches)
-        self.q2: queue.Queue[Any] = queue.Queue(maxsize=queue_batches)
+        self.q2: queue.Queue[Any] = queue.Queue(maxsize=queue_batches * -(-batch_size // self.write_every))
         self.abort = threading.Event()
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
@@ -348,38 +356,37 @@ class Ingestor:
                 pending = []
 
     def _flush(self, pending: list[Any]) -> None:
+        """Embed the batch's tasks slice by slice and hand each slice's rows to the writer at once (the writer
+        stores one slice while the model embeds the next); the batch's file markers follow its rows, so a
+        file's stale rows are deleted only after all its new rows are written."""
         tasks = [t for t in pending if isinstance(t, EmbedTask)]
-        vectors: dict[int, Any] = {}
         if tasks:
-            t0 = time.perf_counter()
-            vectors = self.embedder.embed(tasks)
-            self.report.embed_seconds += time.perf_counter() - t0
-            self.progress("embedded", len(vectors))
-        out: list[Any] = []
-        rows: list[dict[str, Any]] = []
-        for item in pending:
-            if isinstance(item, EmbedTask):
-                v = vectors.get(id(item))
-                if v is None:
-                    continue
-                sparse = None
-                if isinstance(v, tuple):
-                    v, sparse = v
-                row = {"id": item.id, "vector": v, "content": item.text, "source": item.source,
-                       "chunk": item.index, "content_hash": item.hash, "metadata": item.metadata}
-                if self.sparse:
-                    row["sparse"] = sparse
-                row.update(item.columns)
-                rows.append(row)
-            else:
+            slices = self.embedder.embed_slices(tasks, self.write_every)
+            while True:
+                t0 = time.perf_counter()
+                got = next(slices, None)
+                self.report.embed_seconds += time.perf_counter() - t0
+                if got is None:
+                    break
+                part, vectors = got
+                rows = [self._row(t, vectors[id(t)]) for t in part if id(t) in vectors]
+                self.progress("embedded", len(rows))
                 if rows:
-                    out.append(_Rows(rows))
-                    rows = []
-                out.append(item)
-        if rows:
-            out.append(_Rows(rows))
-        for o in out:
-            self._put(self.q2, o)
+                    self._put(self.q2, _Rows(rows))
+        for item in pending:
+            if not isinstance(item, EmbedTask):
+                self._put(self.q2, item)
+
+    def _row(self, task: EmbedTask, v: Any) -> dict[str, Any]:
+        sparse = None
+        if isinstance(v, tuple):
+            v, sparse = v
+        row = {"id": task.id, "vector": v, "content": task.text, "source": task.source,
+               "chunk": task.index, "content_hash": task.hash, "metadata": task.metadata}
+        if self.sparse:
+            row["sparse"] = sparse
+        row.update(task.columns)
+        return row
 
     # ------------------------------------------------------------------ writer
     def _writer(self) -> None:
@@ -479,7 +486,7 @@ def ingest(
     prune: bool = False,
     batch_size: int = 1024,
     max_file_bytes: int = 20 * 1024 * 1024,
-    fulltext: bool | str = True,
+    fulltext: bool | str = "auto",
     sparse: bool = False,
     progress: ProgressFn | None = None,
 ) -> IngestReport:
@@ -492,7 +499,10 @@ def ingest(
     counted) or ``error`` (reported as a failure). ``sparse``: create the collection with a sparse vector
     column (the model must have a sparse output, e.g. ``st:PATH?sparse=true`` for a BGE-M3 folder). Into a
     collection with a sparse column, dense and sparse vectors are written together, from one model pass where the
-    model can. See ``docs/ingest.md``.
+    model can. ``fulltext``: the new collection's FULLTEXT index: ``"auto"`` (default) picks the parser from a
+    sample of the files (words, or character n-grams when some text is Chinese/Japanese/Korean/Thai ...), ``True``
+    is ``ngram``, a name (``space``, ``beng``, ``ngram``, ``ngram2``, ``ik``) that parser, ``False`` none. See
+    ``docs/ingest.md``.
     """
     import obembed
 
@@ -504,16 +514,19 @@ def ingest(
     if store is None:
         store = obembed.connect(provider_factory=obembed.load)
     try:
-        if provider is None:
-            from .model_choice import choose_ingest_model
+        from .model_choice import CorpusSample, choose_ingest_model, choose_ingest_parser
 
-            choice = choose_ingest_model(store, collection, paths, model, default=obembed.get_settings().model,
-                                         options=LoadOptions(text_field=text_field, id_field=id_field,
-                                                             include=tuple(include), exclude=tuple(exclude)))
+        sample = CorpusSample(paths, LoadOptions(text_field=text_field, id_field=id_field, include=tuple(include),
+                                                 exclude=tuple(exclude)))
+        if provider is None:
+            choice = choose_ingest_model(store, collection, sample, model, default=obembed.get_settings().model)
             for line in (choice.reason, choice.warning):
                 if line:
                     log.warning("%s", line)
             provider = obembed.load(choice.spec, **dict(choice.options))
+        fulltext, parser = choose_ingest_parser(store, collection, sample, fulltext)
+        if parser is not None and parser.warning:
+            log.warning("%s", parser.warning)
         coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext, sparse=sparse)
         opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ConfigError, InvalidInputError
 from ..ingest.embedder import EmbedTask
 from ..ingest.loaders import Failure, LoadOptions
-from ..ingest.model_choice import choose_ingest_model
+from ..ingest.model_choice import CorpusSample, choose_ingest_model, choose_ingest_parser
 from ..ingest.pipeline import _STOP, Ingestor, IngestReport, Policy, _Aborted, _FileDone, open_collection
 from ._db import DEFAULT_RETRY_S, connected, dsn_or_settings
 from .embed import DEFAULT_BLOCK_ROWS, embed, load_bulk_provider
@@ -220,7 +220,7 @@ def ingest(
     prune: bool = False,
     batch_size: int = DEFAULT_BLOCK_ROWS,
     max_file_bytes: int = 20 * 1024 * 1024,
-    fulltext: bool | str = True,
+    fulltext: bool | str = "auto",
     database: str | None = None,
     concurrency: int | tuple[int, int] | None = None,
     num_cpus: float | None = None,
@@ -243,7 +243,8 @@ def ingest(
     embedding actors (default: one per free CPU, or per GPU with ``num_gpus``) each load ``model`` once.
     ``batch_size`` texts per actor call, sorted by token count.
     ``window``: chunks per Ray job (the driver holds one window's texts). A collection without a vector index
-    (a new one) gets its HNSW index once, after the load.
+    (a new one) gets its HNSW index once, after the load. ``fulltext``: as in :func:`obembed.ingest.ingest`
+    (``"auto"``: the parser from a sample of the files).
     """
     import obembed
 
@@ -253,12 +254,15 @@ def ingest(
         raise InvalidInputError("ingest needs at least one path (a file or a folder)")
     dsn = dsn_or_settings(dsn)
     with connected(dsn, database) as store:
+        sample = CorpusSample(paths, LoadOptions(text_field=text_field, id_field=id_field, include=tuple(include),
+                                                 exclude=tuple(exclude)))
+        fulltext, parser = choose_ingest_parser(store, collection, sample, fulltext)
+        if parser is not None and parser.warning:
+            log.warning("%s", parser.warning)
         if provider is None:
             # the local ingest's rule (one function): --model, else the collection's own model and options,
             # else the default unless the corpus is Chinese/Japanese/Korean
-            choice = choose_ingest_model(store, collection, paths, model, default=obembed.get_settings().model,
-                                         options=LoadOptions(text_field=text_field, id_field=id_field,
-                                                             include=tuple(include), exclude=tuple(exclude)),
+            choice = choose_ingest_model(store, collection, sample, model, default=obembed.get_settings().model,
                                          auto=auto_model)
             for line in (choice.reason, choice.warning):
                 if line:

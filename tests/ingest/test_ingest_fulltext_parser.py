@@ -1,0 +1,83 @@
+"""The FULLTEXT parser an ingest gives a new collection (``fulltext="auto"``), on the real engine and MiniLM:
+words for space-separated text, character n-grams when some text is written without spaces; an existing
+collection keeps its parser, and Japanese text sent to a word-parser collection is named with the fix."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from obembed.ingest import ingest
+
+EN = ['{"id": "gimp", "text": "GNU Image Manipulation Program: edit photographs and draw images."}',
+      '{"id": "pg", "text": "PostgreSQL is an object-relational SQL database server."}',
+      '{"id": "vim", "text": "Vim is a highly configurable text editor."}']
+JA = ['{"id": "gimp-ja", "text": "GIMP は写真の編集や画像の作成ができる画像処理プログラムです。"}']
+
+
+@pytest.fixture
+def english(tmp_path, put):
+    return put(tmp_path / "en" / "pkgs.jsonl", "\n".join(EN) + "\n")
+
+
+@pytest.fixture
+def japanese(tmp_path, put):
+    return put(tmp_path / "ja" / "pkgs.jsonl", "\n".join(EN + JA) + "\n")
+
+
+def parser_of(store, name: str) -> str | None:
+    return store.collection(name).metadata.get("fulltext")
+
+
+def test_english_gets_words_and_full_text_finds_a_whole_word(english, store, make_collection_name, counting):
+    name = make_collection_name("en")
+    ingest(english, collection=name, store=store, provider=counting)
+    assert parser_of(store, name) == "space"
+    hits = store.collection(name, provider=counting).search("photographs", k=3, mode="fulltext")
+    assert [h.metadata["id"] for h in hits] == ["gimp"]
+
+
+def test_one_japanese_record_makes_ngrams_and_full_text_finds_a_word_inside_it(japanese, store,
+                                                                               make_collection_name, counting):
+    name = make_collection_name("ja")
+    ingest(japanese, collection=name, store=store, provider=counting)
+    assert parser_of(store, name) == "ngram"
+    hits = store.collection(name, provider=counting).search("写真", k=3, mode="fulltext")
+    assert [h.metadata["id"] for h in hits] == ["gimp-ja"]
+
+
+def test_explicit_choices_are_kept(english, store, make_collection_name, counting):
+    for fulltext, want in ((True, "ngram"), ("beng", "beng"), (False, None)):
+        name = make_collection_name("x")
+        ingest(english, collection=name, store=store, provider=counting, fulltext=fulltext)
+        assert parser_of(store, name) == want
+
+
+def test_an_existing_word_parser_is_kept_and_japanese_text_named(english, japanese, store, make_collection_name,
+                                                                  counting, caplog):
+    name = make_collection_name("keep")
+    ingest(english, collection=name, store=store, provider=counting)
+    with caplog.at_level(logging.WARNING, logger="obembed"):
+        rep = ingest(japanese, collection=name, store=store, provider=counting)
+    assert rep.chunks_embedded == 4
+    assert parser_of(store, name) == "space"  # an existing collection is never changed
+    warned = [r.getMessage() for r in caplog.records if "full-text parser is 'space'" in r.getMessage()]
+    assert len(warned) == 1 and "--fulltext-parser ngram" in warned[0]
+
+
+def test_cli_option_and_note(cli, english, japanese, store, store_args, make_collection_name):
+    spec = ["-m", "st:all-MiniLM-L6-v2"]
+    name = make_collection_name("cli")
+    res = cli("ingest", str(english), "-c", name, *spec, *store_args, "--fulltext-parser", "BENG", "--json")
+    assert json.loads(res.stdout)["chunks_embedded"] == 3
+    assert parser_of(store, name) == "beng"
+    res = cli("ingest", str(japanese), "-c", name, *spec, *store_args, "--json")
+    assert "note: 1 of 4 sampled texts are written without spaces" in res.stderr
+    auto = make_collection_name("cli")
+    cli("ingest", str(japanese), "-c", auto, *spec, *store_args, "--json")
+    assert parser_of(store, auto) == "ngram"
+    res = cli("ingest", str(english), "-c", make_collection_name("cli"), *store_args, "--fulltext-parser", "words",
+              ok=False)
+    assert res.exit_code == 2 and "'words' is not one of" in res.output
