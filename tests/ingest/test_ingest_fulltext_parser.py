@@ -64,7 +64,8 @@ def test_an_existing_word_parser_is_kept_and_japanese_text_named(english, japane
     assert rep.chunks_embedded == 4
     assert parser_of(store, name) == "space"  # an existing collection is never changed
     warned = [r.getMessage() for r in caplog.records if "full-text parser is 'space'" in r.getMessage()]
-    assert len(warned) == 1 and "--fulltext-parser ngram" in warned[0]
+    assert len(warned) == 1
+    assert "--fulltext-parser ngram" in warned[0]
 
 
 def test_cli_option_and_note(cli, english, japanese, store, store_args, make_collection_name):
@@ -80,4 +81,66 @@ def test_cli_option_and_note(cli, english, japanese, store, store_args, make_col
     assert parser_of(store, auto) == "ngram"
     res = cli("ingest", str(english), "-c", make_collection_name("cli"), *store_args, "--fulltext-parser", "words",
               ok=False)
-    assert res.exit_code == 2 and "'words' is not one of" in res.output
+    assert res.exit_code == 2
+    assert "'words' is not one of" in res.output
+
+
+def test_a_new_collection_gets_its_index_after_the_load_and_a_stopped_run_is_repaired(english, store,
+                                                                                        make_collection_name, counting):
+    """The FULLTEXT index of a new collection is built over the loaded rows (the engine spends a fraction of the
+    CPU it needs to keep one row by row); until then it is recorded as pending and full-text search says why it
+    cannot run; a run stopped before the build leaves it pending, and the next run builds it."""
+    from obembed.errors import ConfigError
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor, open_collection
+
+    name = make_collection_name("late")
+    rep = ingest(english, collection=name, store=store, provider=counting)
+    assert rep.fulltext_seconds > 0
+    assert "full-text index built over the loaded rows" in rep.summary()
+    coll = store.collection(name, provider=counting)
+    assert (coll.metadata["fulltext"], coll.fulltext_pending) == ("space", None)
+    assert rep.to_dict()["fulltext_seconds"] > 0
+    rerun = ingest(english, collection=name, store=store, provider=counting)
+    assert (rerun.chunks_embedded, rerun.fulltext_seconds) == (0, 0.0)  # built once
+
+    stopped = make_collection_name("late")
+    coll = open_collection(store, stopped, counting, fulltext="space")  # created, then the run "stops"
+    coll.upsert([{"id": "x", "vector": counting.embed_documents(["a photograph editor"])[0],
+                  "content": "a photograph editor"}])
+    assert (coll.metadata["fulltext"], coll.fulltext_pending) == (None, "space")
+    with pytest.raises(ConfigError, match=r"gets its FULLTEXT index \(space\) once its first ingest .* rerun it"):
+        coll.search("photograph", k=1, mode="fulltext")
+    reader = store.collection(stopped, provider=counting)  # a second handle: sees the build made through `coll`
+    rep = Ingestor(coll, counting, options=LoadOptions()).run([english])
+    assert rep.fulltext_seconds > 0
+    assert [h.id for h in reader.search("photograph", k=1, mode="fulltext")] == ["x"]
+    assert store.collection(stopped).metadata["fulltext"] == "space"
+    assert coll.create_fulltext_index("space") is False  # there already: nothing to do
+    with pytest.raises(Exception, match="already has a FULLTEXT index with parser 'space'"):
+        coll.create_fulltext_index("ngram")
+
+
+def test_store_api_defer_and_build(store, make_collection_name):
+    from obembed.errors import ConfigError
+
+    name = make_collection_name("api")
+    coll = store.create_collection(name, 4, fulltext="beng", defer_fulltext=True)
+    assert coll.fulltext_pending == "beng"
+    coll.upsert([{"id": "a", "vector": [1.0, 0.0, 0.0, 0.0], "content": "vector databases store embeddings"}])
+    from obembed.store.documents import DocumentCollection
+
+    with pytest.raises(ConfigError, match="not built yet"):
+        DocumentCollection(coll).text_search("databases", k=1)
+    with pytest.raises(ConfigError, match=r"not built yet.*the fulltext leg"):
+        coll.search("databases", k=1, mode="hybrid", vector=[1.0, 0.0, 0.0, 0.0],
+                    weights={"dense": 1, "fulltext": 1})
+    assert coll.create_fulltext_index() is True
+    assert [h.id for h in coll.search("databases", k=1, mode="fulltext")] == ["a"]
+    plain = store.create_collection(make_collection_name("api"), 4)
+    with pytest.raises(ConfigError, match="name the full-text parser"):
+        plain.create_fulltext_index()
+    with pytest.raises(ConfigError, match="'words' is not supported"):
+        plain.create_fulltext_index("words")
+    assert plain.create_fulltext_index("space") is True
+    assert store.collection(plain.name).metadata["fulltext"] == "space"

@@ -234,7 +234,8 @@ def test_a_batch_is_embedded_in_slices_longest_first_and_written_slice_by_slice(
     rep = Ingestor(coll, counting, options=LoadOptions(), policy="truncate", batch_size=10, write_every=4).run([p])
     assert rep.chunks_embedded == 10
     assert [len(c) for c in counting.calls] == [4, 4, 2]
-    assert counting.calls[0] == texts[:5:-1] and counting.calls[-1] == texts[1::-1]  # longest first
+    assert counting.calls[0] == texts[:5:-1]
+    assert counting.calls[-1] == texts[1::-1]
     assert events.index(("write", 4)) < len(events) - 1 - events[::-1].index(("embed", 2))  # overlap
     assert sorted(n for e, n in events if e == "write") == [2, 4, 4]
 

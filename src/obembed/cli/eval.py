@@ -89,8 +89,9 @@ def _open_store(dsn: str | None, db_path: str | None) -> Iterator[Any]:
                    "reranked row too, unless some are marked +rerank (then only those).")
 @click.option("--candidates", type=int, default=None, metavar="N",
               help="First-stage rows a reranked mode reads (default 40); rows per hybrid leg (default max(4k, 40)).")
-@click.option("--fulltext-parser", default="ngram", show_default=True, metavar="NAME",
-              help="FULLTEXT parser of the modes' collection: ngram (CJK and mixed text), space, ik, ngram2, beng.")
+@click.option("--fulltext-parser", default="auto", show_default=True, metavar="NAME",
+              help="FULLTEXT parser of the modes' collection: auto (what obembed ingest picks for the documents: "
+                   "space, or ngram when some are CJK/Thai), ngram, space, beng, ik, ngram2.")
 @click.option("--dsn", default=None, metavar="DSN",
               help="Evaluate in this seekdb/OceanBase (default: a temporary embedded seekdb, removed after; "
                    "$OBEMBED_DSN is deliberately not used: eval creates and drops tables).")
@@ -148,8 +149,8 @@ def eval_cmd(corpus: str, queries: str, qrels: str | None, models: tuple[str, ..
         raise click.BadParameter("must be at least 1", param_hint="--store-queries")
     if candidates is not None and not 1 <= candidates <= 16384:
         raise click.BadParameter("must be between 1 and 16384", param_hint="--candidates")
-    if fulltext_parser.lower() not in FULLTEXT_PARSERS:
-        raise click.BadParameter(f"{fulltext_parser!r}: use one of {', '.join(FULLTEXT_PARSERS)}",
+    if fulltext_parser.lower() not in ("auto", *FULLTEXT_PARSERS):
+        raise click.BadParameter(f"{fulltext_parser!r}: use auto or one of {', '.join(FULLTEXT_PARSERS)}",
                                  param_hint="--fulltext-parser")
     if (modes or rerank_spec) and not use_store:
         raise click.UsageError("--mode and --rerank search through the store: drop --no-store")

@@ -185,7 +185,7 @@ def _latency(samples: list[float]) -> dict[str, float]:
 def run_modes(store: Any, name: str, provider: Any, dataset: Dataset, doc_texts: Sequence[str],
               query_texts: Sequence[str], doc_vecs: np.ndarray, query_vecs: np.ndarray, qidx: np.ndarray, k: int,
               ref: Mapping[str, Sequence[str]], modes: Sequence[SearchMode], *, reranker: Any = None,
-              candidates: int | None = None, fulltext: bool | str = True, keep: bool = False,
+              candidates: int | None = None, fulltext: bool | str = "auto", keep: bool = False,
               index: str | None = None, say: Callable[[str], None] = lambda _: None,
               ) -> tuple[list[ModeRun], dict[str, Any]]:
     """Load one collection ``name`` (vectors, content, sparse vectors when a mode reads them, a FULLTEXT index
@@ -229,6 +229,12 @@ def run_modes(store: Any, name: str, provider: Any, dataset: Dataset, doc_texts:
         doc_sparse = list(provider.embed_sparse(list(doc_texts), kind="document"))
         info["sparse_seconds"] = time.perf_counter() - t0
         q_sparse = list(provider.embed_sparse(list(query_texts), kind="query"))
+    if need_ft and fulltext == "auto":  # the parser `obembed ingest` would give these documents
+        from ..languages import choose_fulltext_parser
+
+        fulltext = choose_fulltext_parser(doc_texts).parser
+    if need_ft:
+        info["fulltext_parser"] = "ngram" if fulltext is True else str(fulltext)
     store.drop_collection(name, missing_ok=True)
     coll = store.create_collection(name, provider, index=None, fulltext=fulltext if need_ft else False,
                                    sparse=need_sparse)

@@ -93,6 +93,9 @@ def format_table(report: dict[str, Any]) -> str:
                      + (f", plus the reranker's on +rerank rows ({rr['spec']}, {rr['candidates']} candidates)"
                         if rr else "") + "); hybrid = reciprocal rank fusion of the legs with their weights")
     for m in report["models"]:
+        parser = (m.get("modes") or {}).get("fulltext_parser")
+        if parser:
+            notes.append(f"{m['label']}: full-text parser {parser}")
         for s in (m.get("modes") or {}).get("skipped", []):
             notes.append(f"{m['label']}: {s['mode']} left out: {s['reason']}")
         for r in m["runs"]:

@@ -116,8 +116,9 @@ class StoreOptions:
     candidates: int | None = None
     """First-stage rows a reranked mode reads (default 40), and the rows each hybrid leg returns (default
     ``max(4k, 40)``, the store's)."""
-    fulltext: bool | str = True
-    """The FULLTEXT parser of the mode collection (True: the store's default, ngram; or ``space``, ``ik`` ...)."""
+    fulltext: bool | str = "auto"
+    """The FULLTEXT parser of the mode collection: ``"auto"`` (default) the one ``obembed ingest`` would choose for
+    the documents (:func:`obembed.languages.choose_fulltext_parser`), True ``ngram``, or a name (``space`` ...)."""
 
 
 @dataclass

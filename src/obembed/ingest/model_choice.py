@@ -81,7 +81,8 @@ def choose_ingest_parser(store: Any, collection: str, paths: Sequence[str | os.P
         return fulltext, None
     sample = paths if isinstance(paths, CorpusSample) else CorpusSample(paths, options)
     if store is not None and store.has_collection(collection):
-        existing = store.collection(collection).metadata.get("fulltext")
+        coll = store.collection(collection)
+        existing = coll.metadata.get("fulltext") or coll.metadata.get("fulltext_pending")
         if not existing:
             return False, None
         choice = choose_fulltext_parser(sample.texts, existing=str(existing))

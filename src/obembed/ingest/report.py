@@ -44,6 +44,8 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     write_seconds: float = 0.0
+    fulltext_seconds: float = 0.0
+    """Building a new collection's FULLTEXT index after its first load (0 when it had one already)."""
     failures: list[dict[str, Any]] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
     failures_not_listed: int = 0
@@ -63,6 +65,7 @@ class IngestReport:
         d["seconds"] = round(self.seconds, 3)
         d["embed_seconds"] = round(self.embed_seconds, 3)
         d["write_seconds"] = round(self.write_seconds, 3)
+        d["fulltext_seconds"] = round(self.fulltext_seconds, 3)
         return d
 
     def summary(self) -> str:
@@ -74,6 +77,8 @@ class IngestReport:
             f"unchanged (skipped), {self.chunks_truncated} truncated, {self.chunks_failed} failed, "
             f"{self.chunks_deleted} stale rows deleted",
         ]
+        if self.fulltext_seconds:
+            lines.append(f"full-text index built over the loaded rows in {self.fulltext_seconds:.1f} s")
         if self.records_failed:
             lines.append(f"records failed: {self.records_failed}")
         if self.sources_pruned:

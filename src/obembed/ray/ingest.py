@@ -122,6 +122,7 @@ class RayIngestor(Ingestor):
             t1 = time.perf_counter()
             self.coll.create_index(self.index)
             self.index_seconds = time.perf_counter() - t1
+        self._build_pending_fulltext()  # likewise the FULLTEXT index of a new collection
         # stale rows of changed files, then --prune: the local writer's own code, after every row is written
         self.q2 = queue.Queue()
         for d in done:
@@ -277,7 +278,7 @@ def ingest(
             coll = open_collection(store, collection, provider, columns=columns, fulltext=fulltext)
         else:
             coll = store.create_collection(collection, provider, columns=dict(columns or {}) or None,
-                                           fulltext=fulltext, index=None, exists_ok=True)
+                                           fulltext=fulltext, index=None, exists_ok=True, defer_fulltext=True)
         opts = LoadOptions(text_field=text_field, id_field=id_field, columns=dict(coll.columns),
                            include=tuple(include), exclude=tuple(exclude), max_file_bytes=max_file_bytes)
         run = RayIngestor(coll, provider, dsn=dsn, address=address, model=spec, model_options=model_options,

@@ -528,6 +528,67 @@ class Collection:
     def has_index(self) -> bool:
         return bool(self.metadata.get("index_type"))
 
+    @property
+    def fulltext_pending(self) -> str | None:
+        """The parser of a FULLTEXT index recorded to be built after the first load, not built yet (an ingest
+        creating the collection is running, or was stopped): :meth:`create_fulltext_index` builds it."""
+        pending = self.metadata.get("fulltext_pending")
+        return str(pending) if pending else None
+
+    def _fulltext_ready(self) -> bool:
+        """Whether the FULLTEXT index is there; a pending one is looked up again (another process's ingest may
+        have built it since this collection was opened)."""
+        if self.metadata.get("fulltext"):
+            return True
+        if self.fulltext_pending:
+            self._refresh_fulltext()
+        return bool(self.metadata.get("fulltext"))
+
+    def _refresh_fulltext(self) -> None:
+        fresh = self.store._meta_row(self.name)
+        if fresh is not None:
+            self.metadata["fulltext"], self.metadata["fulltext_pending"] = fresh["fulltext"], fresh["fulltext_pending"]
+
+    def _no_fulltext(self, use: str) -> ConfigError:
+        """The error for a full-text search on a collection without a FULLTEXT index (or with a pending one)."""
+        pending = self.fulltext_pending
+        if pending:
+            return ConfigError(
+                f"collection {self.name!r} gets its FULLTEXT index ({pending}) once its first ingest has loaded the "
+                f"rows, and it is not built yet: wait for the ingest, or rerun it if it was stopped (it builds the "
+                f"index at the end), or call collection.create_fulltext_index(); until then {use} is not available")
+        return ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True (or "
+                           f"collection.create_fulltext_index()) to use {use}")
+
+    def create_fulltext_index(self, parser: str | None = None) -> bool:
+        """Build the FULLTEXT index on ``content`` over the stored rows (synchronous: complete when it returns).
+
+        ``parser``: default the pending one (``create_collection(..., defer_fulltext=True)``). Returns False when
+        the index was there already with this parser (another ingest built it first), True when built here."""
+        self.store._check_open()
+        self._refresh_fulltext()  # another process may have built it meanwhile
+        want = (parser or self.fulltext_pending or "").lower()
+        if not want:
+            raise ConfigError(f"collection {self.name!r}: name the full-text parser, e.g. "
+                              f"create_fulltext_index('space'); one of {schema.FULLTEXT_PARSERS}")
+        have = self.metadata.get("fulltext")
+        if have:
+            if have == want:
+                return False
+            raise StoreError(f"collection {self.name!r} already has a FULLTEXT index with parser {have!r}")
+        ddl = schema.fulltext_index_ddl(self.name, want)
+        t0 = time.perf_counter()
+        try:
+            self.store.execute(ddl, what=f"build the FULLTEXT index of {self.name!r}", fetch=False, retry=False)
+        except StoreError as exc:
+            if "1061" not in str(exc):  # not "duplicate key name": another process's build won the race
+                raise
+        self.store.execute(f"UPDATE {schema.quote(schema.META_TABLE)} SET `fulltext_parser` = %s WHERE `name` = %s",
+                           (want, self.name), what="record the FULLTEXT index", fetch=False)
+        self.metadata["fulltext"], self.metadata["fulltext_pending"] = want, None
+        log.info("built the FULLTEXT index (%s) of %s in %.1f s", want, self.name, time.perf_counter() - t0)
+        return True
+
     def search_sql(self, k: int, *, where: Where = None, exact: bool = False,
                    ef_search: int | None = None, skip_null: bool = False) -> tuple[str, list[Any]]:
         """The SELECT a search runs (the query vector is the first parameter); useful with EXPLAIN.
@@ -708,9 +769,8 @@ class Collection:
     def _fulltext_search(self, query: Query | SparseQuery, k: int, *, where: Where) -> list[Hit]:
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("a full-text search needs a non-empty text")
-        if not self.metadata.get("fulltext"):
-            raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True to use "
-                              "full-text or hybrid search")
+        if not self._fulltext_ready():
+            raise self._no_fulltext("full-text or hybrid search")
         wsql, wparams = compile_where(where, self._filter_columns)
         sql = (f"SELECT {self._select_cols()}, MATCH(`content`) AGAINST(%s) AS `_ft` FROM {self._table} "
                f"WHERE MATCH(`content`) AGAINST(%s)" + (f" AND ({wsql})" if wsql else "")
@@ -726,13 +786,12 @@ class Collection:
     def _hybrid(self, query: Query | SparseQuery, k: int, *, where: Where, exact: bool | None,
                 weights: Mapping[str, float] | None, candidates: int | None, vector: npt.ArrayLike | None,
                 sparse_vector: SparseQuery | None) -> list[Hit]:
-        w = hybrid_weights(weights, dense=True, sparse=self.has_sparse, fulltext=bool(self.metadata.get("fulltext")),
+        w = hybrid_weights(weights, dense=True, sparse=self.has_sparse, fulltext=self._fulltext_ready(),
                            name=self.name)
         if w.get("sparse") and not self.has_sparse:
             raise self._no_sparse()
-        if w.get("fulltext") and not self.metadata.get("fulltext"):
-            raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True, or "
-                              "give the fulltext leg weight 0")
+        if w.get("fulltext") and not self._fulltext_ready():
+            raise self._no_fulltext("the fulltext leg (or give it weight 0)")
         text = query if isinstance(query, str) else None
         if text is not None and not text.strip():
             raise InvalidInputError("the search text is empty; pass a non-empty query")
@@ -797,9 +856,8 @@ class Collection:
         self.store._check_open()
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("hybrid_search needs a non-empty text")
-        if not self.metadata.get("fulltext"):
-            raise ConfigError(f"collection {self.name!r} has no FULLTEXT index; create it with fulltext=True to use "
-                              "hybrid_search (or use search())")
+        if not self._fulltext_ready():
+            raise self._no_fulltext("hybrid_search (or use search())")
         wv, wt = weights
         return self.search(text, k, where=where, exact=exact, mode="hybrid", candidates=candidates, vector=vector,
                            weights={"dense": wv, "fulltext": wt, "sparse": 0.0}, rerank=rerank)

@@ -318,11 +318,8 @@ class DocumentCollection:
         coll = self.collection
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a full-text search needs a non-empty text")
-        if not coll.metadata.get("fulltext"):
-            from ..errors import ConfigError
-
-            raise ConfigError(f"collection {coll.name!r} has no FULLTEXT index; create it with fulltext=True for "
-                              "text search")
+        if not coll._fulltext_ready():
+            raise coll._no_fulltext("text search")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidInputError(f"k={k!r} must be a positive int")
         wsql, wparams = compile_where(self.where(filter, **restrict), coll._filter_columns)

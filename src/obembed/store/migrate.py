@@ -244,7 +244,7 @@ def migrate(coll: Collection, provider: QueryModel, *, batch_size: int = DEFAULT
                           what="clear a stale shadow table")
             store.execute(schema.collection_ddl(shadow_table(name), target["dimension"], coll.distance,
                                                 columns=coll.columns, index=idx, index_params=target["index_params"],
-                                                fulltext=coll.metadata.get("fulltext")),
+                                                fulltext=coll.metadata.get("fulltext") or coll.fulltext_pending),
                           what=f"create the shadow table of {name!r}", fetch=False, retry=False)
             store.execute(f"INSERT INTO {schema.quote(MIGRATIONS_TABLE)} (`name`, `state`, `target`, `previous`) "
                           "VALUES (%s, 'building', %s, %s)",

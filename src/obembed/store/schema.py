@@ -78,6 +78,10 @@ DISTANCE_FUNCTIONS: dict[str, tuple[str, str]] = {
 INDEX_TYPES = ("hnsw", "hnsw_sq", "hnsw_bq", "ivf_flat", "ivf_pq")
 """Vector index types offered (``ivf_sq8`` is left out on purpose: it returned wrong neighbours)."""
 FULLTEXT_PARSERS = ("ngram", "ngram2", "ik", "space", "beng")
+FULLTEXT_PENDING = "pending:"
+"""Prefix of a ``fulltext_parser`` recorded for a FULLTEXT index to be built after the first load
+(``pending:space``): the engine builds an index over loaded rows in a fraction of the CPU it spends keeping one
+up to date row by row (docs/performance.md)."""
 
 _TYPE_PATTERNS = [
     re.compile(r"^(varchar|char|varbinary|binary)\(\s*\d{1,5}\s*\)$"),
@@ -224,6 +228,13 @@ def collection_ddl(
         lines.append(f"FULLTEXT INDEX {quote(FULLTEXT_INDEX)} (`content`) WITH PARSER {fulltext}")
     body = ",\n  ".join(lines)
     return f"CREATE TABLE {quote(table)} (\n  {body}\n) ORGANIZATION INDEX DEFAULT CHARSET = utf8mb4"
+
+
+def fulltext_index_ddl(table: str, parser: str) -> str:
+    """``CREATE FULLTEXT INDEX`` on a collection's ``content``, for a table created without one."""
+    if parser not in FULLTEXT_PARSERS:
+        raise ConfigError(f"fulltext parser {parser!r} is not supported; use one of {FULLTEXT_PARSERS}")
+    return f"CREATE FULLTEXT INDEX {quote(FULLTEXT_INDEX)} ON {quote(table)} (`content`) WITH PARSER {parser}"
 
 
 def meta_table_ddl() -> str:

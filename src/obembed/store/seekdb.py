@@ -167,6 +167,10 @@ class Store:
             return None
         keys[keys.index("fulltext_parser")] = "fulltext"
         meta = dict(zip(keys, rows[0], strict=True))
+        parser = meta["fulltext"]
+        meta["fulltext_pending"] = None
+        if isinstance(parser, str) and parser.startswith(schema.FULLTEXT_PENDING):  # built after the first load
+            meta["fulltext"], meta["fulltext_pending"] = None, parser[len(schema.FULLTEXT_PENDING):]
         for k in ("provider", "columns", "index_params"):
             meta[k] = json.loads(meta[k]) if meta[k] else ({} if k != "provider" else None)
         return meta
@@ -189,6 +193,7 @@ class Store:
         distance: str | None = None,
         exists_ok: bool = False,
         sparse: bool = False,
+        defer_fulltext: bool = False,
     ) -> Collection:
         """Create a collection (one table + one metadata row) and return it.
 
@@ -198,7 +203,10 @@ class Store:
         parser name (``ik``, ``space`` ...). ``distance``: ``cosine`` / ``l2`` / ``ip``; by default the provider's
         (cosine for unit vectors, l2 otherwise), cosine for a bare dimension. ``sparse``: add a sparse vector column
         (``SPARSEVECTOR``, rows' ``sparse`` field ``{token id: weight}``) with its index (vsag ``sindi``, inner
-        product), for ``search(mode="sparse")`` and three-way hybrid search.
+        product), for ``search(mode="sparse")`` and three-way hybrid search. ``defer_fulltext``: create the table
+        without its FULLTEXT index and record it as pending; :meth:`Collection.create_fulltext_index` builds it
+        after the first load (what ``obembed ingest`` does for a new collection: a build over loaded rows costs the
+        engine a fraction of keeping the index row by row).
         """
         self._check_open()
         schema.check_collection_name(name)
@@ -260,10 +268,11 @@ class Store:
                 if existing is not None:
                     return self.create_collection(name, provider_or_dim, columns=columns, index=index,
                                                   index_params=index_params, fulltext=fulltext, distance=distance,
-                                                  exists_ok=exists_ok, sparse=sparse)
+                                                  exists_ok=exists_ok, sparse=sparse, defer_fulltext=defer_fulltext)
                 self._drop_orphan_table(name)
+            deferred = bool(parser) and defer_fulltext
             ddl = schema.collection_ddl(name, dimension, dist, columns=cols, index=index, index_params=params,
-                                        fulltext=parser, sparse=bool(sparse))
+                                        fulltext=None if deferred else parser, sparse=bool(sparse))
             # no automatic re-run after a lost link: the table may exist already; calling again cleans it up
             try:
                 self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
@@ -282,7 +291,7 @@ class Store:
                 if self._await_meta_row(name) is not None:
                     return self.create_collection(name, provider_or_dim, columns=columns, index=index,
                                                   index_params=index_params, fulltext=fulltext, distance=distance,
-                                                  exists_ok=exists_ok, sparse=sparse)
+                                                  exists_ok=exists_ok, sparse=sparse, defer_fulltext=defer_fulltext)
                 self._drop_orphan_table(name)
                 self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
             try:
@@ -293,7 +302,8 @@ class Store:
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (name, dimension, dist, (info or {}).get("spec"), (info or {}).get("space"),
                      json.dumps(info, ensure_ascii=False, default=str) if info else None,
-                     json.dumps(cols), index, json.dumps(params), parser, _obembed_version(),
+                     json.dumps(cols), index, json.dumps(params),
+                     f"{schema.FULLTEXT_PENDING}{parser}" if deferred else parser, _obembed_version(),
                      self.engine_version, schema.SCHEMA_VERSION),
                     what=f"record collection {name!r}", fetch=False)
             except BaseException:
