@@ -7,6 +7,7 @@ usage:
   python benchmarks/ingest.py states [--quick] [--n 600] [--states a,b,c,d,e] [--cores 0-3]
   python benchmarks/ingest.py cli [--n 1000] [--rounds 3] [--variants auto,2,1]
   python benchmarks/ingest.py split [--n 1000] [--rounds 2]
+  python benchmarks/ingest.py engine [--n 4000] [--variants space-deferred,space,ngram,off]
 
 speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
           the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
@@ -17,6 +18,7 @@ quality : the BASELINES.md slices (en 3000 docs + en/xl queries; ja whole corpus
           ``--truncate truncate`` (the reference cut texts at 256 tokens), queried through the code
           ``obembed search`` runs (``obembed.ingest.search``, HNSW index), recall@1/@10, MRR@10, nDCG@10 beside
           the exact brute-force reference in BASELINES.md (goal ≥ 0.99× its recall@10).
+engine  : the engine's CPU per row written (dumps included) per full-text choice, deferred build included
 states  : issue 19's machine states (benchmarks/_states.py): idle, just after a heavy command, own engine
           writing, a competitor per core, one pinned competitor; pipeline vs the model alone in each (goal >= 0.9x).
 cli     : the main job as a user runs it: ``obembed ingest`` of N texts as a fresh process (its own engine
@@ -169,7 +171,12 @@ def states(args: argparse.Namespace) -> None:
 
     Both sides use what ``obembed ingest`` loads for the default model (the CLI's bulk path), freshly loaded
     for every measurement (a fresh thread advisor, as a new command gets); model loading is not timed.
+    Each measurement starts from an engine at rest (``quiet_engine``: memtable dumped, engine idle, before the
+    state is entered): otherwise the dumps of one pipeline's rows land at random in a later measurement, model
+    alone or pipeline. What that rest costs after a pipeline (its rows' freeze and dumps, in the engine) is
+    printed as the pipeline's after-work; ``--no-quiet`` measures back to back instead.
     """
+    from _cpuload import quiet_engine, tree_seconds
     from _states import LABELS, States, parse_cores
 
     from obembed.cli._common import load_provider
@@ -189,6 +196,12 @@ def states(args: argparse.Namespace) -> None:
                 for r in range(args.repeat):
                     order = ("pipeline", "model") if (r % 2 == 0) else ("model", "pipeline")
                     for what in order:
+                        if args.quiet:
+                            e0 = tree_seconds(os.getpid()) - time.process_time()
+                            quiet_engine(store)
+                            after = tree_seconds(os.getpid()) - time.process_time() - e0
+                            print(f"  engine at rest: {after:.1f} CPU-s of engine work left by the last "
+                                  "measurement", flush=True)
                         with machine.enter(st) as info:
                             provider = load_provider(spec, purpose="bulk")  # a fresh advisor, as a new command
                             if hasattr(provider, "load"):
@@ -215,7 +228,8 @@ def states(args: argparse.Namespace) -> None:
             store.close()
             machine.close()
     print(f"\n{args.n} Debian texts, `obembed ingest`'s default path (full-text {args.fulltext}), cores "
-          f"{machine.cores}, {args.repeat} interleaved round(s) per state")
+          f"{machine.cores}, {args.repeat} interleaved round(s) per state, engine at rest before each "
+          f"measurement: {'yes' if args.quiet else 'no'}")
     print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | threads (model / pipeline) "
           "| others' CPU (cores: model / pipeline) |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -489,6 +503,56 @@ def split(args: argparse.Namespace) -> None:
         finally:
             store.close()
 
+# ---------------------------------------------------------------------------------------------- engine cost
+def engine(args: argparse.Namespace) -> None:
+    """What the engine spends on the rows an ingest writes, dumps included, per full-text choice (no model:
+    fixed unit vectors, the real texts): HNSW kept as rows arrive in every variant; ``deferred`` loads first
+    and builds the FULLTEXT index after (what ``obembed ingest`` does for a new collection)."""
+    import numpy as np
+    from _cpuload import cpu_line, quiet_engine, settle, tree_seconds
+
+    _, texts = sample(args.n)
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((len(texts), 384)).astype("float32")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    print(cpu_line(), flush=True)
+
+    def eng() -> float:  # the engine's CPU: this process tree minus this process
+        return tree_seconds(os.getpid()) - time.process_time()
+
+    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        parser, _, how = variant.partition("-")
+        with tempfile.TemporaryDirectory(prefix="obembed-bench-engine-") as tmpd:
+            store = make_store(Path(tmpd))
+            try:
+                settle(0.15, 1.0, 60)
+                coll = store.create_collection("c", 384, fulltext=False if parser == "off" else parser,
+                                               defer_fulltext=how == "deferred")
+                quiet_engine(store)
+                rows = [{"id": f"r{i}", "vector": v, "content": t, "source": "x.jsonl", "chunk": 0,
+                         "content_hash": "h" * 16, "metadata": {"k": "v"}}
+                        for i, (t, v) in enumerate(zip(texts, vecs, strict=True))]
+                e0, t0 = eng(), time.perf_counter()
+                for i in range(0, len(rows), 256):
+                    coll.upsert(rows[i:i + 256])
+                load_s, e1 = time.perf_counter() - t0, eng()
+                t1 = time.perf_counter()
+                if coll.fulltext_pending:
+                    coll.create_fulltext_index()
+                build_s, e2 = time.perf_counter() - t1, eng()
+                time.sleep(2.0)
+                settle(0.15, 2.0, 120)
+                e3 = eng()
+                quiet_engine(store)  # what is left in memory: frozen, dumped
+                e4 = eng()
+            finally:
+                store.close()
+        print(f"| {variant} | {load_s:.1f} s, {e1 - e0:.1f} | {build_s:.1f} s, {e2 - e1:.1f} | {e3 - e2:.1f} | "
+              f"{e4 - e3:.1f} | **{e4 - e0:.1f}** ({(e4 - e0) / args.n * 1000:.2f} per 1,000 rows) |", flush=True)
+    print(f"(columns: variant | load wall, engine CPU-s | FULLTEXT build wall, CPU-s | engine until quiet | freeze "
+          f"and dump | total engine CPU-s), {args.n} Debian texts")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -508,6 +572,8 @@ def main() -> None:
     m.add_argument("--policy", default="truncate", choices=["truncate", "chunk"])
     m.add_argument("--states", default="a,b,c,d,e")
     m.add_argument("--fulltext", default="auto", help="the pipeline's full-text parser (auto: as obembed ingest)")
+    m.add_argument("--no-quiet", dest="quiet", action="store_false",
+                   help="do not bring the engine to rest before each measurement")
     m.add_argument("--heavy-seconds", type=float, default=20.0)
     m.add_argument("--cores", default="")
     m.add_argument("--quick", action="store_true", help="200 texts, 12 s heavy command: a few minutes")
@@ -518,6 +584,9 @@ def main() -> None:
     sp = sub.add_parser("split", help="the pipeline's CPU beyond the model's: this process vs the engine")
     sp.add_argument("--n", type=int, default=1000)
     sp.add_argument("--rounds", type=int, default=2)
+    e = sub.add_parser("engine", help="the engine's CPU per row written, dumps included, per full-text choice")
+    e.add_argument("--n", type=int, default=4000)
+    e.add_argument("--variants", default="space-deferred,space,ngram,off")
     t = sub.add_parser("tree")
     t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
@@ -526,7 +595,7 @@ def main() -> None:
     if getattr(args, "quick", False):
         args.n, args.heavy_seconds = min(args.n, 200), 12.0
     {"speed": speed, "quality": quality, "tree": tree, "states": states, "cli": cli,
-     "split": split}[args.cmd](args)
+     "split": split, "engine": engine}[args.cmd](args)
 
 
 if __name__ == "__main__":
