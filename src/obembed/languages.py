@@ -20,7 +20,7 @@ Everything here is pure text inspection (Unicode blocks), no model, no network.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,12 +141,7 @@ def choose_fulltext_parser(texts: Iterable[str], *, existing: str | None = None,
     still finds English (less well). ``existing``: the parser of the collection the texts go into; it is kept,
     with a warning when it is a word parser and the sample needs n-grams.
     """
-    n = unspaced = 0
-    for t in texts:
-        if n >= limit:
-            break
-        n += 1
-        unspaced += is_unspaced_text(t[:2000])
+    n, unspaced = _sample_count(texts, is_unspaced_text, limit)
     if existing is not None:
         if unspaced and existing in ("space", "beng"):
             return ParserChoice(existing, warning=(
@@ -181,13 +176,18 @@ class CorpusProfile:
 
 def corpus_profile(texts: Iterable[str], limit: int = 500) -> CorpusProfile:
     """Profile up to ``limit`` texts (each read up to its first 2,000 characters)."""
-    n = cjk = 0
+    return CorpusProfile(*_sample_count(texts, is_cjk_text, limit))
+
+
+def _sample_count(texts: Iterable[str], test: Callable[[str], bool], limit: int) -> tuple[int, int]:
+    """(texts read, texts passing ``test``) over up to ``limit`` texts, each read to its first 2,000 characters."""
+    n = hits = 0
     for t in texts:
         if n >= limit:
             break
         n += 1
-        cjk += is_cjk_text(t[:2000])
-    return CorpusProfile(n, cjk)
+        hits += test(t[:2000])
+    return n, hits
 
 
 def is_english_only(spec: str) -> bool:
