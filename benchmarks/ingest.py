@@ -176,15 +176,16 @@ def states(args: argparse.Namespace) -> None:
     alone or pipeline. What that rest costs after a pipeline (its rows' freeze and dumps, in the engine) is
     printed as the pipeline's after-work; ``--no-quiet`` measures back to back instead.
     """
-    from _cpuload import quiet_engine, tree_seconds
+    from _cpuload import cpu_line, quiet_engine, tree_seconds
     from _states import LABELS, States, parse_cores
 
     from obembed.cli._common import load_provider
 
     spec = "st:all-MiniLM-L6-v2"
     docs, texts = sample(args.n)
+    print(cpu_line(), flush=True)
     machine = States(heavy_seconds=args.heavy_seconds, cores=parse_cores(args.cores))
-    results: dict[str, list[tuple[str, float, float, int]]] = {}
+    results: dict[str, list[tuple[str, float, float, int, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="obembed-bench-") as tmpd:
         tmp = Path(tmpd)
         path = write_jsonl(tmp, docs)
@@ -207,6 +208,7 @@ def states(args: argparse.Namespace) -> None:
                             if hasattr(provider, "load"):
                                 provider.load()
                             picks = watch_threads(provider)
+                            build = 0.0  # the pipeline's FULLTEXT build (a new collection's, after its load)
                             with Load() as m:
                                 if what == "model":
                                     n = len(provider.embed(texts))
@@ -214,12 +216,13 @@ def states(args: argparse.Namespace) -> None:
                                     k += 1
                                     rep = run_ingest(store, provider, f"bench_states_{k}_{os.getpid()}", path,
                                                      args.policy, args.batch_size, args.fulltext)
-                                    n = rep.chunks_embedded
+                                    n, build = rep.chunks_embedded, rep.fulltext_seconds
                             adv = getattr(getattr(provider, "_runner", None), "advisor", None)
                             threads = adv.last.threads if adv is not None and adv.last is not None else 0
-                        rows.append((what, m.wall, m.others_cores, threads))
+                        rows.append((what, m.wall, m.others_cores, threads, build))
                         print(f"{LABELS[st]:<36} r{r + 1} {what:<8} {n / m.wall:6.2f} texts/s, threads {threads} "
-                              f"(batches per thread count: {dict(sorted(picks.items()))}); {m.describe()} {info}",
+                              f"(batches per thread count: {dict(sorted(picks.items()))}); {m.describe()} {info}"
+                              + (f"; full-text index built in {build:.1f} s" if build else ""),
                               flush=True)
                         # the pipeline's collections stay until the temporary store goes: a DROP sets the engine
                         # purging and merging for 10-30 s (seen per engine thread), and that bill would land on
@@ -230,19 +233,22 @@ def states(args: argparse.Namespace) -> None:
     print(f"\n{args.n} Debian texts, `obembed ingest`'s default path (full-text {args.fulltext}), cores "
           f"{machine.cores}, {args.repeat} interleaved round(s) per state, engine at rest before each "
           f"measurement: {'yes' if args.quiet else 'no'}")
-    print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | threads (model / pipeline) "
-          "| others' CPU (cores: model / pipeline) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | per round | without the "
+          "full-text build | threads (model / pipeline) | others' CPU (cores: model / pipeline) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for st, rows in results.items():
-        mw = [w for what, w, _, _ in rows if what == "model"]
-        pw = [w for what, w, _, _ in rows if what == "pipeline"]
-        ratio = statistics.median(a / b for a, b in zip(mw, pw, strict=True))
-        th = "/".join(str(t) for what, _, _, t in rows if what == "model") + " / " + \
-            "/".join(str(t) for what, _, _, t in rows if what == "pipeline")
-        oth = ", ".join(f"{o:.2f}" for what, _, o, _ in rows if what == "model") + " / " + \
-            ", ".join(f"{o:.2f}" for what, _, o, _ in rows if what == "pipeline")
+        mw = [w for what, w, _, _, _ in rows if what == "model"]
+        pw = [w for what, w, _, _, _ in rows if what == "pipeline"]
+        builds = [b for what, _, _, _, b in rows if what == "pipeline"]
+        per_round = [a / b for a, b in zip(mw, pw, strict=True)]
+        no_build = statistics.median(a / (b - c) for a, b, c in zip(mw, pw, builds, strict=True))
+        th = "/".join(str(t) for what, _, _, t, _ in rows if what == "model") + " / " + \
+            "/".join(str(t) for what, _, _, t, _ in rows if what == "pipeline")
+        oth = ", ".join(f"{o:.2f}" for what, _, o, _, _ in rows if what == "model") + " / " + \
+            ", ".join(f"{o:.2f}" for what, _, o, _, _ in rows if what == "pipeline")
         print(f"| {LABELS[st]} | {args.n / statistics.median(mw):.1f} | {args.n / statistics.median(pw):.1f} "
-              f"| **{ratio:.2f}×** | {th} | {oth} |")
+              f"| **{statistics.median(per_round):.2f}×** | {', '.join(f'{x:.2f}' for x in per_round)} "
+              f"| {no_build:.2f}× (build {statistics.median(builds):.1f} s) | {th} | {oth} |")
     print(f"loadavg at the end {os.getloadavg()}")
 
 
