@@ -8,6 +8,7 @@ usage:
   python benchmarks/ingest.py cli [--n 1000] [--rounds 3] [--variants auto,2,1]
   python benchmarks/ingest.py split [--n 1000] [--rounds 2]
   python benchmarks/ingest.py engine [--n 4000] [--variants space-deferred,space,ngram,off]
+  python benchmarks/ingest.py build [--sizes 0,250,1000,4000] [--rounds 2]
 
 speed   : N dev texts of the Debian corpus (seeded sample) as one .jsonl. In ONE process, interleaved:
           the model's own encode of the same texts (``provider.embed(texts)``, one call: the best case for
@@ -19,6 +20,8 @@ quality : the BASELINES.md slices (en 3000 docs + en/xl queries; ja whole corpus
           ``obembed search`` runs (``obembed.ingest.search``, HNSW index), recall@1/@10, MRR@10, nDCG@10 beside
           the exact brute-force reference in BASELINES.md (goal ≥ 0.99× its recall@10).
 engine  : the engine's CPU per row written (dumps included) per full-text choice, deferred build included
+build   : what a new collection's FULLTEXT build costs by row count (wall and engine CPU, from an engine at
+          rest): its fixed part (an empty table) and its part per row, beside CREATE TABLE with the index inline
 states  : issue 19's machine states (benchmarks/_states.py): idle, just after a heavy command, own engine
           writing, a competitor per core, one pinned competitor; pipeline vs the model alone in each (goal >= 0.9x).
 cli     : the main job as a user runs it: ``obembed ingest`` of N texts as a fresh process (its own engine
@@ -559,6 +562,57 @@ def engine(args: argparse.Namespace) -> None:
           f"and dump | total engine CPU-s), {args.n} Debian texts")
 
 
+# ---------------------------------------------------------------------------------------------- FULLTEXT build
+def build(args: argparse.Namespace) -> None:
+    """``Collection.create_fulltext_index()`` (what ``obembed ingest`` runs after a new collection's first load)
+    over 0..N loaded rows: wall seconds and engine CPU-s, each from an engine at rest; and CREATE TABLE with the
+    index inline, for the fixed part's sake. Fixed vectors, real Debian texts, the ``space`` parser."""
+    import numpy as np
+    from _cpuload import cpu_line, quiet_engine, tree_seconds
+
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    _, texts = sample(max([*sizes, 1]))
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((len(texts), 384)).astype("float32")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    print(cpu_line(), flush=True)
+
+    def eng() -> float:
+        return tree_seconds(os.getpid()) - time.process_time()
+
+    out: dict[str, list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="obembed-bench-build-") as tmpd:
+        store = make_store(Path(tmpd))
+        k = 0
+        try:
+            for r in range(args.rounds):
+                for n in sizes:
+                    k += 1
+                    coll = store.create_collection(f"b{k}", 384, fulltext="space", defer_fulltext=True)
+                    rows = [{"id": f"r{i}", "vector": vecs[i], "content": texts[i], "source": "x.jsonl",
+                             "chunk": 0, "content_hash": "h" * 16, "metadata": {}} for i in range(n)]
+                    for i in range(0, n, 256):
+                        coll.upsert(rows[i:i + 256])
+                    quiet_engine(store)
+                    e0, t0 = eng(), time.perf_counter()
+                    coll.create_fulltext_index()
+                    w, e = time.perf_counter() - t0, eng() - e0
+                    out.setdefault(f"build over {n} rows", []).append((w, e))
+                    print(f"r{r + 1} FULLTEXT build over {n:>5} rows: {w:.2f} s, engine {e:.2f} CPU-s", flush=True)
+                quiet_engine(store)
+                e0, t0 = eng(), time.perf_counter()
+                store.create_collection(f"i{r}", 384, fulltext="space")
+                w, e = time.perf_counter() - t0, eng() - e0
+                out.setdefault("CREATE TABLE, index inline", []).append((w, e))
+                print(f"r{r + 1} CREATE TABLE with the index inline: {w:.2f} s, engine {e:.2f} CPU-s", flush=True)
+        finally:
+            store.close()
+    print("\n| step | wall s (median) | engine CPU-s (median) |\n| --- | --- | --- |")
+    for label, vals in out.items():
+        print(f"| {label} | {statistics.median(v[0] for v in vals):.2f} | "
+              f"{statistics.median(v[1] for v in vals):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -593,6 +647,9 @@ def main() -> None:
     e = sub.add_parser("engine", help="the engine's CPU per row written, dumps included, per full-text choice")
     e.add_argument("--n", type=int, default=4000)
     e.add_argument("--variants", default="space-deferred,space,ngram,off")
+    b = sub.add_parser("build", help="a new collection's FULLTEXT build by row count: fixed part and per row")
+    b.add_argument("--sizes", default="0,250,1000,4000")
+    b.add_argument("--rounds", type=int, default=2)
     t = sub.add_parser("tree")
     t.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
@@ -601,7 +658,7 @@ def main() -> None:
     if getattr(args, "quick", False):
         args.n, args.heavy_seconds = min(args.n, 200), 12.0
     {"speed": speed, "quality": quality, "tree": tree, "states": states, "cli": cli,
-     "split": split, "engine": engine}[args.cmd](args)
+     "split": split, "engine": engine, "build": build}[args.cmd](args)
 
 
 if __name__ == "__main__":

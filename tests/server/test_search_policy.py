@@ -62,8 +62,8 @@ def test_python_cli_and_server_rank_alike(store, crowded, http, store_test_dsn):
     env = dict(os.environ, OBEMBED_FAST_START="0")  # the same (torch) MiniLM as the Python side and the server
     env.pop("OBEMBED_DSN", None)
     target = ["--dsn", store_test_dsn] if store_test_dsn else ["--db", str(store.path)]
-    # the CLI (a fresh process each: seconds) on the queries where the policy matters, the server on all
-    cli_queries = [q for q in QUERIES if exact[q] != index[q]][:2]
+    # the CLI (a fresh process: ~15 s here) on one query where the policy matters, the server on all
+    cli_queries = [q for q in QUERIES if exact[q] != index[q]][:1]
     for q in cli_queries:
         cmd = [sys.executable, "-c", "from obembed.cli import main; main()", "search", q, "-c", crowded]
         out = subprocess.run([*cmd, "-k", str(K), "--json", *target], capture_output=True, text=True, env=env,

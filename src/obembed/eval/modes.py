@@ -112,10 +112,12 @@ def parse_mode(text: str) -> SearchMode:
             raise ConfigError(f"search mode {raw!r}: {part.strip()!r} is not LEG=WEIGHT with LEG one of "
                               f"{', '.join(HYBRID_LEGS)} and WEIGHT a number ≥ 0 (e.g. hybrid:dense=1,fulltext=0.5)")
         if leg in weights:
-            raise ConfigError(f"search mode {raw!r}: the {leg} leg is given twice; give each leg once")
+            raise ConfigError(f"search mode {raw!r}: the {leg} leg is given twice; give each leg once "
+                              "(e.g. hybrid:dense=1,fulltext=0.5)")
         w = float(value)
         if not math.isfinite(w):
-            raise ConfigError(f"search mode {raw!r}: the weight of {leg} must be a finite number ≥ 0")
+            raise ConfigError(f"search mode {raw!r}: the weight of {leg} must be a finite number ≥ 0 "
+                              "(e.g. hybrid:dense=1,fulltext=0.5)")
         weights[leg] = w
     from ..store.search import hybrid_weights
 
