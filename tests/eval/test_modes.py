@@ -251,6 +251,9 @@ def test_parse_mode_examples() -> None:
                      ("hybrid:bm25=1", "LEG=WEIGHT"), ("", "empty")):
         with pytest.raises(ConfigError, match=re.escape(fix)):
             parse_mode(bad)
+    for bad in ("hybrid:dense=1,dense=2", "hybrid:dense=1e999"):  # every refusal shows a mode that works
+        with pytest.raises(ConfigError, match=re.escape("hybrid:dense=1,fulltext=0.5")):
+            parse_mode(bad)
 
 
 @given(st.one_of(
