@@ -179,7 +179,7 @@ def states(args: argparse.Namespace) -> None:
     alone or pipeline. What that rest costs after a pipeline (its rows' freeze and dumps, in the engine) is
     printed as the pipeline's after-work; ``--no-quiet`` measures back to back instead.
     """
-    from _cpuload import cpu_line, quiet_engine, tree_seconds
+    from _cpuload import cpu_line, quiet_engine
     from _states import LABELS, States, parse_cores
 
     from obembed.cli._common import load_provider
@@ -201,9 +201,9 @@ def states(args: argparse.Namespace) -> None:
                     order = ("pipeline", "model") if (r % 2 == 0) else ("model", "pipeline")
                     for what in order:
                         if args.quiet:
-                            e0 = tree_seconds(os.getpid()) - time.process_time()
+                            e0 = eng()
                             quiet_engine(store)
-                            after = tree_seconds(os.getpid()) - time.process_time() - e0
+                            after = eng() - e0
                             print(f"  engine at rest: {after:.1f} CPU-s of engine work left by the last "
                                   "measurement", flush=True)
                         with machine.enter(st) as info:
@@ -513,21 +513,25 @@ def split(args: argparse.Namespace) -> None:
             store.close()
 
 # ---------------------------------------------------------------------------------------------- engine cost
+def eng() -> float:
+    """The engine's CPU-s so far: this process tree minus this process."""
+    from _cpuload import tree_seconds
+
+    return tree_seconds(os.getpid()) - time.process_time()
+
+
 def engine(args: argparse.Namespace) -> None:
     """What the engine spends on the rows an ingest writes, dumps included, per full-text choice (no model:
     fixed unit vectors, the real texts): HNSW kept as rows arrive in every variant; ``deferred`` loads first
     and builds the FULLTEXT index after (what ``obembed ingest`` does for a new collection)."""
     import numpy as np
-    from _cpuload import cpu_line, quiet_engine, settle, tree_seconds
+    from _cpuload import cpu_line, quiet_engine, settle
 
     _, texts = sample(args.n)
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((len(texts), 384)).astype("float32")
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     print(cpu_line(), flush=True)
-
-    def eng() -> float:  # the engine's CPU: this process tree minus this process
-        return tree_seconds(os.getpid()) - time.process_time()
 
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         parser, _, how = variant.partition("-")
@@ -568,7 +572,7 @@ def build(args: argparse.Namespace) -> None:
     over 0..N loaded rows: wall seconds and engine CPU-s, each from an engine at rest; and CREATE TABLE with the
     index inline, for the fixed part's sake. Fixed vectors, real Debian texts, the ``space`` parser."""
     import numpy as np
-    from _cpuload import cpu_line, quiet_engine, tree_seconds
+    from _cpuload import cpu_line, quiet_engine
 
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     _, texts = sample(max([*sizes, 1]))
@@ -576,9 +580,6 @@ def build(args: argparse.Namespace) -> None:
     vecs = rng.standard_normal((len(texts), 384)).astype("float32")
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     print(cpu_line(), flush=True)
-
-    def eng() -> float:
-        return tree_seconds(os.getpid()) - time.process_time()
 
     out: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="obembed-bench-build-") as tmpd:
