@@ -574,7 +574,12 @@ def build(args: argparse.Namespace) -> None:
     import numpy as np
     from _cpuload import cpu_line, quiet_engine
 
-    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 0:
+        raise SystemExit(f"build: --sizes {args.sizes!r} must be row counts ≥ 0, comma-separated (e.g. 0,250,1000)")
     _, texts = sample(max([*sizes, 1]))
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((len(texts), 384)).astype("float32")
