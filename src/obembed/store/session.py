@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreConnectionError, StoreError, redact
+from ..errors import CollectionNotFoundError, StoreConnectionError, StoreError, redact
 from . import schema
 
 if TYPE_CHECKING:
@@ -43,6 +43,11 @@ def map_error(exc: BaseException, what: str) -> StoreError:
             f"{what}: the engine timed out ({code}: {msg}). A large write: raise query_timeout= in connect() or "
             "use smaller batches. A small statement or a DROP: it is most likely waiting for a lock held by another "
             "writer or a killed process; retry when that ends (see docs/reliability.md)")
+    if code == 1146:
+        return CollectionNotFoundError(
+            f"{what}: a table it needs does not exist ({code}: {msg}). If it is a collection's, the collection was "
+            "dropped after it was opened (by another process or command, or by a killed one whose DROP the engine "
+            "finished): open it again with store.collection(name), or create it")
     return StoreError(f"{what}: the engine refused it ({code}: {msg})")
 
 
