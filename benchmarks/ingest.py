@@ -211,7 +211,8 @@ def states(args: argparse.Namespace) -> None:
                             if hasattr(provider, "load"):
                                 provider.load()
                             picks = watch_threads(provider)
-                            build = 0.0  # the pipeline's FULLTEXT build (a new collection's, after its load)
+                            build = 0.0  # the pipeline's FULLTEXT build (a new collection's, over its load)
+                            beside = False  # ... run beside the model's last slice (then not a serial tail)
                             with Load() as m:
                                 if what == "model":
                                     n = len(provider.embed(texts))
@@ -220,12 +221,15 @@ def states(args: argparse.Namespace) -> None:
                                     rep = run_ingest(store, provider, f"bench_states_{k}_{os.getpid()}", path,
                                                      args.policy, args.batch_size, args.fulltext)
                                     n, build = rep.chunks_embedded, rep.fulltext_seconds
+                                    beside = rep.fulltext_beside
                             adv = getattr(getattr(provider, "_runner", None), "advisor", None)
                             threads = adv.last.threads if adv is not None and adv.last is not None else 0
-                        rows.append((what, m.wall, m.others_cores, threads, build))
+                        rows.append((what, m.wall, m.others_cores, threads, 0.0 if beside else build))
                         print(f"{LABELS[st]:<36} r{r + 1} {what:<8} {n / m.wall:6.2f} texts/s, threads {threads} "
                               f"(batches per thread count: {dict(sorted(picks.items()))}); {m.describe()} {info}"
-                              + (f"; full-text index built in {build:.1f} s" if build else ""),
+                              + (f"; full-text index built in {build:.1f} s"
+                                 + (" beside the model's last slice" if beside else " after the load")
+                                 if build else ""),
                               flush=True)
                         # the pipeline's collections stay until the temporary store goes: a DROP sets the engine
                         # purging and merging for 10-30 s (seen per engine thread), and that bill would land on
@@ -236,8 +240,8 @@ def states(args: argparse.Namespace) -> None:
     print(f"\n{args.n} Debian texts, `obembed ingest`'s default path (full-text {args.fulltext}), cores "
           f"{machine.cores}, {args.repeat} interleaved round(s) per state, engine at rest before each "
           f"measurement: {'yes' if args.quiet else 'no'}")
-    print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | per round | without the "
-          "full-text build | threads (model / pipeline) | others' CPU (cores: model / pipeline) |")
+    print("| machine state | model alone texts/s | pipeline texts/s | pipeline × model | per round | without a "
+          "full-text build after the load | threads (model / pipeline) | others' CPU (cores: model / pipeline) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for st, rows in results.items():
         mw = [w for what, w, _, _, _ in rows if what == "model"]

@@ -431,3 +431,41 @@ def test_hf_provider_follows_the_thread_rule_between_batches(texts) -> None:
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="threads=0"):
         obembed.load("hf:all-MiniLM-L6-v2?threads=0", runtime="torch", device="cpu").apply_threads()
+
+
+# ---------------------------------------------------------------------------------------------- lent cores
+def test_a_core_lent_to_obembeds_own_engine_work_is_one_thread_fewer() -> None:
+    """The ingest pipeline builds a new collection's FULLTEXT index (one engine thread) beside the model's last
+    slice: the model runs one thread fewer meanwhile (at least one), and the count comes back afterwards."""
+    m = Machine(2)
+    a = advisor_on(m)
+    assert a.threads() == 2
+    with a.lend_core():
+        d = a.decide()
+        assert (d.threads, d.lent) == (1, 1)
+        assert "lent to obembed's own engine work" in d.reason()
+        with a.lend_core():  # never below one thread
+            assert a.threads() == 1
+        assert a.threads() == 1
+    d = a.decide()
+    assert (d.threads, d.lent) == (2, 0)
+    assert "lent" not in d.reason()
+
+    four = advisor_on(Machine(4))
+    with four.lend_core(), four.lend_core():
+        assert four.threads() == 2
+    assert four.threads() == 4
+
+
+def test_a_fixed_thread_count_is_kept_while_a_core_is_lent() -> None:
+    a = ThreadAdvisor(fixed=2, source="OBEMBED_THREADS")
+    with a.lend_core():
+        assert a.threads() == 2
+        assert a.decide().lent == 0
+
+
+def test_a_lent_core_is_given_back_when_the_work_fails() -> None:
+    a = advisor_on(Machine(2))
+    with pytest.raises(RuntimeError), a.lend_core():
+        raise RuntimeError("the build failed")
+    assert a.threads() == 2

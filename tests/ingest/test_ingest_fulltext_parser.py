@@ -98,6 +98,7 @@ def test_a_new_collection_gets_its_index_after_the_load_and_a_stopped_run_is_rep
     rep = ingest(english, collection=name, store=store, provider=counting)
     assert rep.fulltext_seconds > 0
     assert "full-text index built over the loaded rows" in rep.summary()
+    assert rep.fulltext_beside is False  # one slice: nothing stored before it, so built after the load
     coll = store.collection(name, provider=counting)
     assert (coll.metadata["fulltext"], coll.fulltext_pending) == ("space", None)
     assert rep.to_dict()["fulltext_seconds"] > 0
@@ -144,3 +145,74 @@ def test_store_api_defer_and_build(store, make_collection_name):
         plain.create_fulltext_index("words")
     assert plain.create_fulltext_index("space") is True
     assert store.collection(plain.name).metadata["fulltext"] == "space"
+
+
+def _numbered(tmp_path, put, n: int):
+    """n records, each with a word of its own (``zqa000x`` ...), so a full-text search finds each one."""
+    lines = [json.dumps({"id": f"r{i:03d}", "text": f"Package {i} handles zq{chr(97 + i % 26)}{i:03d}x files" +
+                         " and more" * (i % 7)}) for i in range(n)]
+    return put(tmp_path / "many" / "pkgs.jsonl", "\n".join(lines) + "\n")
+
+
+def test_the_index_is_built_beside_the_models_last_slice_and_indexes_every_row(tmp_path, put, store,
+                                                                                make_collection_name, counting):
+    """Several slices: the writer starts the build once every row but the last slice's is stored, with a model
+    thread lent to it; rows stored before, during and after the build are all found by full-text search."""
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor, open_collection
+
+    path = _numbered(tmp_path, put, 40)
+    name = make_collection_name("beside")
+    coll = open_collection(store, name, counting, fulltext="space")
+    advisor = counting.__dict__.get("_inner").__dict__.get("_thread_advisor")
+    lent_during_build: list[int] = []
+    build = coll.create_fulltext_index
+
+    def watched(parser=None):
+        lent_during_build.append(advisor._lent if advisor is not None else -1)
+        return build(parser)
+
+    coll.create_fulltext_index = watched
+    rep = Ingestor(coll, counting, options=LoadOptions(), write_every=8).run([str(path)])
+    assert rep.chunks_embedded == 40
+    assert rep.fulltext_beside is True
+    assert rep.fulltext_seconds > 0
+    assert "beside the model's last slice" in rep.summary()
+    assert lent_during_build == [1 if advisor is not None else -1]  # one build, with a model thread lent
+    if advisor is not None:
+        assert advisor._lent == 0  # given back
+    reader = store.collection(name, provider=counting)
+    assert reader.metadata["fulltext"] == "space"
+    assert reader.fulltext_pending is None
+    for i in range(40):
+        hits = reader.search(f"zq{chr(97 + i % 26)}{i:03d}x", k=3, mode="fulltext")
+        assert [h.metadata["id"] for h in hits][:1] == [f"r{i:03d}"], i
+
+
+def test_a_failed_build_beside_the_model_is_tried_again_after_the_load(tmp_path, put, store, make_collection_name,
+                                                                       counting, caplog):
+    from obembed.errors import StoreError
+    from obembed.ingest.loaders import LoadOptions
+    from obembed.ingest.pipeline import Ingestor, open_collection
+
+    path = _numbered(tmp_path, put, 24)
+    name = make_collection_name("retry")
+    coll = open_collection(store, name, counting, fulltext="space")
+    build, calls = coll.create_fulltext_index, []
+
+    def flaky(parser=None):  # the engine refusing the first build (a lock, a timeout)
+        calls.append(parser)
+        if len(calls) == 1:
+            raise StoreError("build the FULLTEXT index: the engine refused it (4012: timeout)")
+        return build(parser)
+
+    coll.create_fulltext_index = flaky
+    with caplog.at_level(logging.WARNING, logger="obembed"):
+        rep = Ingestor(coll, counting, options=LoadOptions(), write_every=8).run([str(path)])
+    assert len(calls) == 2
+    assert rep.fulltext_beside is False
+    assert rep.fulltext_seconds > 0
+    assert any("trying again after the load" in r.getMessage() for r in caplog.records)
+    reader = store.collection(name, provider=counting)
+    assert reader.count() == 24
+    assert [h.metadata["id"] for h in reader.search("zqx023x", k=1, mode="fulltext")] == ["r023"]

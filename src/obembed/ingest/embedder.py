@@ -78,14 +78,20 @@ class ChunkEmbedder:
             self._embed_images(images, out)
         return out
 
-    def embed_slices(self, tasks: list[EmbedTask], size: int) -> Iterator[tuple[list[EmbedTask], dict[int, Any]]]:
+    def embed_slices(self, tasks: list[EmbedTask], size: int, *, tail: int | None = None,
+                     before_tail: Callable[[int], bool] | None = None
+                     ) -> Iterator[tuple[list[EmbedTask], dict[int, Any]]]:
         """:meth:`embed` in slices of about ``size`` distinct texts, each yielded as soon as it is embedded:
         ``(its tasks, their vectors by id(task))``, failed tasks absent from the vectors.
 
         The batch's distinct texts are ordered by length, longest first, before slicing: each slice then holds
         texts of similar length (the model pads as little as it would for the whole batch in one call), and
         the last slice, whose rows a writer stores after the model is done, holds the shortest texts.
-        Identical texts are embedded once per batch, as in :meth:`embed`."""
+        Identical texts are embedded once per batch, as in :meth:`embed`.
+
+        ``before_tail(i)`` is called before the last text slice (``i``: the slices before it); when it returns
+        True, that slice goes in pieces of ``tail`` texts, so the caller's writer stores them as they come and
+        the thread rule can change between them (the ingest pipeline builds a FULLTEXT index meanwhile)."""
         texts = [t for t in tasks if not t.image]
         images = [t for t in tasks if t.image]
         by_text: dict[str, list[EmbedTask]] = {}
@@ -93,9 +99,14 @@ class ChunkEmbedder:
             by_text.setdefault(t.text, []).append(t)
         order = sorted(by_text, key=len, reverse=True)
         size = max(1, size)
-        for lo in range(0, len(order), size):
-            part = [t for text in order[lo:lo + size] for t in by_text[text]]
-            yield part, self.embed(part)
+        starts = range(0, len(order), size)
+        for i, lo in enumerate(starts):
+            step = size
+            if i == len(starts) - 1 and before_tail is not None and before_tail(i):
+                step = max(1, tail or size)
+            for plo in range(lo, min(lo + size, len(order)), step):
+                part = [t for text in order[plo:min(plo + step, lo + size)] for t in by_text[text]]
+                yield part, self.embed(part)
         if images:
             yield images, self.embed(images)
 

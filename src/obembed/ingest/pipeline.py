@@ -16,6 +16,10 @@
   every row of sources under the ingested folders that no longer exist.
 * Crash-safe: rows are written with upserts by id; every decision is recomputed from the table at the next
   start, so a run killed at any point and rerun ends with exactly the table an uninterrupted run makes.
+* A new collection's FULLTEXT index is built over its first load, not kept row by row (a build costs the engine
+  a fraction). The writer starts it once every row but the last slice's is stored, while the model embeds that
+  slice in pieces with one thread fewer (the build is one engine thread); the pieces' rows are indexed as they
+  are written. Built after the load instead, it would leave a core idle for the build's 1.5-4 s.
 * Failures (a bad file, a bad line, a chunk the model refused) are collected in the report; the run goes on.
   A source with a failure keeps its stored rows (nothing stored is lost because of bad input).
 """
@@ -28,11 +32,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError, InvalidInputError
+from ..errors import ConfigError, InvalidInputError, StoreError
 from ..images import image_id
 from ..protocols import EmbeddingProvider
 from ..settings import get_settings
@@ -68,6 +73,8 @@ class _Rows:
 
 
 _STOP = object()
+_BUILD_FULLTEXT = object()
+"""The writer builds the new collection's pending FULLTEXT index now (every earlier row is stored)."""
 
 
 class _Aborted(Exception):
@@ -125,6 +132,7 @@ class Ingestor:
         self.sparse = bool(getattr(coll, "has_sparse", False))
         if self.sparse:
             check_sparse_model(coll, provider)
+        self._handed = 0  # rows the embedder handed to the writer
         self.embedder = ChunkEmbedder(provider, self.report, self._fail, sparse=self.sparse)
 
     # ------------------------------------------------------------------ helpers
@@ -198,6 +206,26 @@ class Ingestor:
         self.coll.create_fulltext_index(pending)
         self.report.fulltext_seconds = time.perf_counter() - t0
         log.info("ingest: built the FULLTEXT index (%s) in %.1f s", pending, self.report.fulltext_seconds)
+
+    def _build_beside_model(self) -> None:
+        """The writer's FULLTEXT build while the model embeds the last slice, one model thread fewer meanwhile
+        (:meth:`~obembed.providers.base.Provider.lend_core`). A failure is logged and left to the build after
+        the load, which tries again and reports it."""
+        pending = getattr(self.coll, "fulltext_pending", None)
+        if not pending:
+            return
+        lend = getattr(self.provider, "lend_core", None)
+        t0 = time.perf_counter()
+        try:
+            with lend() if lend is not None else nullcontext():
+                self.coll.create_fulltext_index(pending)
+        except StoreError as exc:
+            log.warning("ingest: the FULLTEXT build beside the model failed (%s); trying again after the load", exc)
+            return
+        self.report.fulltext_seconds = time.perf_counter() - t0
+        self.report.fulltext_beside = True
+        log.info("ingest: built the FULLTEXT index (%s) beside the model's last slice in %.1f s", pending,
+                 self.report.fulltext_seconds)
 
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
@@ -353,7 +381,7 @@ class Ingestor:
         while True:
             item = self._get(self.q1)
             if item is _STOP:
-                self._flush(pending)
+                self._flush(pending, final=True)
                 self._put(self.q2, _STOP)
                 return
             pending.append(item)
@@ -366,13 +394,23 @@ class Ingestor:
                 self._flush(pending)
                 pending = []
 
-    def _flush(self, pending: list[Any]) -> None:
+    def _flush(self, pending: list[Any], *, final: bool = False) -> None:
         """Embed the batch's tasks slice by slice and hand each slice's rows to the writer at once (the writer
         stores one slice while the model embeds the next); the batch's file markers follow its rows, so a
-        file's stale rows are deleted only after all its new rows are written."""
+        file's stale rows are deleted only after all its new rows are written. ``final``: the run's last batch:
+        a pending FULLTEXT index is built beside its last slice (see the module's notes)."""
         tasks = [t for t in pending if isinstance(t, EmbedTask)]
         if tasks:
-            slices = self.embedder.embed_slices(tasks, self.write_every)
+            build = final and bool(getattr(self.coll, "fulltext_pending", None))
+
+            def before_tail(earlier: int) -> bool:
+                if not (earlier or self._handed):  # no row before this slice: built after the load
+                    return False
+                self._put(self.q2, _BUILD_FULLTEXT)
+                return True
+
+            slices = self.embedder.embed_slices(tasks, self.write_every, tail=max(16, self.write_every // 4),
+                                                before_tail=before_tail if build else None)
             while True:
                 t0 = time.perf_counter()
                 got = next(slices, None)
@@ -384,6 +422,7 @@ class Ingestor:
                 self.progress("embedded", len(rows))
                 if rows:
                     self._put(self.q2, _Rows(rows))
+                    self._handed += len(rows)
         for item in pending:
             if not isinstance(item, EmbedTask):
                 self._put(self.q2, item)
@@ -412,6 +451,8 @@ class Ingestor:
                 self.coll.upsert(item.rows)
                 self.report.chunks_embedded += len(item.rows)
                 log.info("ingest: wrote %d rows (%d so far)", len(item.rows), self.report.chunks_embedded)
+            elif item is _BUILD_FULLTEXT:
+                self._build_beside_model()
             elif isinstance(item, _FileDone) and item.new_ids is not None:
                 stale = [i for i in self.coll.hashes(item.source) if i not in item.new_ids]
                 if stale:

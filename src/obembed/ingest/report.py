@@ -45,7 +45,10 @@ class IngestReport:
     embed_seconds: float = 0.0
     write_seconds: float = 0.0
     fulltext_seconds: float = 0.0
-    """Building a new collection's FULLTEXT index after its first load (0 when it had one already)."""
+    """Building a new collection's FULLTEXT index over its first load (0 when it had one already)."""
+    fulltext_beside: bool = False
+    """The build ran while the model embedded the load's last slice (those rows were indexed as they were
+    written), not after the load."""
     failures: list[dict[str, Any]] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
     failures_not_listed: int = 0
@@ -78,7 +81,8 @@ class IngestReport:
             f"{self.chunks_deleted} stale rows deleted",
         ]
         if self.fulltext_seconds:
-            lines.append(f"full-text index built over the loaded rows in {self.fulltext_seconds:.1f} s")
+            when = "beside the model's last slice" if self.fulltext_beside else "after the load"
+            lines.append(f"full-text index built over the loaded rows in {self.fulltext_seconds:.1f} s ({when})")
         if self.records_failed:
             lines.append(f"records failed: {self.records_failed}")
         if self.sources_pruned:

@@ -24,6 +24,11 @@ its core with another busy process slows the whole pool; on an idle core, though
 4. **Adapt**: between batches the advisor re-measures the interval since its previous decision, at most every
    ``RECHECK_INTERVAL`` seconds (two small file reads: cheap), so a long job follows the machine.
 
+5. **Lend a core to obembed's own one-thread work**: :meth:`ThreadAdvisor.lend_core` runs the model one thread
+   fewer (at least one) while obembed itself keeps one engine thread busy beside it (the FULLTEXT build of a new
+   collection, which the ingest pipeline starts while the model embeds its last slice). The measurement would
+   see that work only after two re-checks, and a model thread sharing a core with it stalls the whole pool.
+
 ``threads=N`` (provider option) or ``OBEMBED_THREADS=N`` overrides all of it. The ``/proc`` reads go through a
 :class:`Probe`, so tests feed synthetic samples.
 """
@@ -34,7 +39,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -243,6 +249,7 @@ class Decision:
     engine_used: float = 0.0  # of own_used: our child/adopted processes (the embedded engine), not this process
     engine_demand: float = 0.0  # ... corrected like others_demand
     engine_sustained: bool = True  # the engine was also busy over the previous re-check (see ThreadAdvisor)
+    lent: int = 0  # cores lent to obembed's own one-thread engine work (ThreadAdvisor.lend_core), threads less
 
     @property
     def engine_counted(self) -> float:
@@ -273,6 +280,9 @@ class Decision:
         elif self.engine_demand >= HELD_AT:
             why += (f"; obembed's engine used {self.engine_demand:.2f} core(s), not counted: before the first batch "
                     "(its start, DDL) or a burst (a dump); it counts once busy over two re-checks in a row")
+        if self.lent:
+            why += (f"; {self.lent} core(s) lent to obembed's own engine work beside the model (a new collection's "
+                    "FULLTEXT build)")
         return f"{self.threads} thread(s): {why}; {held} core(s) held (demand >= {HELD_AT} core each)"
 
 
@@ -328,6 +338,7 @@ class ThreadAdvisor:
     last: Decision | None = None
     _snap: Sample | None = field(default=None, repr=False)
     _engine_busy: bool = field(default=False, repr=False)  # the engine held HELD_AT over the last re-check
+    _lent: int = field(default=0, repr=False)  # open lend_core() contexts
     _lock: Any = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -341,7 +352,27 @@ class ThreadAdvisor:
     def threads(self) -> int:
         return self.decide().threads
 
+    @contextmanager
+    def lend_core(self) -> Iterator[None]:
+        """While open, the automatic rule runs one thread fewer (at least one; contexts add up): obembed keeps
+        one engine thread busy beside the model. A fixed count (``threads=``, ``OBEMBED_THREADS``) is kept."""
+        with self._lock:
+            self._lent += 1
+        log.debug("threads per process: a core lent to obembed's own engine work (%d lent)", self._lent)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._lent -= 1
+
     def decide(self) -> Decision:
+        d = self._decide()
+        lent = self._lent
+        if not lent or self.fixed or d.threads <= 1:
+            return d
+        return replace(d, threads=max(1, d.threads - lent), lent=min(lent, d.threads - 1))
+
+    def _decide(self) -> Decision:
         if self.fixed:
             assert self.last is not None
             return self.last
@@ -355,7 +386,7 @@ class ThreadAdvisor:
                 cores = max(1, len(self.probe.usable()))
                 self.last = Decision(choose_threads(others=0.0, cores=cores), "no /proc (default)", cores)
                 return self.last
-            running = self.last.threads if self.last is not None else 1
+            running = max(1, self.last.threads - self._lent) if self.last is not None else 1
             first = self.last is None
             if now.clock - self._snap.clock > MAX_AGE:  # a stale window (idle since): measure afresh
                 self._snap, running, first, self._engine_busy = now, 1, True, False

@@ -18,6 +18,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -197,6 +198,15 @@ class Provider(ABC):
     def distance(self) -> Distance:
         """The index distance that fits: cosine for unit vectors (same ranking as ip), l2 otherwise."""
         return "cosine" if self.normalized else "l2"
+
+    def lend_core(self) -> AbstractContextManager[None]:
+        """A context in which this provider's local model runs one thread fewer (at least one) under the automatic
+        thread rule: for one-thread work obembed itself runs beside the model (the ingest pipeline builds a new
+        collection's FULLTEXT index in the engine while the model embeds its last slice). No change for remote
+        providers or a fixed thread count (``threads=``, ``OBEMBED_THREADS``)."""
+        advisor = self.__dict__.get("_advisor") or self.__dict__.get("_thread_advisor")
+        lend = getattr(advisor, "lend_core", None)
+        return lend() if lend is not None else nullcontext()
 
     def count_tokens(self, texts: Sequence[str], *, kind: Kind = "document") -> list[int]:
         """Tokens per text incl. prefix and special tokens; a conservative estimate by default."""
