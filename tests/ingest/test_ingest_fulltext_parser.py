@@ -136,8 +136,21 @@ def test_store_api_defer_and_build(store, make_collection_name):
     with pytest.raises(ConfigError, match=r"not built yet.*the fulltext leg"):
         coll.search("databases", k=1, mode="hybrid", vector=[1.0, 0.0, 0.0, 0.0],
                     weights={"dense": 1, "fulltext": 1})
+    # the seed: a FULLTEXT index on an always-NULL column from the start (the build after the load is cheaper)
+    indexes, _ = store.execute("SELECT DISTINCT index_name FROM information_schema.statistics WHERE "
+                               "table_schema = %s AND table_name = %s", (store.database, name))
+    assert "ftidx_seed" in {str(r[0]) for r in indexes}
+    assert "ftidx_content" not in {str(r[0]) for r in indexes}
     assert coll.create_fulltext_index() is True
     assert [h.id for h in coll.search("databases", k=1, mode="fulltext")] == ["a"]
+    assert coll.upsert([{"id": "b", "vector": [0.0, 1.0, 0.0, 0.0], "content": "seed columns stay empty"}]) == 1
+    assert [h.id for h in coll.search("empty", k=1, mode="fulltext")] == ["b"]
+    seeds, _ = store.execute(f"SELECT COUNT(*), COUNT(`fulltext_seed`) FROM `{name}`")
+    assert tuple(seeds[0]) == (2, 0)
+    assert set(coll.get(["a", "b"])[0]) >= {"id", "content"}
+    assert "fulltext_seed" not in coll.get(["a"])[0]  # not part of a row as the API returns it
+    with pytest.raises(Exception, match="built into every collection"):
+        store.create_collection(make_collection_name("api"), 4, columns={"fulltext_seed": "varchar(8)"})
     plain = store.create_collection(make_collection_name("api"), 4)
     with pytest.raises(ConfigError, match="name the full-text parser"):
         plain.create_fulltext_index()

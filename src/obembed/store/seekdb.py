@@ -272,7 +272,8 @@ class Store:
                 self._drop_orphan_table(name)
             deferred = bool(parser) and defer_fulltext
             ddl = schema.collection_ddl(name, dimension, dist, columns=cols, index=index, index_params=params,
-                                        fulltext=None if deferred else parser, sparse=bool(sparse))
+                                        fulltext=None if deferred else parser, sparse=bool(sparse),
+                                        fulltext_seed=parser if deferred else None)
             # no automatic re-run after a lost link: the table may exist already; calling again cleans it up
             try:
                 self.execute(ddl, what=f"create collection {name!r}", fetch=False, retry=False)
