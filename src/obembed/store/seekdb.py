@@ -316,10 +316,11 @@ class Store:
             assert meta is not None
             return Collection(self, meta, provider=provider)
 
-    def _await_meta_row(self, name: str, wait_s: float = CREATE_WAIT_S) -> dict[str, Any] | None:
+    def _await_meta_row(self, name: str, wait_s: float | None = None) -> dict[str, Any] | None:
         """The metadata row of ``name`` once it appears (another process creating the collection writes it right
-        after its CREATE TABLE), or None after ``wait_s`` (a create that was killed in between)."""
-        deadline = time.monotonic() + wait_s
+        after its CREATE TABLE), or None after ``wait_s`` (default ``CREATE_WAIT_S``, read at the call: a create
+        that was killed in between)."""
+        deadline = time.monotonic() + (CREATE_WAIT_S if wait_s is None else wait_s)
         while True:
             meta = self._meta_row(name)
             if meta is not None or time.monotonic() >= deadline:
